@@ -1,0 +1,36 @@
+# make serve: run the service on 127.0.0.1:8000 (creates the virtual environment on first use)
+# make test:  lint + the whole test suite
+SHELL := /bin/bash
+VENV = $(shell scripts/venv.sh)
+PYTHON = $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: serve test test-fast lint venv train evaluate bench clean
+
+venv:
+	@scripts/venv.sh
+
+serve:
+	$(PYTHON) -m deployments.local
+
+test: lint
+	$(PYTHON) -m pytest -q --timeout=900 tests
+
+test-fast:
+	$(PYTHON) -m pytest -q -m "not slow" tests
+
+lint:
+	$(VENV)/bin/ruff check deployments pipelines storage tests bench scripts
+
+# The shipped checkpoint's recipe (see models/lithoseg-default/MODEL_CARD.md).
+train:
+	$(PYTHON) -m pipelines.train --out var/runs/default --data ../shared/data/real_cores \
+		--holdout cc05,cc26,dji0045,dji0049,dji0059 --steps 2400 --batch-size 8 --crop 256 --val-every 300
+
+evaluate:
+	$(PYTHON) -m pipelines.evaluate --model models/lithoseg-default --synthetic 60 --json var/eval/synthetic.json
+	$(PYTHON) -m pipelines.evaluate --model models/lithoseg-default --data ../shared/data/real_cores \
+		--only cc05,cc26,dji0045,dji0049,dji0059 --json var/eval/real_holdout.json
+
+clean:
+	rm -rf var/store var/runs .pytest_cache

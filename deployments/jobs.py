@@ -1,0 +1,87 @@
+"""Job records, their statuses and where a job's objects live in the ResultStore."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["queued", "started", "finished", "failed", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"finished", "failed", "cancelled"})
+JOBS_PREFIX = "jobs/"
+
+
+def record_key(job_id: str) -> str:
+    return f"{JOBS_PREFIX}{job_id}/record.json"
+
+
+def upload_key(job_id: str) -> str:
+    return f"{JOBS_PREFIX}{job_id}/upload"
+
+
+def overlay_key(job_id: str) -> str:
+    return f"{JOBS_PREFIX}{job_id}/overlay.png"
+
+
+def mask_key(job_id: str) -> str:
+    return f"{JOBS_PREFIX}{job_id}/mask.png"
+
+
+def artifact_keys(job_id: str) -> list[str]:
+    """Everything of a job but its record."""
+    return [upload_key(job_id), overlay_key(job_id), mask_key(job_id)]
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def parse_job_id(text: str) -> str | None:
+    """The canonical form of a job id, or None if `text` is not a UUID."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
+
+
+def owner_of(api_key: str) -> str:
+    """What a record keeps of the key that made it: a digest, never the key itself."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+@dataclass
+class JobRecord:
+    job_id: str
+    owner: str
+    seq: int
+    created_at: float
+    mask_weight: float
+    status: Status = "queued"
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    attempts: int = 0
+    idempotency_key: str | None = None
+    filename: str | None = None
+    image: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> JobRecord:
+        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+
+    def public(self) -> dict[str, Any]:
+        """The job as the API shows it (the reference service's fields first)."""
+        return {
+            "job_id": self.job_id,
+            "status": self.status,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+            "result": self.result,
+        }

@@ -1,0 +1,90 @@
+"""`make serve`: the whole service on this machine, in the foreground, with the CPU profile.
+
+Starts a local Ray instance, deploys the application on LITHOSEG_HOST:LITHOSEG_PORT, waits until
+it is ready, prints the API key to use (a fresh development key when LITHOSEG_API_KEYS is unset)
+and runs until Ctrl-C / SIGTERM, then stops every process it started.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from typing import Any
+
+from deployments.settings import REPO_ROOT, Settings
+
+
+def start(overrides: dict[str, Any] | None = None, wait_s: float = 300) -> Settings:
+    """Start Ray and Serve in this process and deploy the app; returns the settings in force."""
+    import ray
+    from ray import serve
+
+    from deployments.app import build_app
+
+    settings = Settings(**(overrides or {}))
+    ray.init(
+        num_cpus=max(2, os.cpu_count() or 2),
+        include_dashboard=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
+        logging_level="WARNING",
+    )
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(build_app(overrides), name=settings.app_name, route_prefix="/", blocking=False)
+    wait_until_ready(settings, wait_s)
+    return settings
+
+
+def wait_until_ready(settings: Settings, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    url = f"http://{settings.host}:{settings.port}/ready"
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"The service did not become ready within {wait_s:.0f} s ({url}).")
+        time.sleep(0.25)
+
+
+def stop(settings: Settings) -> None:
+    import ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+def main() -> None:
+    began = time.monotonic()
+    overrides: dict[str, Any] = {}
+    if not Settings().api_key_list():
+        overrides["api_keys"] = "dev-" + secrets.token_urlsafe(18)
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    settings = start(overrides)
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"\nlithoseg is ready at {base} after {time.monotonic() - began:.1f} s", flush=True)
+    if "api_keys" in overrides:
+        print(f"development API key (LITHOSEG_API_KEYS was unset): {overrides['api_keys']}", flush=True)
+        key = overrides["api_keys"]
+    else:
+        key = "<one of LITHOSEG_API_KEYS>"
+    print(f'try: curl -X POST {base}/predict -H "api-key: {key}" -F "file=@core.jpg"', flush=True)
+    print(f"docs: {base}/docs    stop: Ctrl-C", flush=True)
+    stopping.wait()
+    print("stopping...", flush=True)
+    stop(settings)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

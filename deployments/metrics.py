@@ -1,0 +1,27 @@
+"""Prometheus metrics of the ingress, rendered in the text exposition format at /metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class IngressMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("lithoseg_http_requests", "HTTP requests by route and status.", ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("lithoseg_http_request_seconds", "HTTP request latency.", ["method", "route"], registry=self.registry)
+        self.submitted = Counter("lithoseg_jobs_submitted", "Jobs accepted by POST /predict.", registry=self.registry)
+        self.rejected_uploads = Counter("lithoseg_uploads_rejected", "Uploads refused at submit, by status.", ["status"], registry=self.registry)
+        self.jobs = Gauge("lithoseg_jobs", "Jobs known to the tracker, by status.", ["status"], registry=self.registry)
+        self.queue_length = Gauge("lithoseg_queue_length", "Jobs waiting in the queue.", registry=self.registry)
+        self.in_flight = Gauge("lithoseg_jobs_in_flight", "Jobs being processed.", registry=self.registry)
+
+    def render(self, tracker_stats: dict[str, Any] | None) -> bytes:
+        if tracker_stats is not None:
+            for status in ("queued", "started", "finished", "failed", "cancelled"):
+                self.jobs.labels(status).set(tracker_stats["jobs"].get(status, 0))
+            self.queue_length.set(tracker_stats["queued"])
+            self.in_flight.set(tracker_stats["in_flight"])
+        return generate_latest(self.registry)

@@ -1,0 +1,67 @@
+"""Segmenter: the model. Tiles in, class probabilities out, batched across jobs by `@serve.batch`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, Field
+from ray import serve
+
+from deployments.settings import Settings
+from pipelines.model import LoadedModel, load_checkpoint, predict_probabilities
+from storage.factory import fetch_checkpoint
+
+logger = logging.getLogger("ray.serve")
+
+
+class SegmenterConfig(BaseModel):
+    """Runtime knobs, applied in `reconfigure` (Serve `user_config`)."""
+
+    max_batch_size: int = Field(1, ge=1, description="Tiles per forward pass; 1 is fastest on a small CPU.")
+    batch_wait_timeout_s: float = Field(0.005, ge=0, description="How long a batch waits to fill.")
+    torch_threads: int = Field(0, ge=0, description="torch CPU threads; 0 uses every core of the machine.")
+    model: str | None = Field(None, description="Checkpoint directory or s3:// URI; default LITHOSEG_MODEL.")
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=16, user_config=SegmenterConfig().model_dump())
+class Segmenter:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.model: LoadedModel | None = None
+        self.model_uri: str | None = None
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        config = SegmenterConfig(**user_config)
+        # Ray sets OMP_NUM_THREADS from the fractional num_cpus (i.e. 1); the model wants the cores.
+        torch.set_num_threads(config.torch_threads or os.cpu_count() or 1)
+        self.predict.set_max_batch_size(config.max_batch_size)
+        self.predict.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        uri = config.model or self.settings.model
+        if uri != self.model_uri:
+            self.model = load_checkpoint(fetch_checkpoint(uri, self.settings.s3_endpoint_url))
+            self.model_uri = uri
+            logger.info("Segmenter loaded %s (%s) on %s", self.model.config.name, uri, self.model.device)
+
+    def info(self) -> dict[str, Any]:
+        assert self.model is not None
+        config = self.model.config
+        return {
+            "name": config.name,
+            "version": config.version,
+            "device": str(self.model.device),
+            "tile_size": config.tile_size,
+            "tile_overlap": config.tile_overlap,
+            "output_stride": config.output_stride,
+            "num_classes": len(config.classes),
+            "classes": config.classes,
+        }
+
+    @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.005)
+    async def predict(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
+        assert self.model is not None
+        return await asyncio.to_thread(predict_probabilities, self.model, tiles)

@@ -1,0 +1,45 @@
+"""The one settings object: every `LITHOSEG_` environment variable, typed, with its default.
+
+Read once, in the application builder, and handed to each deployment through its constructor.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = REPO_ROOT / "models" / "lithoseg-default"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LITHOSEG_", frozen=True)
+
+    api_keys: SecretStr = Field(SecretStr(""), description="Comma-separated API keys accepted in the `api-key` header.")
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(8000, description="HTTP port.")
+    store_url: str = Field((REPO_ROOT / "var" / "store").as_uri(), description="file:///path or s3://bucket/prefix.")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto); unset for AWS.")
+    model: str = Field(str(DEFAULT_MODEL), description="Checkpoint directory or s3://bucket/prefix of one.")
+    default_mask_weight: float = Field(0.5, ge=0.0, le=1.0, description="mask_weight when a request gives none.")
+    max_upload_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest accepted upload, in bytes.")
+    max_pixels: int = Field(100_000_000, gt=0, description="Largest accepted image, in pixels (after EXIF rotation).")
+    result_ttl_s: float = Field(24 * 3600, gt=0, description="Finished jobs and their results are deleted after this long.")
+    max_queued_jobs: int = Field(1000, gt=0, description="Queue length beyond which POST /predict answers 503.")
+    max_jobs_in_flight: int = Field(4, gt=0, description="Jobs the tracker runs through the pipeline at once.")
+    rate_limit_per_minute: int = Field(600, ge=0, description="Requests per API key per minute per ingress replica (0: no limit).")
+    app_name: str = Field("lithoseg", description="Serve application name; also names the job tracker actor.")
+
+    @field_validator("s3_endpoint_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return value or None
+
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+
+    @property
+    def tracker_name(self) -> str:
+        return f"{self.app_name}-job-tracker"

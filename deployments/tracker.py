@@ -1,0 +1,213 @@
+"""JobTracker: the detached, named actor that owns job records and the FIFO queue.
+
+Every change to a record is written through to the ResultStore before the caller hears of it,
+so the actor's memory is only a cache: when Ray restarts the actor (it is created with unlimited
+restarts) `__init__` reloads every record; queued jobs keep their places and jobs that were
+running go back to the head of the queue, in submission order. No accepted job is lost.
+
+Jobs are dispatched to the JobRunner deployment in submission order, at most
+`max_jobs_in_flight` at a time; their tiles interleave in the Segmenter's batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import ray
+from ray.serve.handle import DeploymentHandle
+
+from deployments.jobs import JOBS_PREFIX, TERMINAL, JobRecord, artifact_keys, record_key, upload_key
+from deployments.settings import Settings
+from storage import StoreError, open_store
+
+logger = logging.getLogger("ray.serve")
+
+MAX_ATTEMPTS = 3  # a job whose runner call itself fails (a replica died) is retried this often
+TRACKER_NAMESPACE = "lithoseg"
+
+
+class QueueFullError(Exception):
+    pass
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=1000)
+class JobTracker:
+    def __init__(self, settings: Settings, runner: DeploymentHandle) -> None:
+        self.settings = settings
+        self.runner = runner
+        self.store = open_store(settings.store_url, settings.s3_endpoint_url)
+        self.records: dict[str, JobRecord] = {}
+        self.queue: deque[str] = deque()
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self.idempotent: dict[tuple[str, str], str] = {}
+        self.next_seq = 0
+        self._background: asyncio.Task[None] | None = None
+        self._reload()
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        interrupted = []
+        for key in self.store.list(JOBS_PREFIX):
+            if not key.endswith("/record.json"):
+                continue
+            try:
+                record = JobRecord.from_dict(self.store.get_json(key))
+            except (StoreError, ValueError, TypeError):
+                logger.exception("Skipping unreadable job record %s", key)
+                continue
+            self.records[record.job_id] = record
+            if record.idempotency_key:
+                self.idempotent[(record.owner, record.idempotency_key)] = record.job_id
+            if record.status == "started":
+                interrupted.append(record)
+        for record in interrupted:
+            record.status = "queued"
+        ordered = sorted((r for r in self.records.values() if r.status == "queued"), key=lambda r: r.seq)
+        self.queue = deque(r.job_id for r in ordered)
+        self.next_seq = max((r.seq for r in self.records.values()), default=-1) + 1
+        if self.records:
+            logger.info("JobTracker reloaded %d jobs; %d queued (%d were running)", len(self.records), len(self.queue), len(interrupted))
+
+    async def _persist(self, record: JobRecord) -> None:
+        await asyncio.to_thread(self.store.put_json, record_key(record.job_id), record.to_dict())
+
+    def _ensure_started(self) -> None:
+        if self._background is None or self._background.done():
+            self._background = asyncio.get_running_loop().create_task(self._housekeeping())
+            self._dispatch()
+
+    # -- API used by the ingress ---------------------------------------------------------------
+
+    async def ping(self) -> dict[str, Any]:
+        self._ensure_started()
+        return self.stats()
+
+    def stats(self) -> dict[str, Any]:
+        by_status: dict[str, int] = {}
+        for record in self.records.values():
+            by_status[record.status] = by_status.get(record.status, 0) + 1
+        return {"jobs": by_status, "queued": len(self.queue), "in_flight": len(self.running)}
+
+    async def find_idempotent(self, owner: str, idempotency_key: str) -> dict[str, Any] | None:
+        self._ensure_started()
+        job_id = self.idempotent.get((owner, idempotency_key))
+        return self.records[job_id].public() if job_id in self.records else None
+
+    async def submit(self, job_id: str, owner: str, mask_weight: float, idempotency_key: str | None, filename: str | None, image: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Queue a job whose upload is already in the store. Returns (job, created)."""
+        self._ensure_started()
+        if idempotency_key:
+            existing = self.idempotent.get((owner, idempotency_key))
+            if existing in self.records:
+                return self.records[existing].public(), False
+        if len(self.queue) >= self.settings.max_queued_jobs:
+            raise QueueFullError(f"The queue is full ({len(self.queue)} jobs waiting); retry later.")
+        record = JobRecord(job_id, owner, self.next_seq, time.time(), mask_weight, idempotency_key=idempotency_key, filename=filename, image=image)
+        self.next_seq += 1
+        await self._persist(record)
+        self.records[job_id] = record
+        if idempotency_key:
+            self.idempotent[(owner, idempotency_key)] = job_id
+        self.queue.append(job_id)
+        self._dispatch()
+        return record.public(), True
+
+    async def get(self, job_id: str, owner: str) -> dict[str, Any] | None:
+        self._ensure_started()
+        record = self.records.get(job_id)
+        return record.public() if record and record.owner == owner else None
+
+    async def cancel(self, job_id: str, owner: str) -> dict[str, Any] | None:
+        """Cancel a queued or running job (kept, as `cancelled`), or forget a finished one."""
+        self._ensure_started()
+        record = self.records.get(job_id)
+        if record is None or record.owner != owner:
+            return None
+        if record.status in TERMINAL:
+            await self._forget(record)
+            return {"job_id": job_id, "status": record.status, "deleted": True}
+        if job_id in self.queue:
+            self.queue.remove(job_id)
+        task = self.running.pop(job_id, None)
+        if task is not None:
+            task.cancel()
+        record.status, record.finished_at, record.error = "cancelled", time.time(), None
+        await self._persist(record)
+        await asyncio.to_thread(self._delete_artifacts, job_id)
+        self._dispatch()
+        logger.info("Job %s cancelled", job_id)
+        return {"job_id": job_id, "status": "cancelled", "deleted": False}
+
+    # -- running jobs --------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        while self.queue and len(self.running) < self.settings.max_jobs_in_flight:
+            job_id = self.queue.popleft()
+            self.running[job_id] = asyncio.get_running_loop().create_task(self._run(job_id))
+
+    async def _run(self, job_id: str) -> None:
+        record = self.records[job_id]
+        record.status, record.started_at, record.attempts = "started", time.time(), record.attempts + 1
+        response = None
+        try:
+            await self._persist(record)
+            response = self.runner.run.remote(job_id, record.mask_weight)
+            outcome: dict[str, Any] = await response
+        except asyncio.CancelledError:
+            if response is not None:
+                response.cancel()
+            raise
+        except Exception as exc:  # the call itself failed: a replica died, the store failed...
+            logger.exception("Job %s attempt %d failed", job_id, record.attempts)
+            if record.attempts < MAX_ATTEMPTS and record.status == "started":
+                record.status = "queued"
+                self.queue.appendleft(job_id)
+                await self._persist(record)
+            else:
+                await self._finish(record, error=f"Processing failed after {record.attempts} attempts ({type(exc).__name__}).")
+        else:
+            if record.status == "started":
+                await self._finish(record, result=outcome.get("result"), error=outcome.get("error"))
+        finally:
+            if self.running.get(job_id) is asyncio.current_task():
+                del self.running[job_id]
+            self._dispatch()
+
+    async def _finish(self, record: JobRecord, result: dict[str, Any] | None = None, error: str | None = None) -> None:
+        record.finished_at = time.time()
+        record.status = "failed" if error else "finished"
+        record.error, record.result = error, None if error else result
+        await self._persist(record)
+        await asyncio.to_thread(self.store.delete, upload_key(record.job_id))  # no longer needed
+        logger.info("Job %s %s in %.2fs%s", record.job_id, record.status, record.finished_at - (record.started_at or record.finished_at), f": {error}" if error else "")
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    def _delete_artifacts(self, job_id: str) -> None:
+        for key in artifact_keys(job_id):
+            self.store.delete(key)
+
+    async def _forget(self, record: JobRecord) -> None:
+        await asyncio.to_thread(self._delete_artifacts, record.job_id)
+        await asyncio.to_thread(self.store.delete, record_key(record.job_id))
+        self.records.pop(record.job_id, None)
+        if record.idempotency_key:
+            self.idempotent.pop((record.owner, record.idempotency_key), None)
+
+    async def _housekeeping(self) -> None:
+        """Deletes finished jobs older than the result TTL."""
+        interval = min(60.0, self.settings.result_ttl_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            cutoff = time.time() - self.settings.result_ttl_s
+            expired = [r for r in self.records.values() if r.status in TERMINAL and (r.finished_at or 0) < cutoff]
+            for record in expired:
+                try:
+                    await self._forget(record)
+                except StoreError:
+                    logger.exception("Could not delete expired job %s", record.job_id)

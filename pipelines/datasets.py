@@ -1,0 +1,100 @@
+"""Labelled image folders and training crops.
+
+A dataset directory holds `images/<id>.(jpg|png)` and `masks/<id>.png` (single channel, class ids),
+as `../shared/data/real_cores` does; an optional `manifest.json` may flag photos whose labels are
+`partial` (unlabelled rock is marked background there), whose background is then ignored in the loss.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pipelines.metrics import IGNORE_ID
+from pipelines.synthetic import generate_sample
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    name: str
+    image: np.ndarray  # (H, W, 3) uint8
+    mask: np.ndarray  # (H, W) uint8; IGNORE_ID where the label is not trusted
+
+
+def list_pairs(directory: str | Path) -> list[tuple[str, Path, Path]]:
+    root = Path(directory)
+    pairs = []
+    for image_path in sorted((root / "images").iterdir()):
+        if image_path.suffix.lower() in IMAGE_SUFFIXES:
+            mask_path = root / "masks" / f"{image_path.stem}.png"
+            if mask_path.is_file():
+                pairs.append((image_path.stem, image_path, mask_path))
+    if not pairs:
+        raise FileNotFoundError(f"No image/mask pairs under {root} (expected images/*.jpg and masks/*.png).")
+    return pairs
+
+
+def partially_labelled(directory: str | Path) -> set[str]:
+    manifest = Path(directory) / "manifest.json"
+    if not manifest.is_file():
+        return set()
+    photos = json.loads(manifest.read_text()).get("photos", [])
+    return {p["id"] for p in photos if str(p.get("label_quality", "")).startswith("partial")}
+
+
+def load_folder(directory: str | Path, names: set[str] | None = None, ignore_partial_background: bool = False) -> list[LabelledImage]:
+    partial = partially_labelled(directory) if ignore_partial_background else set()
+    items = []
+    for name, image_path, mask_path in list_pairs(directory):
+        if names is not None and name not in names:
+            continue
+        image = np.asarray(Image.open(image_path).convert("RGB"))
+        mask = np.array(Image.open(mask_path))
+        if mask.shape != image.shape[:2]:
+            raise ValueError(f"{mask_path} is {mask.shape[::-1]} but its image is {image.shape[1::-1]}.")
+        if name in partial:
+            mask[mask == 0] = IGNORE_ID
+        items.append(LabelledImage(name, image, mask))
+    return items
+
+
+def random_crop(rng: np.random.Generator, item: LabelledImage, size: int, scale_range: tuple[float, float] = (0.5, 1.5)) -> tuple[np.ndarray, np.ndarray]:
+    """A `size`² crop at a random scale, flip and quarter turn; pads with ignore where too small."""
+    image, mask = item.image, item.mask
+    scale = float(np.exp(rng.uniform(np.log(scale_range[0]), np.log(scale_range[1]))))
+    h, w = mask.shape
+    new_h, new_w = max(8, int(h * scale)), max(8, int(w * scale))
+    if (new_h, new_w) != (h, w):
+        image = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
+        mask = np.asarray(Image.fromarray(mask).resize((new_w, new_h), Image.NEAREST))
+    pad_h, pad_w = max(0, size - new_h), max(0, size - new_w)
+    if pad_h or pad_w:
+        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect" if pad_h < new_h and pad_w < new_w else "edge")
+        mask = np.pad(mask, ((0, pad_h), (0, pad_w)), constant_values=IGNORE_ID)
+    y = int(rng.integers(0, mask.shape[0] - size + 1))
+    x = int(rng.integers(0, mask.shape[1] - size + 1))
+    image, mask = image[y : y + size, x : x + size], mask[y : y + size, x : x + size]
+    if rng.random() < 0.5:
+        image, mask = image[:, ::-1], mask[:, ::-1]
+    turns = int(rng.integers(0, 4))
+    image, mask = np.rot90(image, turns), np.rot90(mask, turns)
+    return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+
+
+def color_jitter(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    rgb = image.astype(np.float32)
+    rgb = rgb * rng.uniform(0.75, 1.25) * rng.normal(1, 0.05, 3)[None, None, :]
+    mean = rgb.mean()
+    rgb = (rgb - mean) * rng.uniform(0.8, 1.2) + mean
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def synthetic_item(seed: int) -> LabelledImage:
+    sample = generate_sample(seed)
+    return LabelledImage(f"synthetic{seed}", sample.image, sample.mask)

@@ -1,0 +1,162 @@
+"""Segmentation networks: checkpoint config, construction, loading, saving and tile inference.
+
+A checkpoint is a directory holding `config.json` (everything needed to rebuild and feed the
+network: architecture, encoder, class table, tile size, normalisation, plus training provenance
+and metrics) and `model.safetensors`. The network itself comes from `smp.create_model`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from pipelines.classes import ClassTable, default_class_table
+from pipelines.errors import CheckpointError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class ModelConfig:
+    """What `config.json` holds. Unknown keys are kept in `extra` so newer files still load."""
+
+    name: str = "lithoseg-unet-efflite0"
+    version: str = "0"
+    architecture: str = "Unet"
+    encoder: str = "tu-tf_efficientnet_lite0"
+    architecture_kwargs: dict[str, Any] = field(default_factory=lambda: {"decoder_channels": [128, 64, 48, 32, 16]})
+    classes: list[dict[str, Any]] = field(default_factory=lambda: default_class_table().to_records())
+    tile_size: int = 512
+    tile_overlap: int = 64
+    output_stride: int = 32
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def class_table(self) -> ClassTable:
+        return ClassTable.from_records(self.classes)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelConfig:
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        config = cls(**{k: v for k, v in raw.items() if k in known})
+        config.extra = {k: v for k, v in raw.items() if k not in known and k != "extra"} | raw.get("extra", {})
+        config.mean = tuple(config.mean)  # type: ignore[assignment]
+        config.std = tuple(config.std)  # type: ignore[assignment]
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LoadedModel:
+    config: ModelConfig
+    network: torch.nn.Module
+    device: torch.device
+
+
+def select_device(preferred: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), CPU otherwise."""
+    if preferred == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(preferred)
+
+
+def build_network(config: ModelConfig) -> torch.nn.Module:
+    import segmentation_models_pytorch as smp
+
+    return smp.create_model(
+        config.architecture,
+        encoder_name=config.encoder,
+        encoder_weights=None,
+        in_channels=3,
+        classes=len(config.classes),
+        **config.architecture_kwargs,
+    )
+
+
+def save_checkpoint(directory: str | Path, config: ModelConfig, network: torch.nn.Module) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
+    tmp_weights = directory / (WEIGHTS_FILE + ".tmp")
+    save_file(state, str(tmp_weights), metadata={"format": "pt"})
+    tmp_weights.replace(directory / WEIGHTS_FILE)
+    (directory / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    return directory
+
+
+def read_config(directory: str | Path) -> ModelConfig:
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{directory} is not a checkpoint directory: it has no {CONFIG_FILE}.")
+    try:
+        return ModelConfig.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path} is not a valid checkpoint config: {exc}.") from exc
+
+
+def load_checkpoint(directory: str | Path, device: torch.device | str = "auto") -> LoadedModel:
+    """Rebuild the network from `config.json` and load `model.safetensors` into it, in eval mode."""
+    config = read_config(directory)
+    weights = Path(directory) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{directory} has no {WEIGHTS_FILE}.")
+    network = build_network(config)
+    try:
+        network.load_state_dict(load_file(str(weights)), strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"The weights in {weights} do not fit the network in {CONFIG_FILE}: {exc}") from exc
+    target = select_device(device) if isinstance(device, str) else device
+    network = network.to(target).eval()
+    if target.type == "cuda":
+        network = network.to(memory_format=torch.channels_last)
+    return LoadedModel(config, network, target)
+
+
+def to_input_tensor(tiles: np.ndarray, config: ModelConfig, device: torch.device) -> torch.Tensor:
+    """(B, H, W, 3) uint8 → normalised (B, 3, H, W) float tensor on `device`."""
+    batch = torch.from_numpy(np.ascontiguousarray(tiles)).to(device)
+    batch = batch.permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(config.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(config.std, device=device).view(1, 3, 1, 1)
+    batch = (batch - mean) / std
+    if device.type == "cuda":
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    return batch
+
+
+def predict_probabilities(model: LoadedModel, tiles: list[np.ndarray]) -> list[np.ndarray]:
+    """Class probabilities, (C, H, W) float16, for each (H, W, 3) uint8 tile.
+
+    Tiles of the same shape run as one batch; H and W must be multiples of the output stride.
+    """
+    results: list[np.ndarray | None] = [None] * len(tiles)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for index, tile in enumerate(tiles):
+        by_shape.setdefault(tile.shape, []).append(index)
+    with torch.inference_mode():
+        for indices in by_shape.values():
+            batch = to_input_tensor(np.stack([tiles[i] for i in indices]), model.config, model.device)
+            if model.device.type == "cuda":
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    logits = model.network(batch)
+            else:
+                logits = model.network(batch)
+            probabilities = torch.softmax(logits.float(), dim=1).to(torch.float16).cpu().numpy()
+            for position, index in enumerate(indices):
+                results[index] = probabilities[position]
+    return results  # type: ignore[return-value]

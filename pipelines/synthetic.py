@@ -1,0 +1,419 @@
+"""Seeded generator of synthetic drill-core photographs with exact class masks.
+
+A sample is a core box or tray (wood, cardboard or plastic, with dividers, depth labels and
+spacer blocks, sometimes on a table) holding one to several core columns, round or slabbed, broken
+into pieces with gaps; each piece is a stack of lithology intervals whose textures follow what a
+geologist sees: sandstone grain and cross-laminae, dark smooth mudstone with conchoidal breaks,
+pale limestone with fossil debris and stylolites, white nodular anhydrite, clasts in a matrix for
+conglomerate, alternating laminae for the interlayered facies, mottled grey-green marl, a
+weathered rind for crust. Then the camera: lighting gradient, colour cast, blur, noise, rotation,
+JPEG artefacts. Long single-column images imitate slabbed-core line scans.
+
+The same `seed` always gives the same image and mask. Run as a command to write a dataset in the
+layout of the real data (`images/*.jpg`, `masks/*.png`):
+
+    python -m pipelines.synthetic --out var/data/synthetic --count 500 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from pipelines.classes import default_class_table
+
+Rng = np.random.Generator
+ROCK_IDS = tuple(c.id for c in default_class_table().rock_classes)
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: np.ndarray  # (H, W, 3) uint8
+    mask: np.ndarray  # (H, W) uint8 class ids
+
+
+# ---------------------------------------------------------------------------------------------
+# noise primitives
+
+
+def value_noise(rng: Rng, height: int, width: int, cell: float) -> np.ndarray:
+    """Smooth noise in [0, 1] with features about `cell` pixels wide."""
+    small_h = max(2, int(height / max(cell, 1.0)) + 2)
+    small_w = max(2, int(width / max(cell, 1.0)) + 2)
+    small = (rng.random((small_h, small_w)) * 255).astype(np.uint8)
+    big = Image.fromarray(small).resize((width, height), Image.BICUBIC)
+    return np.asarray(big, dtype=np.float32) / 255.0
+
+
+def fractal_noise(rng: Rng, height: int, width: int, cell: float, octaves: int = 3) -> np.ndarray:
+    total = np.zeros((height, width), np.float32)
+    amplitude, norm = 1.0, 0.0
+    for _ in range(octaves):
+        total += amplitude * value_noise(rng, height, width, cell)
+        norm += amplitude
+        amplitude *= 0.5
+        cell = max(1.0, cell / 2)
+    return total / norm
+
+
+def grain(rng: Rng, height: int, width: int, strength: float) -> np.ndarray:
+    return (rng.standard_normal((height, width)).astype(np.float32)) * strength
+
+
+def jitter_color(rng: Rng, base: tuple[int, int, int], spread: float) -> np.ndarray:
+    return np.clip(np.array(base, np.float32) + rng.normal(0, spread, 3), 0, 255)
+
+
+def colorize(field: np.ndarray, dark: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """Map a [0, 1] field onto a colour ramp between two RGB colours → (H, W, 3) float."""
+    field = np.clip(field, 0, 1)[..., None]
+    return dark[None, None, :] * (1 - field) + light[None, None, :] * field
+
+
+def laminae(rng: Rng, height: int, width: int, period: float, angle: float, waviness: float) -> np.ndarray:
+    """Periodic bands across the core axis (axis = rows), tilted by `angle` radians, in [0, 1]."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    warp = value_noise(rng, height, width, max(8.0, width / 2)) * waviness
+    phase = (yy * np.cos(angle) + xx * np.sin(angle)) / period + warp
+    irregular = value_noise(rng, height, width, period * 3) * 0.8
+    return (0.5 + 0.5 * np.sin(2 * np.pi * (phase + irregular))).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# lithology textures: each returns (H, W, 3) float in 0..255 for an interval lying along the rows
+
+
+def _sandstone(rng: Rng, h: int, w: int) -> np.ndarray:
+    light = jitter_color(rng, (200, 180, 140), 18)
+    dark = light * rng.uniform(0.7, 0.85)
+    field = 0.55 * fractal_noise(rng, h, w, 40) + 0.45 * laminae(rng, h, w, rng.uniform(6, 16), rng.uniform(-0.6, 0.6), 0.6)
+    img = colorize(field, dark, light)
+    return img + grain(rng, h, w, rng.uniform(8, 16))[..., None]
+
+
+def _siltstone(rng: Rng, h: int, w: int) -> np.ndarray:
+    light = jitter_color(rng, (150, 140, 120), 12)
+    dark = light * rng.uniform(0.8, 0.9)
+    field = 0.6 * laminae(rng, h, w, rng.uniform(3, 7), rng.uniform(-0.1, 0.1), 0.2) + 0.4 * fractal_noise(rng, h, w, 30)
+    return colorize(field, dark, light) + grain(rng, h, w, 5)[..., None]
+
+
+def _mudstone(rng: Rng, h: int, w: int) -> np.ndarray:
+    base = jitter_color(rng, (62, 62, 64), 10)
+    img = colorize(fractal_noise(rng, h, w, 60), base * 0.85, base * 1.1)
+    canvas = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(rng.integers(0, 3)):  # conchoidal fractures: curved bright arcs
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(w * 0.3, w)
+        start = rng.uniform(0, 360)
+        draw.arc([cx - r, cy - r, cx + r, cy + r], start, start + rng.uniform(30, 90), fill=255, width=int(rng.integers(1, 3)))
+    arcs = np.asarray(canvas, np.float32)[..., None] / 255.0
+    return img * (1 - arcs) + (base * 1.6) * arcs + grain(rng, h, w, 2.5)[..., None]
+
+
+def _dolomite(rng: Rng, h: int, w: int) -> np.ndarray:
+    light = jitter_color(rng, (205, 170, 160), 15)
+    dark = light * 0.8
+    img = colorize(fractal_noise(rng, h, w, 25), dark, light) + grain(rng, h, w, 12)[..., None]
+    vugs = value_noise(rng, h, w, 5) > rng.uniform(0.86, 0.93)
+    img[vugs] *= 0.45
+    return img
+
+
+def _limestone(rng: Rng, h: int, w: int) -> np.ndarray:
+    light = jitter_color(rng, (215, 212, 200), 10)
+    img = colorize(fractal_noise(rng, h, w, 50), light * 0.88, light) + grain(rng, h, w, 4)[..., None]
+    canvas = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(int(h * w / 1500 * rng.uniform(0.3, 1.0))):  # fossil fragments
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        a, b = rng.uniform(1.5, 6), rng.uniform(1, 3)
+        draw.ellipse([x - a, y - b, x + a, y + b], fill=int(rng.choice([90, 255])))
+    fossils = np.asarray(canvas, np.float32)
+    img[fossils == 255] *= 1.08
+    img[fossils == 90] *= 0.7
+    stylolites = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(stylolites)
+    for _ in range(rng.integers(0, 3)):  # jagged dark seams across the core
+        y0 = rng.uniform(0, h)
+        xs = np.linspace(0, w, max(3, w // 4))
+        ys = y0 + np.cumsum(rng.normal(0, 1.5, xs.size))
+        draw.line(list(zip(xs.tolist(), ys.tolist())), fill=255, width=1)
+    seams = np.asarray(stylolites, np.float32)[..., None] / 255.0
+    return img * (1 - 0.6 * seams)
+
+
+def _anhydrite(rng: Rng, h: int, w: int) -> np.ndarray:
+    light = jitter_color(rng, (238, 238, 242), 6)
+    nodules = value_noise(rng, h, w, rng.uniform(10, 25))
+    img = colorize(nodules, light * 0.85, light)
+    edges = np.abs(nodules - 0.5) < 0.03  # chicken-wire outlines between nodules
+    img[edges] = light * 0.45
+    return img + grain(rng, h, w, 3)[..., None]
+
+
+def _interlayered(rng: Rng, h: int, w: int, light_base: tuple[int, int, int], period: tuple[float, float]) -> np.ndarray:
+    light = jitter_color(rng, light_base, 14)
+    dark = jitter_color(rng, (60, 60, 62), 8)
+    bands = laminae(rng, h, w, rng.uniform(*period), rng.uniform(-0.15, 0.15), 0.4)
+    threshold = rng.uniform(0.35, 0.65)
+    field = (bands > threshold).astype(np.float32)
+    field = np.asarray(Image.fromarray((field * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.8)), np.float32) / 255
+    return colorize(field, dark, light) + grain(rng, h, w, 6)[..., None]
+
+
+def _interlayered_sand_mud(rng: Rng, h: int, w: int) -> np.ndarray:
+    return _interlayered(rng, h, w, (195, 175, 135), (8, 30))
+
+
+def _interlayered_silt_mud(rng: Rng, h: int, w: int) -> np.ndarray:
+    return _interlayered(rng, h, w, (140, 132, 118), (3, 10))
+
+
+def _conglomerate(rng: Rng, h: int, w: int) -> np.ndarray:
+    matrix = jitter_color(rng, (170, 150, 120), 15)
+    img = colorize(fractal_noise(rng, h, w, 20), matrix * 0.8, matrix) + grain(rng, h, w, 10)[..., None]
+    canvas = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(int(h * w / 400 * rng.uniform(0.4, 0.9))):
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        r = rng.uniform(2, max(3.0, w / 6))
+        color = tuple(int(c) for c in rng.choice([[90, 90, 95], [210, 205, 195], [160, 90, 70], [120, 130, 110], [40, 40, 45]]) + rng.normal(0, 10, 3))
+        draw.ellipse([x - r, y - r * rng.uniform(0.5, 1), x + r, y + r * rng.uniform(0.5, 1)], fill=color, outline=tuple(int(c * 0.7) for c in color))
+    return np.asarray(canvas, np.float32) + grain(rng, h, w, 4)[..., None]
+
+
+def _crust(rng: Rng, h: int, w: int) -> np.ndarray:
+    light = jitter_color(rng, (185, 110, 60), 20)
+    dark = jitter_color(rng, (95, 50, 30), 12)
+    field = fractal_noise(rng, h, w, 12, octaves=4)
+    img = colorize(field, dark, light) + grain(rng, h, w, 14)[..., None]
+    pits = value_noise(rng, h, w, 3) > 0.85
+    img[pits] *= 0.6
+    return img
+
+
+def _marl(rng: Rng, h: int, w: int) -> np.ndarray:
+    light = jitter_color(rng, (150, 165, 145), 12)
+    dark = jitter_color(rng, (100, 115, 100), 10)
+    field = fractal_noise(rng, h, w, rng.uniform(15, 35), octaves=2)
+    return colorize(field, dark, light) + grain(rng, h, w, 4)[..., None]
+
+
+TEXTURES: dict[int, Callable[[Rng, int, int], np.ndarray]] = {
+    1: _sandstone,
+    2: _siltstone,
+    3: _mudstone,
+    4: _dolomite,
+    5: _limestone,
+    6: _anhydrite,
+    7: _interlayered_sand_mud,
+    8: _interlayered_silt_mud,
+    9: _conglomerate,
+    10: _crust,
+    11: _marl,
+}
+
+
+def render_lithology(rng: Rng, class_id: int, height: int, width: int) -> np.ndarray:
+    """(height, width, 3) float RGB texture of `class_id` with the core axis along the rows."""
+    return TEXTURES[class_id](rng, height, width)
+
+
+# ---------------------------------------------------------------------------------------------
+# trays, boxes and the scene
+
+
+def _tray_texture(rng: Rng, h: int, w: int) -> np.ndarray:
+    kind = rng.choice(["wood", "cardboard", "plastic_dark", "plastic_light", "plastic_color"])
+    if kind == "wood":
+        base = jitter_color(rng, (150, 105, 65), 20)
+        stripes = laminae(rng, h, w, rng.uniform(4, 12), np.pi / 2 + rng.normal(0, 0.05), 1.5)
+        return colorize(0.6 * stripes + 0.4 * fractal_noise(rng, h, w, 40), base * 0.7, base * 1.1)
+    if kind == "cardboard":
+        base = jitter_color(rng, (180, 150, 110), 15)
+        return colorize(fractal_noise(rng, h, w, 60), base * 0.85, base) + grain(rng, h, w, 4)[..., None]
+    if kind == "plastic_dark":
+        base = jitter_color(rng, (45, 45, 50), 10)
+    elif kind == "plastic_light":
+        base = jitter_color(rng, (200, 200, 195), 15)
+    else:
+        base = jitter_color(rng, tuple(int(v) for v in rng.choice([[40, 80, 160], [170, 40, 40], [60, 140, 70], [210, 160, 40]])), 15)
+    return colorize(fractal_noise(rng, h, w, 120), base * 0.85, base * 1.05)
+
+
+def _draw_label(draw: ImageDraw.ImageDraw, rng: Rng, box: tuple[float, float, float, float]) -> None:
+    """A depth label or a foam spacer: a pale block with dark marker strokes."""
+    x0, y0, x1, y1 = box
+    fill = tuple(int(v) for v in rng.choice([[240, 240, 235], [245, 230, 120], [230, 120, 150], [90, 140, 220]]))
+    draw.rectangle(box, fill=fill)
+    for _ in range(rng.integers(2, 6)):
+        ax, ay = rng.uniform(x0, x1), rng.uniform(y0, y1)
+        bx, by = ax + rng.uniform(-(x1 - x0) / 3, (x1 - x0) / 3), ay + rng.uniform(-(y1 - y0) / 3, (y1 - y0) / 3)
+        draw.line([ax, ay, bx, by], fill=(20, 20, 30), width=int(rng.integers(1, 3)))
+
+
+def _paint_column(rng: Rng, image: np.ndarray, mask: np.ndarray, x0: int, x1: int, y0: int, y1: int, slabbed: bool, class_pool: np.ndarray) -> None:
+    """Fill the core channel [y0, y1) × [x0, x1) with pieces, gaps, spacers and intervals."""
+    width = x1 - x0
+    y = y0
+    overlay = Image.fromarray(image)
+    draw = ImageDraw.Draw(overlay)
+    labels: list[tuple[float, float, float, float]] = []
+    while y < y1 - 4:
+        roll = rng.random()
+        if roll < 0.07:  # spacer block or depth label across the channel
+            length = int(rng.uniform(0.3, 1.2) * width)
+            labels.append((x0, y, x1, min(y1, y + length)))
+            y += length
+            continue
+        piece = int(rng.uniform(0.5, 6) * width)
+        piece_end = min(y1, y + piece)
+        _paint_piece(rng, image, mask, x0, x1, y, piece_end, slabbed, class_pool)
+        y = piece_end + int(rng.choice([0, 0, 1, 2, 4, 8, 15]) * rng.uniform(0.5, 1.5))  # breaks and gaps
+    overlay = Image.fromarray(image)
+    draw = ImageDraw.Draw(overlay)
+    for box in labels:
+        _draw_label(draw, rng, box)
+        mask[int(box[1]) : int(box[3]) + 1, x0:x1] = 0
+    image[:] = np.asarray(overlay)
+
+
+def _paint_piece(rng: Rng, image: np.ndarray, mask: np.ndarray, x0: int, x1: int, y0: int, y1: int, slabbed: bool, class_pool: np.ndarray) -> None:
+    height, width = y1 - y0, x1 - x0
+    if height < 3 or width < 3:
+        return
+    rgb = np.zeros((height, width, 3), np.float32)
+    ids = np.zeros((height, width), np.uint8)
+    y = 0
+    while y < height:
+        class_id = int(rng.choice(class_pool))
+        length = int(max(4, rng.uniform(0.4, 4.0) * width))
+        end = min(height, y + length)
+        rgb[y:end] = render_lithology(rng, class_id, end - y, width)
+        ids[y:end] = class_id
+        y = end
+    # irregular, slightly tilted contacts between intervals are left straight: the masks stay exact.
+    profile = np.ones(width, np.float32)
+    xs = np.linspace(-1, 1, width)
+    if not slabbed:  # round core: darker towards the edges of the cylinder, a soft highlight
+        profile = 0.55 + 0.45 * np.sqrt(np.clip(1 - xs**2, 0, 1)) + 0.08 * np.exp(-((xs + 0.3) ** 2) / 0.05)
+    rgb *= profile[None, :, None]
+    # crust: weathered rind on the surface of some pieces
+    if rng.random() < 0.08 and 10 in class_pool:
+        rind = max(2, int(width * rng.uniform(0.06, 0.15)))
+        rgb[:, :rind] = _crust(rng, height, rind)
+        ids[:, :rind] = 10
+    # ragged piece ends: rock only inside a slightly irregular outline
+    outline = np.ones((height, width), bool)
+    edge_noise = value_noise(rng, 2, width, max(2.0, width / 6))
+    top = (edge_noise[0] * min(height / 3, width * 0.15)).astype(int)
+    bottom = (edge_noise[1] * min(height / 3, width * 0.15)).astype(int)
+    rows = np.arange(height)[:, None]
+    outline &= rows >= top[None, :]
+    outline &= rows < (height - bottom)[None, :]
+    if not slabbed:
+        inset = max(1, int(width * 0.03))
+        outline[:, :inset] = False
+        outline[:, -inset:] = False
+    region_rgb = image[y0:y1, x0:x1]
+    region_ids = mask[y0:y1, x0:x1]
+    region_rgb[outline] = np.clip(rgb[outline], 0, 255).astype(np.uint8)
+    region_ids[outline] = ids[outline]
+
+
+def generate_sample(seed: int, height: int | None = None, width: int | None = None) -> Sample:
+    """One synthetic core photo and its exact mask. Same seed, same sample."""
+    rng = np.random.default_rng(seed)
+    style = rng.choice(["box", "box", "box", "scan", "tray"])
+    if height is None or width is None:
+        if style == "scan":
+            height, width = int(rng.integers(900, 2400)), int(rng.integers(96, 320))
+        else:
+            height, width = int(rng.integers(320, 1100)), int(rng.integers(320, 1100))
+    n_columns = 1 if style in ("scan", "tray") else int(rng.integers(1, 7))
+    margin = int(min(height, width) * (0.0 if style == "scan" else rng.uniform(0.02, 0.12)))
+    image = np.clip(_tray_texture(rng, height, width), 0, 255).astype(np.uint8)
+    mask = np.zeros((height, width), np.uint8)
+    # a subset of lithologies per photo, as in real boxes, sometimes all of them
+    pool_size = int(rng.choice([1, 2, 2, 3, 3, 4, 6, 11]))
+    class_pool = rng.choice(np.array(ROCK_IDS), size=min(pool_size, len(ROCK_IDS)), replace=False)
+    inner_w = width - 2 * margin
+    channel = inner_w / n_columns
+    divider = max(1, int(channel * rng.uniform(0.04, 0.15))) if n_columns > 1 else 0
+    slabbed = bool(rng.random() < 0.45) or style == "scan"
+    for column in range(n_columns):
+        cx0 = int(margin + column * channel + divider / 2)
+        cx1 = int(margin + (column + 1) * channel - divider / 2)
+        fill = rng.uniform(0.75, 0.98) if style != "scan" else 1.0
+        core_w = max(4, int((cx1 - cx0) * fill))
+        offset = cx0 + (cx1 - cx0 - core_w) // 2
+        _paint_column(rng, image, mask, offset, offset + core_w, margin, height - margin, slabbed, class_pool)
+    if rng.random() < 0.5:  # columns run across the photo about as often as down it
+        image, mask = np.ascontiguousarray(np.rot90(image)), np.ascontiguousarray(np.rot90(mask))
+    image = _camera(rng, image)
+    image, mask = _rotate(rng, image, mask)
+    return Sample(image=image, mask=mask)
+
+
+def _camera(rng: Rng, image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    rgb = image.astype(np.float32)
+    light = 1 + (value_noise(rng, h, w, max(h, w) / 1.5) - 0.5) * rng.uniform(0.2, 0.7)
+    cast = rng.normal(1, 0.06, 3).astype(np.float32)
+    rgb = rgb * light[..., None] * cast[None, None, :] * rng.uniform(0.75, 1.2)
+    rgb += rng.normal(0, rng.uniform(1, 6), rgb.shape).astype(np.float32)
+    out = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+    if rng.random() < 0.5:
+        out = out.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.5)))
+    buffer = io.BytesIO()
+    out.save(buffer, format="JPEG", quality=int(rng.integers(55, 96)))
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+
+
+def _rotate(rng: Rng, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if rng.random() > 0.3:
+        return image, mask
+    angle = float(rng.uniform(-6, 6))
+    fill = tuple(int(v) for v in image.reshape(-1, 3).mean(0))
+    rotated = Image.fromarray(image).rotate(angle, resample=Image.BILINEAR, fillcolor=fill)
+    rotated_mask = Image.fromarray(mask).rotate(angle, resample=Image.NEAREST, fillcolor=0)
+    return np.asarray(rotated), np.asarray(rotated_mask)
+
+
+def write_dataset(out_dir: str | Path, count: int, seed: int) -> Path:
+    """Write `count` samples with seeds seed..seed+count-1 as images/*.jpg + masks/*.png."""
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    entries = []
+    for sample_seed in range(seed, seed + count):
+        sample = generate_sample(sample_seed)
+        name = f"synth{sample_seed:06d}"
+        Image.fromarray(sample.image).save(out / "images" / f"{name}.jpg", quality=92)
+        Image.fromarray(sample.mask, mode="L").save(out / "masks" / f"{name}.png")
+        entries.append({"id": name, "seed": sample_seed, "size": [sample.image.shape[1], sample.image.shape[0]]})
+    (out / "manifest.json").write_text(json.dumps({"generator": "pipelines.synthetic", "photos": entries}, indent=1))
+    (out / "classes.json").write_text(json.dumps({"classes": default_class_table().to_records()}, indent=1))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write a synthetic core-photo dataset (images/*.jpg, masks/*.png).")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    path = write_dataset(args.out, args.count, args.seed)
+    print(f"wrote {args.count} samples to {path}")
+
+
+if __name__ == "__main__":
+    main()

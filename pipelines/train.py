@@ -1,0 +1,255 @@
+"""Train a segmentation checkpoint on labelled folders mixed with synthetic cores.
+
+    python -m pipelines.train --out var/runs/mine --data ../shared/data/real_cores \
+        --holdout cc05,cc26,dji0045,dji0059,dji0066 --steps 3000
+
+Each batch draws crops from the labelled folders (minus the held-out photos) with probability
+`--real-fraction` and from the synthetic generator otherwise. Validation runs every `--val-every`
+steps on the held-out photos and on fixed synthetic seeds that training never uses, with the same
+tiling the service uses. The run directory holds `state.pt` (resume with `--resume`) and the
+checkpoint (`config.json` + `model.safetensors`) of the last validation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from pipelines.datasets import LabelledImage, color_jitter, load_folder, random_crop, synthetic_item
+from pipelines.evaluate import evaluate_items
+from pipelines.metrics import IGNORE_ID
+from pipelines.model import ModelConfig, build_network, save_checkpoint, select_device
+from pipelines.pretrained import load_imagenet_encoder
+
+SYNTHETIC_VALIDATION_SEED = 10_000_000  # seeds at and above this are never used for training
+
+
+@dataclass
+class TrainConfig:
+    out: str
+    data: list[str] = field(default_factory=list)
+    holdout: list[str] = field(default_factory=list)
+    steps: int = 3000
+    batch_size: int = 8
+    crop: int = 320
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    real_fraction: float = 0.4
+    crops_per_synthetic: int = 2
+    pretrained: str = "imagenet"
+    val_every: int = 500
+    val_synthetic: int = 8
+    seed: int = 0
+    workers: int = 1
+    threads: int = 0
+    resume: bool = False
+    init: str | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+class CropStream(IterableDataset):
+    """Endless (image, mask) crops: real photos with probability `real_fraction`, else synthetic."""
+
+    def __init__(self, real: list[LabelledImage], config: TrainConfig, start_step: int) -> None:
+        self.real, self.config, self.start_step = real, config, start_step
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info = get_worker_info()
+        worker = info.id if info else 0
+        rng = np.random.default_rng([self.config.seed, self.start_step, worker])
+        synthetic_seed = (self.config.seed * 1_000_003 + self.start_step * 7 + worker * 2_000_000) % SYNTHETIC_VALIDATION_SEED
+        cached: LabelledImage | None = None
+        uses = 0
+        while True:
+            if self.real and rng.random() < self.config.real_fraction:
+                item = self.real[int(rng.integers(len(self.real)))]
+            else:
+                if cached is None or uses >= self.config.crops_per_synthetic:
+                    cached, uses = synthetic_item(synthetic_seed), 0
+                    synthetic_seed = (synthetic_seed + 1) % SYNTHETIC_VALIDATION_SEED
+                item, uses = cached, uses + 1
+            image, mask = random_crop(rng, item, self.config.crop)
+            image = color_jitter(rng, image)
+            yield torch.from_numpy(image), torch.from_numpy(mask.astype(np.int64))
+
+
+def _normalise(images: torch.Tensor, config: ModelConfig, device: torch.device) -> torch.Tensor:
+    x = images.to(device).permute(0, 3, 1, 2).float().div_(255)
+    mean = torch.tensor(config.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(config.std, device=device).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+
+
+def _lr_factor(step: int, total: int, warmup: int = 100) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def validate(network: torch.nn.Module, model_config: ModelConfig, device: torch.device, real_val: list[LabelledImage], synthetic_val: list[LabelledImage]) -> dict[str, Any]:
+    from pipelines.model import LoadedModel
+
+    network.eval()
+    loaded = LoadedModel(model_config, network, device)
+    metrics: dict[str, Any] = {}
+    if real_val:
+        metrics["real_holdout"] = evaluate_items(loaded, real_val, model_config.class_table)
+    if synthetic_val:
+        metrics["synthetic_holdout"] = evaluate_items(loaded, synthetic_val, model_config.class_table)
+    network.train()
+    return metrics
+
+
+def _summary(metrics: dict[str, Any]) -> str:
+    parts = []
+    for split, report in metrics.items():
+        parts.append(
+            f"{split}: mIoU(rock present)={report['miou_rock_present']:.3f} "
+            f"rock-vs-bg IoU={report['rock_vs_background_iou']:.3f} acc={report['pixel_accuracy']:.3f}"
+        )
+    return " | ".join(parts)
+
+
+def train(config: TrainConfig) -> Path:
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = select_device()
+    holdout = set(config.holdout)
+    real_train: list[LabelledImage] = []
+    real_val: list[LabelledImage] = []
+    for directory in config.data:
+        every = load_folder(directory, ignore_partial_background=True)
+        real_train += [i for i in every if i.name not in holdout]
+        real_val += [i for i in load_folder(directory) if i.name in holdout]
+    synthetic_val = [synthetic_item(SYNTHETIC_VALIDATION_SEED + i) for i in range(config.val_synthetic)]
+
+    model_config = ModelConfig(**config.model) if config.model else ModelConfig()
+    network = build_network(model_config)
+    if config.init:
+        from safetensors.torch import load_file
+
+        network.load_state_dict(load_file(str(Path(config.init) / "model.safetensors")))
+    elif config.pretrained == "imagenet":
+        load_imagenet_encoder(network)
+    network = network.to(device)
+    if device.type == "cuda":
+        network = network.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config.steps))
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    import segmentation_models_pytorch as smp
+
+    dice = smp.losses.DiceLoss("multiclass", ignore_index=IGNORE_ID)
+    cross_entropy = torch.nn.CrossEntropyLoss(ignore_index=IGNORE_ID)
+
+    step, history = 0, []
+    state_path = out / "state.pt"
+    if config.resume and state_path.is_file():
+        state = torch.load(state_path, map_location=device, weights_only=False)
+        network.load_state_dict(state["network"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, history = state["step"], state["history"]
+        print(f"resumed from step {step}", flush=True)
+
+    loader = DataLoader(
+        CropStream(real_train, config, step),
+        batch_size=config.batch_size,
+        num_workers=config.workers,
+        persistent_workers=config.workers > 0,
+    )
+    network.train()
+    started, seen, running_loss = time.time(), 0, 0.0
+    metrics: dict[str, Any] = {}
+    for images, masks in loader:
+        if step >= config.steps:
+            break
+        x = _normalise(images, model_config, device)
+        y = masks.to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = network(x)
+        logits = logits.float()
+        loss = cross_entropy(logits, y) + dice(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        step += 1
+        seen += len(images)
+        running_loss = 0.95 * running_loss + 0.05 * loss.item() if step > 1 else loss.item()
+        if step % 10 == 0 or step == 1:
+            rate = seen / (time.time() - started)
+            print(f"step {step}/{config.steps} loss {running_loss:.4f} lr {scheduler.get_last_lr()[0]:.2e} {rate:.1f} crops/s", flush=True)
+        if step % config.val_every == 0 or step == config.steps:
+            metrics = validate(network, model_config, device, real_val, synthetic_val)
+            history.append({"step": step, "loss": running_loss, **{k: {m: v[m] for m in ("miou_rock_present", "rock_vs_background_iou", "pixel_accuracy")} for k, v in metrics.items()}})
+            print(f"validation at step {step}: {_summary(metrics)}", flush=True)
+            _write(out, config, model_config, network, metrics, step, history)
+            torch.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step, "history": history}, state_path)
+    return out
+
+
+def _write(out: Path, config: TrainConfig, model_config: ModelConfig, network: torch.nn.Module, metrics: dict[str, Any], step: int, history: list[dict[str, Any]]) -> None:
+    model_config.training = {
+        "recipe": {k: v for k, v in vars(config).items() if k not in ("out", "resume")},
+        "steps_done": step,
+        "history": history,
+        "command": " ".join(["python -m pipelines.train", *sys.argv[1:]]),
+        "synthetic_validation_seed": SYNTHETIC_VALIDATION_SEED,
+    }
+    model_config.metrics = {k: {m: v for m, v in report.items() if m != "confusion_matrix"} for k, report in metrics.items()}
+    save_checkpoint(out / "checkpoint", model_config, network)
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    parser = argparse.ArgumentParser(description="Train a lithoseg segmentation checkpoint.")
+    parser.add_argument("--out", required=True, help="run directory (state.pt, checkpoint/)")
+    parser.add_argument("--data", action="append", default=[], help="labelled folder (images/, masks/); repeatable")
+    parser.add_argument("--holdout", default="", help="comma-separated photo ids kept out of training for validation")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=320)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--real-fraction", type=float, default=0.4)
+    parser.add_argument("--pretrained", choices=["imagenet", "none"], default="imagenet")
+    parser.add_argument("--init", default=None, help="start from this checkpoint directory's weights")
+    parser.add_argument("--val-every", type=int, default=500)
+    parser.add_argument("--val-synthetic", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--model-json", default="{}", help="ModelConfig overrides as JSON, e.g. '{\"tile_size\": 256}'")
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    return TrainConfig(
+        out=args.out, data=args.data, holdout=[h for h in args.holdout.split(",") if h], steps=args.steps,
+        batch_size=args.batch_size, crop=args.crop, lr=args.lr, real_fraction=args.real_fraction,
+        pretrained=args.pretrained, init=args.init, val_every=args.val_every, val_synthetic=args.val_synthetic,
+        seed=args.seed, workers=args.workers, threads=args.threads, resume=args.resume, model=json.loads(args.model_json),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    out = train(parse_args(argv))
+    print(f"checkpoint written to {out / 'checkpoint'}")
+
+
+if __name__ == "__main__":
+    main()

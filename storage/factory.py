@@ -1,0 +1,40 @@
+"""One place that turns a store URL into a backend: `file://…` or a plain path, or `s3://bucket/prefix`."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from storage.base import ResultStore
+
+
+def open_store(url: str, s3_endpoint_url: str | None = None) -> ResultStore:
+    parsed = urlparse(url)
+    if parsed.scheme == "s3":
+        from storage.s3 import S3Store
+
+        if not parsed.netloc:
+            raise ValueError(f"{url} names no bucket; use s3://bucket/prefix.")
+        return S3Store(parsed.netloc, parsed.path, endpoint_url=s3_endpoint_url)
+    if parsed.scheme == "file":
+        from storage.local import LocalStore
+
+        return LocalStore(unquote(parsed.path))
+    if parsed.scheme == "":
+        from storage.local import LocalStore
+
+        return LocalStore(url)
+    raise ValueError(f"Unsupported store URL {url!r}: use file:///path or s3://bucket/prefix.")
+
+
+def fetch_checkpoint(uri: str, s3_endpoint_url: str | None = None, cache_dir: str | Path | None = None) -> Path:
+    """A local directory holding the checkpoint at `uri` (a path, or s3://bucket/prefix, downloaded)."""
+    if not uri.startswith("s3://"):
+        return Path(uri)
+    store = open_store(uri, s3_endpoint_url)
+    target = Path(cache_dir or tempfile.mkdtemp(prefix="lithoseg-model-"))
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "model.safetensors"):
+        (target / name).write_bytes(store.get(name))
+    return target
