@@ -66,9 +66,9 @@ def parse_mask_weight(raw: str | None, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise InvalidParameterError(f"mask_weight must be a number between 0 and 1; got {raw[:40]!r}.") from None
+        raise InvalidParameterError(f"The mask_weight must be a number between 0 and 1; got {raw[:40]!r}.") from None
     if not math.isfinite(value):
-        raise InvalidParameterError(f"mask_weight must be a finite number between 0 and 1; got {raw[:40]!r}.")
+        raise InvalidParameterError(f"The mask_weight must be a finite number between 0 and 1; got {raw[:40]!r}.")
     return check_mask_weight(value)
 
 
@@ -105,7 +105,7 @@ class Ingress:
     async def _job(self, job_id: str, owner: str) -> dict[str, Any]:
         canonical = parse_job_id(job_id)
         if canonical is None:
-            raise JobNotFound(f"{job_id[:64]!r} is not a job id; job ids are UUIDs as returned by POST /predict.")
+            raise JobNotFound(f"The job id {job_id[:64]!r} is not valid; job ids are UUIDs as returned by POST /predict.")
         job = await self.tracker.get.remote(canonical, owner)
         if job is None:
             raise JobNotFound(f"There is no job {canonical}.")
@@ -132,7 +132,7 @@ class Ingress:
             raise PayloadTooLarge(f"The upload is larger than the limit of {self.settings.max_upload_bytes:,} bytes.")
         mask_weight = form.get("mask_weight")
         if mask_weight is not None and not isinstance(mask_weight, str):
-            raise InvalidParameterError("mask_weight must be a number between 0 and 1, sent as a form field.")
+            raise InvalidParameterError("The mask_weight must be a number between 0 and 1, sent as a form field.")
         return data, upload.filename, mask_weight
 
     # -- the reference contract ------------------------------------------------------------------
@@ -167,7 +167,7 @@ class Ingress:
     async def job(self, job_id: str, request: Request, form: str = "json") -> Response:
         owner = self._authorize(request)
         if form not in FORMS:
-            raise BadRequest(f"form must be one of {', '.join(FORMS)}; got {form[:20]!r}.")
+            raise BadRequest(f"The form parameter must be one of {', '.join(FORMS)}; got {form[:20]!r}.")
         job = await self._job(job_id, owner)
         if job["status"] != "finished":
             return JSONResponse(job)

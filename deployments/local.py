@@ -19,24 +19,50 @@ from typing import Any
 from deployments.settings import REPO_ROOT, Settings
 
 
-def start(overrides: dict[str, Any] | None = None, wait_s: float = 300) -> Settings:
-    """Start Ray and Serve in this process and deploy the app; returns the settings in force."""
+def start_ray(http_host: str, http_port: int) -> None:
+    """A local Ray instance with Serve's HTTP proxy on `http_host:http_port`."""
     import ray
     from ray import serve
 
-    from deployments.app import build_app
-
-    settings = Settings(**(overrides or {}))
     ray.init(
         num_cpus=max(2, os.cpu_count() or 2),
         include_dashboard=False,
         runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
         logging_level="WARNING",
     )
-    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.start(http_options={"host": http_host, "port": http_port})
+
+
+def deploy(overrides: dict[str, Any] | None = None, wait_s: float = 300) -> Settings:
+    """Deploy the application on the running Serve instance and wait until /ready answers."""
+    from ray import serve
+
+    from deployments.app import build_app
+
+    settings = Settings(**(overrides or {}))
     serve.run(build_app(overrides), name=settings.app_name, route_prefix="/", blocking=False)
     wait_until_ready(settings, wait_s)
     return settings
+
+
+def undeploy(settings: Settings) -> None:
+    """Delete the application and its detached job tracker (whose state stays in the store)."""
+    import ray
+    from ray import serve
+
+    from deployments.tracker import TRACKER_NAMESPACE
+
+    serve.delete(settings.app_name)
+    try:
+        ray.kill(ray.get_actor(settings.tracker_name, namespace=TRACKER_NAMESPACE), no_restart=True)
+    except ValueError:
+        pass  # never created
+
+
+def start(overrides: dict[str, Any] | None = None) -> Settings:
+    settings = Settings(**(overrides or {}))
+    start_ray(settings.host, settings.port)
+    return deploy(overrides)
 
 
 def wait_until_ready(settings: Settings, wait_s: float) -> None:
@@ -54,7 +80,7 @@ def wait_until_ready(settings: Settings, wait_s: float) -> None:
         time.sleep(0.25)
 
 
-def stop(settings: Settings) -> None:
+def stop() -> None:
     import ray
     from ray import serve
 
@@ -82,7 +108,7 @@ def main() -> None:
     print(f"docs: {base}/docs    stop: Ctrl-C", flush=True)
     stopping.wait()
     print("stopping...", flush=True)
-    stop(settings)
+    stop()
     sys.exit(0)
 
 

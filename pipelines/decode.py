@@ -9,6 +9,7 @@ bombs), and, for JPEG, a reduced-size decode of the whole stream so a truncated 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -44,7 +45,7 @@ def _open(data: bytes) -> Image.Image:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         raise UnsupportedImageError(
-            f"The upload is not an image lithoseg can read; send JPEG, PNG, TIFF, BMP or WebP."
+            "The upload is not an image lithoseg can read; send JPEG, PNG, TIFF, BMP or WebP."
         ) from exc
     if image.format not in SUPPORTED_FORMATS:
         raise UnsupportedImageError(f"{image.format} images are not supported; send JPEG, PNG, TIFF, BMP or WebP.")
@@ -69,19 +70,21 @@ def _oriented_size(image: Image.Image) -> tuple[int, int]:
 def probe_image(data: bytes, max_pixels: int) -> ImageInfo:
     """Validate an upload without a full decode. Raises an `InputError` subclass if it is unusable."""
     image = _open(data)
-    width, height = _oriented_size(image)
-    _check_pixels(width, height, max_pixels)
     try:
+        _check_pixels(image.width, image.height, max_pixels)  # before anything inflates pixels
+        width, height = _oriented_size(image)
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             if image.format in ("JPEG", "MPO"):
                 image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
                 image.load()
             elif image.format == "PNG":
-                image.verify()  # walks every chunk and checks its CRC without inflating pixels
+                # verify() walks every chunk and checks its CRC without inflating pixels; it must
+                # run on a freshly opened file (reading EXIF above moved the stream on)
+                Image.open(io.BytesIO(data)).verify()
             else:
                 image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (OSError, SyntaxError, ValueError, struct.error, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UnsupportedImageError(f"The {image.format} file is damaged or truncated and cannot be decoded.") from exc
     return ImageInfo(image.format or "", width, height, image.mode)
 
@@ -108,11 +111,10 @@ def to_rgb8(image: Image.Image) -> np.ndarray:
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """Decode to (H, W, 3) uint8 RGB with EXIF orientation applied."""
     image = _open(data)
-    width, height = _oriented_size(image)
-    _check_pixels(width, height, max_pixels)
     try:
+        _check_pixels(image.width, image.height, max_pixels)
         image.load()
         image = ImageOps.exif_transpose(image) or image
         return np.ascontiguousarray(to_rgb8(image))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError, struct.error, Image.DecompressionBombError) as exc:
         raise UnsupportedImageError(f"The {image.format} file is damaged or truncated and cannot be decoded.") from exc

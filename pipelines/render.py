@@ -18,7 +18,7 @@ PNG_COMPRESS_LEVEL = 1
 
 def check_mask_weight(value: float) -> float:
     if not (0.0 <= value <= 1.0):  # also false for NaN
-        raise InvalidParameterError(f"mask_weight must be a number between 0 and 1; got {value}.")
+        raise InvalidParameterError(f"The mask_weight must be a number between 0 and 1; got {value}.")
     return float(value)
 
 

@@ -145,7 +145,7 @@ def _limestone(rng: Rng, h: int, w: int) -> np.ndarray:
         y0 = rng.uniform(0, h)
         xs = np.linspace(0, w, max(3, w // 4))
         ys = y0 + np.cumsum(rng.normal(0, 1.5, xs.size))
-        draw.line(list(zip(xs.tolist(), ys.tolist())), fill=255, width=1)
+        draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=255, width=1)
     seams = np.asarray(stylolites, np.float32)[..., None] / 255.0
     return img * (1 - 0.6 * seams)
 

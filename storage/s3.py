@@ -83,7 +83,10 @@ class S3Store(ResultStore):
         try:
             self._client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, "head bucket") from exc
+            error = translate(exc, "head bucket")
+            if isinstance(error, ObjectNotFound):  # HEAD has no body: a 404 here is the bucket
+                error = StoreUnavailable(f"The bucket {self.bucket} does not exist.")
+            raise error from exc
 
     def create_bucket(self) -> None:
         try:

@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from deployments.settings import DEFAULT_MODEL
+from pipelines.errors import CheckpointError
+from pipelines.model import ModelConfig, build_network, load_checkpoint, predict_probabilities, save_checkpoint
+from pipelines.pretrained import efficientnet_lite0_state_dict, load_imagenet_encoder
+from pipelines.segment import segment_image
+
+SMALL = {"architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}, "tile_size": 128, "tile_overlap": 32}
+
+
+def test_checkpoint_roundtrip(tmp_path):
+    config = ModelConfig(**SMALL)
+    network = build_network(config)
+    save_checkpoint(tmp_path / "ckpt", config, network)
+    loaded = load_checkpoint(tmp_path / "ckpt", "cpu")
+    assert loaded.config.tile_size == 128
+    for key, value in network.state_dict().items():
+        assert torch.equal(value, loaded.network.state_dict()[key])
+
+
+def test_probabilities_have_the_tile_shape_and_sum_to_one(tmp_path):
+    config = ModelConfig(**SMALL)
+    save_checkpoint(tmp_path / "ckpt", config, build_network(config))
+    model = load_checkpoint(tmp_path / "ckpt", "cpu")
+    tiles = [np.zeros((64, 96, 3), np.uint8), np.full((128, 128, 3), 200, np.uint8)]
+    out = predict_probabilities(model, tiles)
+    assert out[0].shape == (12, 64, 96) and out[1].shape == (12, 128, 128)
+    assert np.allclose(out[1].astype(np.float32).sum(0), 1.0, atol=1e-2)
+
+
+def test_segment_image_returns_full_resolution(tmp_path):
+    config = ModelConfig(**SMALL)
+    save_checkpoint(tmp_path / "ckpt", config, build_network(config))
+    model = load_checkpoint(tmp_path / "ckpt", "cpu")
+    result = segment_image(model, np.zeros((150, 333, 3), np.uint8))
+    assert result.class_ids.shape == (150, 333) and result.confidence.shape == (150, 333)
+
+
+def test_missing_or_mismatched_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no config.json"):
+        load_checkpoint(tmp_path, "cpu")
+    config = ModelConfig(**SMALL)
+    save_checkpoint(tmp_path / "a", config, build_network(config))
+    other = json.loads((tmp_path / "a" / "config.json").read_text())
+    other["architecture_kwargs"] = {"decoder_channels": [64, 32, 16, 16, 8]}
+    (tmp_path / "a" / "config.json").write_text(json.dumps(other))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(tmp_path / "a", "cpu")
+
+
+def test_imagenet_weights_map_onto_the_encoder():
+    state = efficientnet_lite0_state_dict()
+    network = build_network(ModelConfig(**SMALL))
+    loaded = load_imagenet_encoder(network)
+    assert loaded > 200
+    stem = network.encoder.model.state_dict()["conv_stem.weight"]
+    assert torch.equal(stem, state["conv_stem.weight"])
+
+
+def test_shipped_checkpoint_loads_and_is_trained():
+    model = load_checkpoint(DEFAULT_MODEL, "cpu")
+    assert model.config.training.get("steps_done", 0) > 0
+    assert len(model.config.classes) == 12

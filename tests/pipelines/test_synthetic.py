@@ -1,0 +1,45 @@
+import numpy as np
+
+from pipelines.classes import default_class_table
+from pipelines.synthetic import TEXTURES, generate_sample, render_lithology, write_dataset
+
+
+def test_same_seed_same_sample_and_different_seeds_differ():
+    a, b, c = generate_sample(7), generate_sample(7), generate_sample(8)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
+    assert a.image.shape != c.image.shape or not np.array_equal(a.image, c.image)
+
+
+def test_mask_aligns_with_image():
+    for seed in range(6):
+        sample = generate_sample(seed)
+        assert sample.mask.shape == sample.image.shape[:2]
+        assert sample.mask.max() <= 11
+        rock = sample.mask > 0
+        assert 0.02 < rock.mean() < 0.98
+        # rock and background differ in colour statistics: the mask is where the rock is drawn
+        assert np.abs(sample.image[rock].mean(0) - sample.image[~rock].mean(0)).max() > 3
+
+
+def test_every_class_is_reachable():
+    seen: set[int] = set()
+    for seed in range(60):
+        seen |= set(np.unique(generate_sample(seed).mask).tolist())
+        if len(seen) == 12:
+            break
+    assert seen == set(range(12))
+
+
+def test_every_lithology_has_a_distinct_texture():
+    rng = np.random.default_rng(0)
+    means = {cid: render_lithology(rng, cid, 64, 64).mean(axis=(0, 1)) for cid in TEXTURES}
+    assert set(means) == {c.id for c in default_class_table().rock_classes}
+    assert np.isfinite(np.array(list(means.values()))).all()
+
+
+def test_requested_size_and_dataset_layout(tmp_path):
+    sample = generate_sample(3, height=200, width=300)
+    assert sample.image.shape[:2] in ((200, 300), (300, 200))
+    out = write_dataset(tmp_path / "ds", count=2, seed=5)
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["synth000005.jpg", "synth000006.jpg"]
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["synth000005.png", "synth000006.png"]
