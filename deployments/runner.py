@@ -35,8 +35,10 @@ class JobRunner:
             segmentation = self.tiler.segment.remote(image)
             rendered = await self.compositor.render.remote(image, segmentation, mask_weight, model["classes"])
         except InputError as exc:
-            logger.info("Job %s: %s", job_id, exc.args[0] if exc.args else exc)
-            return {"error": str(exc.args[0]) if exc.args else "The image could not be decoded."}
+            cause = getattr(exc, "cause", None) or exc  # Ray wraps a replica's exception; keep its sentence
+            reason = str(cause.args[0]) if cause.args else "The image could not be decoded."
+            logger.info("Job %s failed: %s", job_id, reason)
+            return {"error": reason}
         await asyncio.to_thread(self.store.put, overlay_key(job_id), rendered["overlay_png"])
         await asyncio.to_thread(self.store.put, mask_key(job_id), rendered["mask_png"])
         summary = rendered["summary"]

@@ -62,9 +62,16 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
 
 
 def _oriented_size(image: Image.Image) -> tuple[int, int]:
-    orientation = image.getexif().get(0x0112, 1)
+    """Width and height as displayed. For PNG, only an eXIf chunk before the pixels is read:
+    Pillow's getexif() would inflate the whole image to look for one after them."""
+    if image.format == "PNG":
+        exif = Image.Exif()
+        if "exif" in image.info:
+            exif.load(image.info["exif"])
+    else:
+        exif = image.getexif()
     width, height = image.size
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    return (height, width) if exif.get(0x0112, 1) in (5, 6, 7, 8) else (width, height)
 
 
 def probe_image(data: bytes, max_pixels: int) -> ImageInfo:

@@ -205,6 +205,20 @@ def test_bad_inputs_get_a_4xx_sentence_and_the_service_stays_healthy(service: Se
     assert service.job(own_job, key=KEY_B).status_code == 404
 
 
+def test_a_file_that_only_fails_in_the_full_decode_fails_with_a_reason(service: Service):
+    """Valid chunk CRCs pass the submit probe; the broken compressed pixels only show when decoding."""
+    from tests.pipelines.test_decode import png_chunk
+
+    header = png_chunk(b"IHDR", bytes.fromhex("00000040 00000040 08 02 00 00 00".replace(" ", "")))
+    broken = b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IDAT", b"this is not zlib data" * 4) + png_chunk(b"IEND", b"")
+    response = service.submit(broken)
+    assert response.status_code == 202
+    info = service.wait(response.json()["job_id"])
+    assert info["status"] == "failed" and info["result"] is None
+    assert "damaged or truncated" in info["error"] and "Traceback" not in info["error"]
+    assert requests.get(service.url("/health"), timeout=10).status_code == 200
+
+
 def test_jobs_start_in_submission_order(service: Service):
     ids = [service.submit(small_core_png(seed=20 + i)[0]).json()["job_id"] for i in range(6)]
     infos = [service.wait(job_id) for job_id in ids]
