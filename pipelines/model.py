@@ -127,16 +127,19 @@ def load_checkpoint(directory: str | Path, device: torch.device | str = "auto") 
     return LoadedModel(config, network, target)
 
 
-def to_input_tensor(tiles: np.ndarray, config: ModelConfig, device: torch.device) -> torch.Tensor:
-    """(B, H, W, 3) uint8 → normalised (B, 3, H, W) float tensor on `device`."""
-    batch = torch.from_numpy(np.ascontiguousarray(tiles)).to(device)
-    batch = batch.permute(0, 3, 1, 2).float().div_(255.0)
+def normalise(images: torch.Tensor, config: ModelConfig, device: torch.device) -> torch.Tensor:
+    """(B, H, W, 3) uint8 → (B, 3, H, W) float on `device`, normalised as the checkpoint says."""
+    batch = images.to(device).permute(0, 3, 1, 2).float().div_(255.0)
     mean = torch.tensor(config.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(config.std, device=device).view(1, 3, 1, 1)
     batch = (batch - mean) / std
     if device.type == "cuda":
         batch = batch.contiguous(memory_format=torch.channels_last)
     return batch
+
+
+def to_input_tensor(tiles: np.ndarray, config: ModelConfig, device: torch.device) -> torch.Tensor:
+    return normalise(torch.from_numpy(np.ascontiguousarray(tiles)), config, device)
 
 
 def predict_probabilities(model: LoadedModel, tiles: list[np.ndarray]) -> list[np.ndarray]:

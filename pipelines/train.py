@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from pipelines.datasets import LabelledImage, color_jitter, load_folder, random_crop, synthetic_item
 from pipelines.evaluate import evaluate_items
 from pipelines.metrics import IGNORE_ID
-from pipelines.model import ModelConfig, build_network, save_checkpoint, select_device
+from pipelines.model import ModelConfig, build_network, normalise, save_checkpoint, select_device
 from pipelines.pretrained import load_imagenet_encoder
 
 SYNTHETIC_VALIDATION_SEED = 10_000_000  # seeds at and above this are never used for training
@@ -82,14 +82,6 @@ class CropStream(IterableDataset):
             image, mask = random_crop(rng, item, self.config.crop)
             image = color_jitter(rng, image)
             yield torch.from_numpy(image), torch.from_numpy(mask.astype(np.int64))
-
-
-def _normalise(images: torch.Tensor, config: ModelConfig, device: torch.device) -> torch.Tensor:
-    x = images.to(device).permute(0, 3, 1, 2).float().div_(255)
-    mean = torch.tensor(config.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(config.std, device=device).view(1, 3, 1, 1)
-    x = (x - mean) / std
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
 
 
 def _lr_factor(step: int, total: int, warmup: int = 100) -> float:
@@ -180,7 +172,7 @@ def train(config: TrainConfig) -> Path:
     for images, masks in loader:
         if step >= config.steps:
             break
-        x = _normalise(images, model_config, device)
+        x = normalise(images, model_config, device)
         y = masks.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = network(x)
