@@ -358,9 +358,38 @@ def generate_sample(seed: int, height: int | None = None, width: int | None = No
         _paint_column(rng, image, mask, offset, offset + core_w, margin, height - margin, slabbed, class_pool)
     if rng.random() < 0.5:  # columns run across the photo about as often as down it
         image, mask = np.ascontiguousarray(np.rot90(image)), np.ascontiguousarray(np.rot90(mask))
+    if style != "scan" and rng.random() < 0.4:
+        image, mask = _place_on_table(rng, image, mask)
     image = _camera(rng, image)
     image, mask = _rotate(rng, image, mask)
     return Sample(image=image, mask=mask)
+
+
+def _place_on_table(rng: Rng, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The box photographed from above on a table or paper, with tape, a ruler and pen marks around it."""
+    big_h, big_w = mask.shape  # the photo keeps its size; the box shrinks into the scene
+    scale = rng.uniform(0.45, 0.9)
+    h, w = max(8, int(big_h * scale)), max(8, int(big_w * scale))
+    image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+    mask = np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST))
+    pad_y, pad_x = int(rng.integers(0, big_h - h + 1)), int(rng.integers(0, big_w - w + 1))
+    base = jitter_color(rng, tuple(int(v) for v in rng.choice([[235, 235, 230], [215, 210, 200], [160, 120, 85], [120, 120, 125]])), 10)
+    table = colorize(fractal_noise(rng, big_h, big_w, 80), base * 0.9, base) + grain(rng, big_h, big_w, 3)[..., None]
+    canvas = Image.fromarray(np.clip(table, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(int(rng.integers(0, 12))):  # tape, labels, tools
+        x, y = rng.uniform(0, big_w), rng.uniform(0, big_h)
+        bw, bh = rng.uniform(10, big_w / 6), rng.uniform(8, big_h / 8)
+        colour = tuple(int(v) for v in rng.choice([[40, 150, 190], [30, 30, 35], [200, 200, 205], [220, 190, 60], [180, 60, 50]]))
+        draw.rectangle([x, y, x + bw, y + bh], fill=colour)
+    for _ in range(int(rng.integers(0, 30))):  # pen marks and scribbles
+        x, y = rng.uniform(0, big_w), rng.uniform(0, big_h)
+        draw.line([x, y, x + rng.normal(0, 15), y + rng.normal(0, 15)], fill=(60, 60, 70), width=1)
+    table_rgb = np.array(canvas)
+    table_rgb[pad_y : pad_y + h, pad_x : pad_x + w] = image
+    big_mask = np.zeros((big_h, big_w), np.uint8)
+    big_mask[pad_y : pad_y + h, pad_x : pad_x + w] = mask
+    return table_rgb, big_mask
 
 
 def _camera(rng: Rng, image: np.ndarray) -> np.ndarray:
