@@ -90,7 +90,8 @@ def _response(status: int, detail: str, retry_after: int | None) -> JSONResponse
 
 
 def _detail(exc: BaseException) -> str:
-    return str(exc.args[0]) if exc.args else type(exc).__name__
+    cause = getattr(exc, "cause", None) or exc  # an error raised in another actor arrives wrapped by Ray
+    return str(cause.args[0]) if cause.args else type(cause).__name__
 
 
 async def handle_exception(request: Request, exc: Exception) -> JSONResponse:
