@@ -19,8 +19,10 @@ from typing import Any
 from deployments.settings import REPO_ROOT, Settings
 
 
-def start_ray(http_host: str, http_port: int) -> None:
-    """A local Ray instance with Serve's HTTP proxy on `http_host:http_port`."""
+def start_ray(http_host: str, http_port: int, log_to_driver: bool = True) -> None:
+    """A local Ray instance with Serve's HTTP proxy on `http_host:http_port`.
+
+    `log_to_driver=False` keeps replica logs in Ray's session folder instead of this terminal."""
     import ray
     from ray import serve
 
@@ -29,6 +31,7 @@ def start_ray(http_host: str, http_port: int) -> None:
         include_dashboard=False,
         runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
         logging_level="WARNING",
+        log_to_driver=log_to_driver,
     )
     serve.start(http_options={"host": http_host, "port": http_port})
 

@@ -51,7 +51,7 @@ def serve_port(aws_credentials: None) -> Iterator[int]:
     from deployments.local import start_ray, stop
 
     port = free_port()
-    start_ray("127.0.0.1", port)
+    start_ray("127.0.0.1", port, log_to_driver=False)  # replica logs: /tmp/ray/session_latest/logs
     try:
         yield port
     finally:
