@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from deployments.remote_errors import sentence_of
 from deployments.tracker import QueueFullError
 from pipelines.errors import EmptyUploadError, ImageTooLargeError, InvalidParameterError, UnsupportedImageError
 from storage.errors import StoreError
@@ -89,11 +90,6 @@ def _response(status: int, detail: str, retry_after: int | None) -> JSONResponse
     return JSONResponse(ErrorResponse(detail=detail).model_dump(), status_code=status, headers=headers)
 
 
-def _detail(exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None) or exc  # an error raised in another actor arrives wrapped by Ray
-    return str(cause.args[0]) if cause.args else type(cause).__name__
-
-
 async def handle_exception(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ApiError):
         status, retry_after, detail = exc.status_code, exc.retry_after, exc.detail
@@ -101,7 +97,7 @@ async def handle_exception(request: Request, exc: Exception) -> JSONResponse:
         for klass in type(exc).__mro__:
             if klass in STATUS_BY_ERROR:
                 status, retry_after = STATUS_BY_ERROR[klass]
-                detail = _detail(exc)
+                detail = sentence_of(exc, type(exc).__name__)
                 break
         else:
             logger.exception("Unhandled error on %s %s", request.method, request.url.path)

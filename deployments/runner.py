@@ -14,6 +14,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from deployments.jobs import mask_key, overlay_key, upload_key
+from deployments.remote_errors import sentence_of
 from deployments.settings import Settings
 from pipelines.errors import InputError
 from storage import open_store
@@ -32,11 +33,10 @@ class JobRunner:
         upload = await asyncio.to_thread(self.store.get, upload_key(job_id))
         try:
             image = self.decoder.decode.remote(upload)
-            segmentation = self.tiler.segment.remote(image)
+            segmentation = self.tiler.segment.remote(image, model)
             rendered = await self.compositor.render.remote(image, segmentation, mask_weight, model["classes"])
         except InputError as exc:
-            cause = getattr(exc, "cause", None) or exc  # Ray wraps a replica's exception; keep its sentence
-            reason = str(cause.args[0]) if cause.args else "The image could not be decoded."
+            reason = sentence_of(exc, "The image could not be decoded.")
             logger.info("Job %s failed: %s", job_id, reason)
             return {"error": reason}
         await asyncio.to_thread(self.store.put, overlay_key(job_id), rendered["overlay_png"])

@@ -24,15 +24,10 @@ TILES_IN_FLIGHT = 8  # per image; enough to fill a batch, few enough to bound me
 class Tiler:
     def __init__(self, settings: Settings, segmenter: DeploymentHandle) -> None:
         self.segmenter = segmenter
-        self._model: dict[str, Any] | None = None
 
-    async def _model_info(self) -> dict[str, Any]:
-        if self._model is None:
-            self._model = await self.segmenter.info.remote()
-        return self._model
-
-    async def segment(self, image: np.ndarray) -> Segmentation:
-        model = await self._model_info()
+    async def segment(self, image: np.ndarray, model: dict[str, Any]) -> Segmentation:
+        """`model` is the Segmenter's `info()`, read once per job by the runner, so a model swapped
+        through `user_config` never meets a tile plan made for the previous one."""
         plan = plan_tiles(image.shape[0], image.shape[1], model["tile_size"], model["tile_overlap"], model["output_stride"])
         padded = pad_image(image, plan)
         stitcher = Stitcher(plan, model["num_classes"])

@@ -48,8 +48,14 @@ def partially_labelled(directory: str | Path) -> set[str]:
     return {p["id"] for p in photos if str(p.get("label_quality", "")).startswith("partial")}
 
 
-def load_folder(directory: str | Path, names: set[str] | None = None, ignore_partial_background: bool = False) -> list[LabelledImage]:
-    partial = partially_labelled(directory) if ignore_partial_background else set()
+def ignore_background(item: LabelledImage) -> LabelledImage:
+    """The same photo with its background pixels marked IGNORE_ID (for partially labelled photos)."""
+    mask = item.mask.copy()
+    mask[mask == 0] = IGNORE_ID
+    return LabelledImage(item.name, item.image, mask)
+
+
+def load_folder(directory: str | Path, names: set[str] | None = None) -> list[LabelledImage]:
     items = []
     for name, image_path, mask_path in list_pairs(directory):
         if names is not None and name not in names:
@@ -58,8 +64,6 @@ def load_folder(directory: str | Path, names: set[str] | None = None, ignore_par
         mask = np.array(Image.open(mask_path))
         if mask.shape != image.shape[:2]:
             raise ValueError(f"{mask_path} is {mask.shape[::-1]} but its image is {image.shape[1::-1]}.")
-        if name in partial:
-            mask[mask == 0] = IGNORE_ID
         items.append(LabelledImage(name, image, mask))
     return items
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pipelines.datasets import LabelledImage, color_jitter, load_folder, random_crop, synthetic_item
+from pipelines.datasets import LabelledImage, color_jitter, ignore_background, load_folder, partially_labelled, random_crop, synthetic_item
 from pipelines.evaluate import evaluate_items
 from pipelines.metrics import IGNORE_ID
 from pipelines.model import ModelConfig, build_network, normalise, save_checkpoint, select_device
@@ -126,9 +126,12 @@ def train(config: TrainConfig) -> Path:
     real_train: list[LabelledImage] = []
     real_val: list[LabelledImage] = []
     for directory in config.data:
-        every = load_folder(directory, ignore_partial_background=True)
-        real_train += [i for i in every if i.name not in holdout]
-        real_val += [i for i in load_folder(directory) if i.name in holdout]
+        partial = partially_labelled(directory)
+        for item in load_folder(directory):
+            if item.name in holdout:
+                real_val.append(item)
+            else:
+                real_train.append(ignore_background(item) if item.name in partial else item)
     synthetic_val = [synthetic_item(SYNTHETIC_VALIDATION_SEED + i) for i in range(config.val_synthetic)]
 
     model_config = ModelConfig(**config.model) if config.model else ModelConfig()
