@@ -6,19 +6,29 @@ them here, in one process, so that both see exactly the tiling the service uses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from pipelines.model import LoadedModel, predict_probabilities
-from pipelines.tiling import Segmentation, Stitcher, cut_tile, pad_image, plan_tiles
+from pipelines.tiling import Segmentation, Stitcher, cut_tile, plan_tiles
+
+Predict = Callable[[list[np.ndarray]], list[np.ndarray]]
+
+
+def segment_with(predict: Predict, image: np.ndarray, tile_size: int, overlap: int, stride: int, num_classes: int, batch_size: int = 1) -> Segmentation:
+    """Tile `image`, run `predict` on batches of tiles ((h, w, 3) uint8 → (C, h, w)), stitch."""
+    plan = plan_tiles(image.shape[0], image.shape[1], tile_size, overlap, stride)
+    stitcher = Stitcher(plan, num_classes)
+    for start in range(0, len(plan), batch_size):
+        batch = plan.tiles[start : start + batch_size]
+        for tile, probabilities in zip(batch, predict([cut_tile(image, t, plan) for t in batch]), strict=True):
+            stitcher.add(tile, probabilities)
+    return stitcher.finish()
 
 
 def segment_image(model: LoadedModel, image: np.ndarray, batch_size: int = 1) -> Segmentation:
     config = model.config
-    plan = plan_tiles(image.shape[0], image.shape[1], config.tile_size, config.tile_overlap, config.output_stride)
-    padded = pad_image(image, plan)
-    stitcher = Stitcher(plan, len(config.classes))
-    for start in range(0, len(plan), batch_size):
-        batch = plan.tiles[start : start + batch_size]
-        for tile, probabilities in zip(batch, predict_probabilities(model, [cut_tile(padded, t) for t in batch]), strict=True):
-            stitcher.add(tile, probabilities)
-    return stitcher.finish()
+    return segment_with(
+        lambda tiles: predict_probabilities(model, tiles), image, config.tile_size, config.tile_overlap, config.output_stride, len(config.classes), batch_size
+    )

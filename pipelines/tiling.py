@@ -37,6 +37,7 @@ class TilePlan:
     padded_width: int
     overlap: int
     tiles: tuple[Tile, ...]
+    column_major: bool = False  # tiles ordered column by column (images wider than tall)
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -56,17 +57,23 @@ def _axis_starts(extent: int, tile: int, overlap: int, stride: int) -> tuple[int
 
 
 def plan_tiles(height: int, width: int, tile_size: int, overlap: int, stride: int = 32) -> TilePlan:
-    """Cover an image of `height` × `width` with overlapping tiles, row by row."""
+    """Cover an image of `height` × `width` with overlapping tiles, in strips along its long axis:
+    row by row for a tall image, column by column for a wide one, so that a long scan is stitched
+    strip after strip whichever way up it comes."""
     if height < 1 or width < 1:
         raise ValueError("An image needs at least one pixel.")
     if tile_size % stride:
         raise ValueError(f"tile_size {tile_size} must be a multiple of the output stride {stride}.")
     tile_h, ys = _axis_starts(height, tile_size, overlap, stride)
     tile_w, xs = _axis_starts(width, tile_size, overlap, stride)
-    tiles = tuple(
-        Tile(i, y, x, y + tile_h, x + tile_w) for i, (y, x) in enumerate((y, x) for y in ys for x in xs)
-    )
-    return TilePlan(height, width, max(height, tile_h), max(width, tile_w), overlap, tiles)
+    column_major = width > height
+    order = [(y, x) for x in xs for y in ys] if column_major else [(y, x) for y in ys for x in xs]
+    tiles = tuple(Tile(i, y, x, y + tile_h, x + tile_w) for i, (y, x) in enumerate(order))
+    return TilePlan(height, width, max(height, tile_h), max(width, tile_w), overlap, tiles, column_major)
+
+
+def _pad_mode(pad_h: int, pad_w: int, height: int, width: int) -> str:
+    return "reflect" if pad_h < height and pad_w < width else "edge"
 
 
 def pad_image(image: np.ndarray, plan: TilePlan) -> np.ndarray:
@@ -74,12 +81,22 @@ def pad_image(image: np.ndarray, plan: TilePlan) -> np.ndarray:
     pad_h, pad_w = plan.padded_height - plan.height, plan.padded_width - plan.width
     if not pad_h and not pad_w:
         return image
-    mode = "reflect" if pad_h < plan.height and pad_w < plan.width else "edge"
-    return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)  # type: ignore[call-overload]
+    return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=_pad_mode(pad_h, pad_w, plan.height, plan.width))  # type: ignore[call-overload]
 
 
-def cut_tile(padded: np.ndarray, tile: Tile) -> np.ndarray:
-    return np.ascontiguousarray(padded[tile.y0 : tile.y1, tile.x0 : tile.x1])
+def cut_tile(image: np.ndarray, tile: Tile, plan: TilePlan) -> np.ndarray:
+    """The tile's pixels of the *unpadded* image, padded exactly as `pad_image` would pad them.
+
+    Padding only happens along an axis the image is shorter than one tile, where the single tile
+    spans the whole axis, so padding the cut equals cutting the padded image; no padded copy of a
+    large image is ever made.
+    """
+    part = image[tile.y0 : min(tile.y1, plan.height), tile.x0 : min(tile.x1, plan.width)]
+    pad_h, pad_w = tile.y1 - tile.y0 - part.shape[0], tile.x1 - tile.x0 - part.shape[1]
+    if pad_h or pad_w:
+        mode = _pad_mode(plan.padded_height - plan.height, plan.padded_width - plan.width, plan.height, plan.width)
+        return np.pad(part, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)  # type: ignore[call-overload]
+    return np.ascontiguousarray(part)
 
 
 def blend_window(height: int, width: int, overlap: int) -> np.ndarray:
@@ -105,28 +122,105 @@ class Segmentation:
 
 
 class Stitcher:
-    """Accumulates window-weighted tile probabilities and reads out class ids and confidence."""
+    """Accumulates window-weighted tile probabilities and reads out class ids and confidence.
+
+    Memory is bounded by the tiles in flight, not by the image: float scores are kept only for the
+    band of strips that tiles still to come may touch. Tiles are planned strip by strip along the
+    image's long axis; once every tile of the first open strip has been added, the lines before the
+    next strip's start can receive no more contributions, so they are read out (argmax,
+    confidence) into the uint8 outputs and their scores dropped. Tiles may arrive in any order;
+    the band then grows to cover them. Internally a column-major plan is handled transposed
+    ("lines" are then image columns), so the band always runs along the first axis.
+    """
 
     def __init__(self, plan: TilePlan, num_classes: int) -> None:
         self.plan = plan
-        self._scores = np.zeros((num_classes, plan.padded_height, plan.padded_width), np.float32)
-        self._weights = np.zeros((plan.padded_height, plan.padded_width), np.float32)
+        self.num_classes = num_classes
+        self._t = plan.column_major
+        self._length, self._breadth = (plan.width, plan.height) if self._t else (plan.height, plan.width)
+        self._padded_length, self._padded_breadth = (plan.padded_width, plan.padded_height) if self._t else (plan.padded_height, plan.padded_width)
+        self._class_ids = np.zeros((self._length, self._breadth), np.uint8)
+        self._confidence = np.zeros((self._length, self._breadth), np.uint8)
+        starts = [self._span(t)[0] for t in plan.tiles]
+        self._strip_starts = sorted(set(starts))
+        self._open_tiles = {a: starts.count(a) for a in self._strip_starts}
+        self._next_strip = 0  # index into _strip_starts of the first strip not yet complete
+        self._base = 0  # line at the top of the band
+        self._scores = np.zeros((num_classes, 0, self._padded_breadth), np.float32)
+        self._weights = np.zeros((0, self._padded_breadth), np.float32)
         self._windows: dict[tuple[int, int], np.ndarray] = {}
         self.completed = 0
+        self.peak_band_lines = 0
+
+    def _span(self, tile: Tile) -> tuple[int, int, int, int]:
+        """(a0, a1, b0, b1): the tile along the strip axis, then across it."""
+        return (tile.x0, tile.x1, tile.y0, tile.y1) if self._t else (tile.y0, tile.y1, tile.x0, tile.x1)
 
     def add(self, tile: Tile, probabilities: np.ndarray) -> None:
-        window = self._windows.get(tile.shape)
+        """`probabilities`: (C, h, w) for the tile, in image orientation."""
+        a0, a1, b0, b1 = self._span(tile)
+        if a0 < self._base:
+            raise ValueError(f"Tile {tile.index} reaches lines that were already read out.")
+        self._cover(a1)
+        if self._t:
+            probabilities = probabilities.transpose(0, 2, 1)
+        shape = (a1 - a0, b1 - b0)
+        window = self._windows.get(shape)
         if window is None:
-            window = self._windows[tile.shape] = blend_window(*tile.shape, self.plan.overlap)
-        self._scores[:, tile.y0 : tile.y1, tile.x0 : tile.x1] += probabilities.astype(np.float32) * window
-        self._weights[tile.y0 : tile.y1, tile.x0 : tile.x1] += window
+            window = self._windows[shape] = blend_window(*shape, self.plan.overlap)
+        self._scores[:, a0 - self._base : a1 - self._base, b0:b1] += probabilities.astype(np.float32) * window
+        self._weights[a0 - self._base : a1 - self._base, b0:b1] += window
         self.completed += 1
+        self._open_tiles[a0] -= 1
+        self._release()
+
+    def _cover(self, line_end: int) -> None:
+        """Grow the band so that it reaches line `line_end` (exclusive)."""
+        missing = line_end - self._base - self._weights.shape[0]
+        if missing <= 0:
+            return
+        breadth = self._padded_breadth
+        self._scores = np.concatenate([self._scores, np.zeros((self.num_classes, missing, breadth), np.float32)], axis=1)
+        self._weights = np.concatenate([self._weights, np.zeros((missing, breadth), np.float32)], axis=0)
+        self.peak_band_lines = max(self.peak_band_lines, self._weights.shape[0])
+
+    def _release(self) -> None:
+        """Read out and drop the lines no future tile can touch."""
+        while self._next_strip < len(self._strip_starts) and self._open_tiles[self._strip_starts[self._next_strip]] == 0:
+            self._next_strip += 1
+        final = self._strip_starts[self._next_strip] if self._next_strip < len(self._strip_starts) else self._padded_length
+        final = min(final, self._length, self._base + self._weights.shape[0])
+        if final <= self._base:
+            return
+        lines = final - self._base
+        scores = self._scores[:, :lines, : self._breadth]
+        class_ids = scores.argmax(axis=0).astype(np.uint8)
+        best = np.take_along_axis(scores, class_ids[None].astype(np.intp), axis=0)[0]
+        confidence = best / np.maximum(self._weights[:lines, : self._breadth], _MIN_WEIGHT * _MIN_WEIGHT)
+        self._class_ids[self._base : final] = class_ids
+        self._confidence[self._base : final] = np.clip(confidence * 255 + 0.5, 0, 255).astype(np.uint8)
+        self._scores = np.ascontiguousarray(self._scores[:, lines:])  # a copy, so the lines' memory goes
+        self._weights = np.ascontiguousarray(self._weights[lines:])
+        self._base = final
+
+    @property
+    def band_bytes(self) -> int:
+        return self._scores.nbytes + self._weights.nbytes
 
     def finish(self) -> Segmentation:
         if self.completed < len(self.plan):
             raise RuntimeError(f"Only {self.completed} of {len(self.plan)} tiles were added.")
-        scores = self._scores[:, : self.plan.height, : self.plan.width]
-        class_ids = scores.argmax(axis=0).astype(np.uint8)
-        best = np.take_along_axis(scores, class_ids[None].astype(np.intp), axis=0)[0]
-        confidence = best / self._weights[: self.plan.height, : self.plan.width]
-        return Segmentation(class_ids, np.clip(confidence * 255 + 0.5, 0, 255).astype(np.uint8))
+        if self._t:
+            return Segmentation(np.ascontiguousarray(self._class_ids.T), np.ascontiguousarray(self._confidence.T))
+        return Segmentation(self._class_ids, self._confidence)
+
+
+def band_bytes(plan: TilePlan, num_classes: int, tiles_in_flight: int) -> int:
+    """An upper bound of the Stitcher's float band when at most `tiles_in_flight` tiles are out at
+    once and tiles are added in plan order: the rows of the tile rows those tiles can span."""
+    if plan.column_major:
+        per_strip, tile_length, length, breadth = len({t.y0 for t in plan.tiles}), plan.tiles[0].shape[1], plan.padded_width, plan.padded_height
+    else:
+        per_strip, tile_length, length, breadth = len({t.x0 for t in plan.tiles}), plan.tiles[0].shape[0], plan.padded_height, plan.padded_width
+    strips_spanned = -(-tiles_in_flight // per_strip) + 1
+    return min(length, strips_spanned * tile_length) * breadth * (num_classes + 1) * 4
