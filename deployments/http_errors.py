@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deployments.remote_errors import sentence_of
 from deployments.tracker import QueueFullError
-from pipelines.errors import EmptyUploadError, ImageTooLargeError, InvalidParameterError, UnsupportedImageError
+from pipelines.errors import EmptyUploadError, ImageTooLargeError, InputError, InvalidParameterError, UnsupportedImageError
 from storage.errors import StoreError
 
 logger = logging.getLogger("ray.serve")
@@ -80,6 +80,7 @@ STATUS_BY_ERROR: dict[type[Exception], tuple[int, int | None]] = {
     ImageTooLargeError: (413, None),
     UnsupportedImageError: (415, None),
     InvalidParameterError: (422, None),
+    InputError: (400, None),  # any other input problem (e.g. an unreadable ZIP)
     QueueFullError: (503, 10),
     StoreError: (503, 5),
 }

@@ -4,7 +4,6 @@
 import asyncio
 import base64
 import logging
-import math
 import time
 from typing import Any
 
@@ -17,13 +16,14 @@ from starlette.datastructures import UploadFile
 from deployments import http_errors
 from deployments.auth import API_KEY_HEADER, KeyRing, RateLimiter
 from deployments.http_errors import BadRequest, ErrorResponse, JobNotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMedia
-from deployments.jobs import mask_key, new_job_id, overlay_key, parse_job_id, upload_key
+from deployments.inputs import decode_base64_body, parse_bool, parse_confidence, parse_mask_weight, raw_spec
+from deployments.jobs import heatmap_key, mask_key, new_job_id, overlay_key, parse_job_id, upload_key
 from deployments.metrics import IngressMetrics
 from deployments.settings import Settings
 from deployments.tracker import TRACKER_NAMESPACE, JobTracker
-from pipelines.decode import probe_image
-from pipelines.errors import InvalidParameterError
-from pipelines.render import check_mask_weight
+from pipelines.archive import read_archive
+from pipelines.decode import ImageInfo, RawSpec, check_raw, probe_image
+from pipelines.errors import ImageTooLargeError, InputError, InvalidParameterError
 from storage import ObjectNotFound, open_store
 
 logger = logging.getLogger("ray.serve")
@@ -50,26 +50,47 @@ PREDICT_BODY = {
                     "properties": {
                         "file": {"type": "string", "format": "binary", "description": "JPEG, PNG, TIFF, BMP or WebP image."},
                         "mask_weight": {"type": "number", "minimum": 0, "maximum": 1, "description": "Overlay opacity (default 0.5)."},
+                        "gate": {"type": "boolean", "description": "Run the content gate (default true)."},
+                    },
+                }
+            },
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary", "description": "Raw pixels (query width, height, format=rgb8|l8|bayer_rg8) or an image file's bytes."}
+            },
+        },
+    }
+}
+BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["archive"],
+                    "properties": {
+                        "archive": {"type": "string", "format": "binary", "description": "ZIP of images; one job per image."},
+                        "mask_weight": {"type": "number", "minimum": 0, "maximum": 1},
+                        "gate": {"type": "boolean"},
                     },
                 }
             }
         },
     }
 }
-FORMS = ("json", "png", "mask")
+SEGMENT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": {"type": "string", "description": "The image file, base64-encoded (as Roboflow clients send it)."}},
+            "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+FORMS = ("json", "png", "mask", "heatmap")
+ARTIFACTS = {"png": overlay_key, "mask": mask_key, "heatmap": heatmap_key}
 KEEPALIVE_S = 2.0
-
-
-def parse_mask_weight(raw: str | None, default: float) -> float:
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidParameterError(f"The mask_weight must be a number between 0 and 1; got {raw[:40]!r}.") from None
-    if not math.isfinite(value):
-        raise InvalidParameterError(f"The mask_weight must be a finite number between 0 and 1; got {raw[:40]!r}.")
-    return check_mask_weight(value)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256)
@@ -81,6 +102,7 @@ class Ingress:
         self.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
         self.store = open_store(settings.store_url, settings.s3_endpoint_url)
         self.segmenter = segmenter
+        self.runner = runner
         self.tracker = JobTracker.options(  # type: ignore[attr-defined]
             name=settings.tracker_name, namespace=TRACKER_NAMESPACE, lifetime="detached", get_if_exists=True
         ).remote(settings, runner)
@@ -98,7 +120,7 @@ class Ingress:
             await asyncio.sleep(KEEPALIVE_S)
 
     def _authorize(self, request: Request) -> str:
-        owner = self.keys.check(request.headers.get(API_KEY_HEADER))
+        owner = self.keys.check(request.headers.get(API_KEY_HEADER) or request.query_params.get("api_key"))
         self.rate_limiter.check(owner)
         return owner
 
@@ -111,10 +133,21 @@ class Ingress:
             raise JobNotFound(f"There is no job {canonical}.")
         return job
 
-    async def _read_upload(self, request: Request) -> tuple[bytes, str | None, str | None]:
-        content_type = request.headers.get("content-type", "")
-        if not content_type.startswith("multipart/form-data"):
-            raise UnsupportedMedia("POST /predict expects multipart/form-data with the image in the field `file`.")
+    async def _read_body(self, request: Request, limit: int) -> bytes:
+        """The request body, refused as soon as it exceeds `limit` bytes (declared or streamed)."""
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"The upload is {int(declared):,} bytes; the limit is {limit:,} bytes.")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"The upload is larger than the limit of {limit:,} bytes.")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _read_form(self, request: Request, field: str, what: str) -> tuple[bytes, str | None, dict[str, str]]:
+        """(file bytes, file name, text fields) of a multipart upload whose file is in `field`."""
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.settings.max_upload_bytes + 64 * 1024:
             raise PayloadTooLarge(f"The upload is {int(declared):,} bytes; the limit is {self.settings.max_upload_bytes:,} bytes.")
@@ -122,18 +155,61 @@ class Ingress:
             form = await request.form(max_files=1, max_fields=16)
         except Exception as exc:  # malformed multipart bodies raise a variety of parser errors
             raise BadRequest("The multipart/form-data body could not be parsed.") from exc
-        upload = form.get("file")
+        upload = form.get(field)
         if upload is None:
-            raise BadRequest("The request has no `file` field; send the image as multipart/form-data field `file`.")
+            raise BadRequest(f"The request has no `{field}` field; send the {what} as multipart/form-data field `{field}`.")
         if not isinstance(upload, UploadFile):
-            raise BadRequest("The `file` field must be a file upload, not a text value.")
+            raise BadRequest(f"The `{field}` field must be a file upload, not a text value.")
         data = await upload.read(self.settings.max_upload_bytes + 1)
         if len(data) > self.settings.max_upload_bytes:
             raise PayloadTooLarge(f"The upload is larger than the limit of {self.settings.max_upload_bytes:,} bytes.")
-        mask_weight = form.get("mask_weight")
-        if mask_weight is not None and not isinstance(mask_weight, str):
-            raise InvalidParameterError("The mask_weight must be a number between 0 and 1, sent as a form field.")
-        return data, upload.filename, mask_weight
+        fields = {}
+        for name in ("mask_weight", "gate"):
+            value = form.get(name)
+            if value is not None and not isinstance(value, str):
+                raise InvalidParameterError(f"The {name} must be sent as a form field, not a file.")
+            if value is not None:
+                fields[name] = value
+        return data, upload.filename, fields
+
+    async def _read_image(self, request: Request, base64_body: bool = False) -> tuple[bytes, str | None, dict[str, str], RawSpec | None]:
+        """An image from any of the accepted request shapes: multipart `file`; a raw pixel buffer
+        (`application/octet-stream` with `width` and `height`); an image file's bytes as the body
+        (`application/octet-stream` or `image/*`); with `base64_body`, base64 text as the body."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        query = request.query_params
+        fields = {k: query[k] for k in ("mask_weight", "gate") if k in query}
+        if content_type == "multipart/form-data":
+            data, filename, form_fields = await self._read_form(request, "file", "image")
+            return data, filename, {**fields, **form_fields}, None
+        if content_type == "application/octet-stream" or content_type.startswith("image/"):
+            spec = raw_spec(query)
+            limit = max(self.settings.max_upload_bytes, spec.nbytes) if spec and spec.nbytes <= self.settings.max_pixels * 3 else self.settings.max_upload_bytes
+            return await self._read_body(request, limit), query.get("name"), fields, spec
+        if base64_body:
+            text = await self._read_body(request, self.settings.max_upload_bytes * 4 // 3 + 64 * 1024)
+            return decode_base64_body(text), query.get("name"), fields, None
+        raise UnsupportedMedia(
+            "Send the image as multipart/form-data field `file`, or as the body with Content-Type application/octet-stream "
+            "(raw pixels need the width, height and format query parameters)."
+        )
+
+    def _probe(self, data: bytes, spec: RawSpec | None, max_pixels: int) -> ImageInfo:
+        return check_raw(len(data), spec, max_pixels) if spec else probe_image(data, max_pixels)
+
+    async def _submit(self, owner: str, data: bytes, info: ImageInfo, filename: str | None, mask_weight: float, gate: bool, spec: RawSpec | None, idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
+        job_id = new_job_id()
+        await asyncio.to_thread(self.store.put, upload_key(job_id), data)
+        image = {"format": info.format, "width": info.width, "height": info.height, "mode": info.mode}
+        try:
+            job, created = await self.tracker.submit.remote(job_id, owner, mask_weight, idempotency_key, filename, image, gate, spec.to_dict() if spec else None)
+        except Exception:
+            await asyncio.to_thread(self.store.delete, upload_key(job_id))
+            raise
+        if not created:  # lost an idempotency race: keep the first job
+            await asyncio.to_thread(self.store.delete, upload_key(job_id))
+        METRICS.submitted.inc()
+        return job, created
 
     # -- the reference contract ------------------------------------------------------------------
 
@@ -141,27 +217,65 @@ class Ingress:
     async def predict(self, request: Request) -> JSONResponse:
         started = time.perf_counter()
         owner = self._authorize(request)
-        data, filename, raw_weight = await self._read_upload(request)
-        mask_weight = parse_mask_weight(raw_weight, self.settings.default_mask_weight)
+        data, filename, fields, spec = await self._read_image(request)
+        mask_weight = parse_mask_weight(fields.get("mask_weight"), self.settings.default_mask_weight)
+        gate = parse_bool("gate", fields.get("gate"), True)
         idempotency_key = request.headers.get("idempotency-key") or None
         if idempotency_key:
             existing = await self.tracker.find_idempotent.remote(owner, idempotency_key)
             if existing is not None:
                 return JSONResponse({"job_id": existing["job_id"], "status": existing["status"]}, status_code=200)
-        info = await asyncio.to_thread(probe_image, data, self.settings.max_pixels)
-        job_id = new_job_id()
-        await asyncio.to_thread(self.store.put, upload_key(job_id), data)
-        image = {"format": info.format, "width": info.width, "height": info.height, "mode": info.mode}
-        try:
-            job, created = await self.tracker.submit.remote(job_id, owner, mask_weight, idempotency_key, filename, image)
-        except Exception:
-            await asyncio.to_thread(self.store.delete, upload_key(job_id))
-            raise
-        if not created:  # lost an idempotency race: keep the first job
-            await asyncio.to_thread(self.store.delete, upload_key(job_id))
-        METRICS.submitted.inc()
+        info = await asyncio.to_thread(self._probe, data, spec, self.settings.max_pixels)
+        job, created = await self._submit(owner, data, info, filename, mask_weight, gate, spec, idempotency_key)
         METRICS.latency.labels("POST", "/predict").observe(time.perf_counter() - started)
         return JSONResponse({"job_id": job["job_id"], "status": job["status"]}, status_code=202 if created else 200)
+
+    @app.post("/predict/batch", status_code=202, responses=ERRORS, openapi_extra=BATCH_BODY, summary="Submit a ZIP of images, one job each")
+    async def predict_batch(self, request: Request) -> JSONResponse:
+        owner = self._authorize(request)  # the whole batch counts as one request
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "multipart/form-data":
+            raise UnsupportedMedia("POST /predict/batch expects multipart/form-data with a ZIP archive in the field `archive`.")
+        data, _, fields = await self._read_form(request, "archive", "ZIP archive")
+        mask_weight = parse_mask_weight(fields.get("mask_weight"), self.settings.default_mask_weight)
+        gate = parse_bool("gate", fields.get("gate"), True)
+        contents = await asyncio.to_thread(
+            read_archive, data, self.settings.batch_max_entries, self.settings.max_upload_bytes, self.settings.batch_max_total_bytes
+        )
+        jobs, skipped = [], list(contents.skipped)
+        for name, body in contents.images:
+            try:
+                info = await asyncio.to_thread(probe_image, body, self.settings.max_pixels)
+            except InputError as exc:
+                skipped.append({"name": name, "reason": str(exc)})
+                continue
+            job, _ = await self._submit(owner, body, info, name, mask_weight, gate, None)
+            jobs.append({"name": name, "job_id": job["job_id"], "status": job["status"]})
+        logger.info("Batch of %d entries: %d jobs, %d skipped", len(contents.images) + len(contents.skipped), len(jobs), len(skipped))
+        return JSONResponse({"jobs": jobs, "skipped": skipped}, status_code=202 if jobs else 200)
+
+    @app.post("/segment", responses=ERRORS, openapi_extra=SEGMENT_BODY, summary="Segment a small image synchronously (Roboflow-style response)")
+    async def segment(self, request: Request) -> JSONResponse:
+        self._authorize(request)
+        if request.query_params.get("image"):
+            raise BadRequest("Fetching images by URL is not supported; send the image itself, base64-encoded in the body or as multipart field `file`.")
+        confidence = parse_confidence(request.query_params.get("confidence"))
+        data, _, fields, spec = await self._read_image(request, base64_body=True)
+        gate = parse_bool("gate", fields.get("gate"), True)
+        info = await asyncio.to_thread(self._probe, data, spec, self.settings.max_pixels)
+        if info.pixels > self.settings.segment_max_pixels:
+            raise ImageTooLargeError(
+                f"POST /segment takes images up to {self.settings.segment_max_pixels:,} pixels; this one has {info.pixels:,}. Submit it to POST /predict instead."
+            )
+        out = await self.runner.segment_now.remote(data, spec.to_dict() if spec else None, confidence, gate)
+        summary = out["summary"]
+        body = {
+            "segmentation_mask": base64.b64encode(out["mask_png"]).decode("ascii"),
+            "class_map": summary["class_map"],
+            "image": {"width": summary["image"]["width"], "height": summary["image"]["height"]},
+            "confidence": confidence,
+            **{k: summary[k] for k in ("detected_classes", "coverage", "rock_fraction", "rejected", "rejection_reason", "core_score")},
+        }
+        return JSONResponse(body)
 
     @app.get("/job/{job_id}", responses={200: {"content": {"image/png": {}}}, **ERRORS}, summary="Job status and result")
     async def job(self, job_id: str, request: Request, form: str = "json") -> Response:
@@ -171,10 +285,8 @@ class Ingress:
         job = await self._job(job_id, owner)
         if job["status"] != "finished":
             return JSONResponse(job)
-        if form == "png":
-            return Response(await self._artifact(overlay_key(job["job_id"])), media_type="image/png")
-        if form == "mask":
-            return Response(await self._artifact(mask_key(job["job_id"])), media_type="image/png")
+        if form in ARTIFACTS:
+            return Response(await self._artifact(ARTIFACTS[form](job["job_id"])), media_type="image/png")
         overlay_png = await self._artifact(overlay_key(job["job_id"]))
         job["result"] = {**job["result"], "base64": base64.b64encode(overlay_png).decode("ascii")}
         return JSONResponse(job)

@@ -28,9 +28,13 @@ def mask_key(job_id: str) -> str:
     return f"{JOBS_PREFIX}{job_id}/mask.png"
 
 
+def heatmap_key(job_id: str) -> str:
+    return f"{JOBS_PREFIX}{job_id}/heatmap.png"
+
+
 def artifact_keys(job_id: str) -> list[str]:
     """Everything of a job but its record."""
-    return [upload_key(job_id), overlay_key(job_id), mask_key(job_id)]
+    return [upload_key(job_id), overlay_key(job_id), mask_key(job_id), heatmap_key(job_id)]
 
 
 def new_job_id() -> str:
@@ -66,6 +70,14 @@ class JobRecord:
     idempotency_key: str | None = None
     filename: str | None = None
     image: dict[str, Any] = field(default_factory=dict)
+    gate: bool = True  # run the content gate before tiling
+    raw: dict[str, Any] | None = None  # a raw pixel buffer's width, height and format
+    completed_tiles: int = 0
+    total_tiles: int | None = None
+
+    def options(self) -> dict[str, Any]:
+        """What the runner needs besides the upload."""
+        return {"mask_weight": self.mask_weight, "gate": self.gate, "raw": self.raw}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,4 +96,15 @@ class JobRecord:
             "finished_at": self.finished_at,
             "error": self.error,
             "result": self.result,
+            **self.progress(),
+        }
+
+    def progress(self) -> dict[str, Any]:
+        """Tile progress, as the chunked reference service reports it (`null` until planned)."""
+        total = self.total_tiles
+        return {
+            "completed_tiles": self.completed_tiles if total is not None else None,
+            "total_tiles": total,
+            "remaining_tiles": total - self.completed_tiles if total is not None else None,
+            "progress": f"{self.completed_tiles}/{total}" if total is not None else None,
         }

@@ -1,46 +1,95 @@
-"""JobRunner: one job through the graph, Decode → Gate/Tiler (→ Segmenter) → Compositor → store.
+"""JobRunner: one image through the graph, Decode → Gate/Tiler (→ Segmenter) → Compositor.
 
-Called by the JobTracker. Input errors (a file that turns out not to decode) come back as
-`{"error": sentence}` so the job fails with a reason; anything else raises and the tracker retries.
+`run` serves the JobTracker: a streaming method that yields `{"progress": [done, total]}` while the
+tiles go through and finally `{"result": summary}` or `{"error": sentence}`, after the PNGs are in
+the store. Input errors (a file that turns out not to decode) come back as `{"error": ...}` so the
+job fails with a reason; anything else raises and the tracker retries. Cancelling the stream
+cancels the tiling beneath it.
+
+`segment_now` serves POST /segment: the same steps, the mask returned instead of stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ray import serve
-from ray.serve.handle import DeploymentHandle
+from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
-from deployments.jobs import mask_key, overlay_key, upload_key
+from deployments.jobs import heatmap_key, mask_key, overlay_key, upload_key
 from deployments.remote_errors import sentence_of
 from deployments.settings import Settings
 from pipelines.errors import InputError
+from pipelines.tiling import Segmentation
 from storage import open_store
 
 logger = logging.getLogger("ray.serve")
+REJECTION_REASON = "not_a_core_photo"
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64)
 class JobRunner:
     def __init__(self, settings: Settings, decoder: DeploymentHandle, tiler: DeploymentHandle, segmenter: DeploymentHandle, compositor: DeploymentHandle) -> None:
+        self.settings = settings
         self.store = open_store(settings.store_url, settings.s3_endpoint_url)
         self.decoder, self.tiler, self.segmenter, self.compositor = decoder, tiler, segmenter, compositor
 
-    async def run(self, job_id: str, mask_weight: float) -> dict[str, Any]:
+    async def _gate(self, image: DeploymentResponse, model: dict[str, Any], enabled: bool) -> dict[str, Any]:
+        """`rejected`, `rejection_reason` and `core_score` for the result."""
+        threshold = self.settings.gate_threshold if self.settings.gate_threshold is not None else model["gate_threshold"]
+        if not enabled or not threshold:
+            return {"rejected": False, "rejection_reason": None, "core_score": None}
+        score = await self.tiler.gate.remote(image)
+        if score is None:
+            return {"rejected": False, "rejection_reason": None, "core_score": None}
+        rejected = score < threshold
+        return {"rejected": rejected, "rejection_reason": REJECTION_REASON if rejected else None, "core_score": round(score, 4)}
+
+    async def _segment(self, image: DeploymentResponse, model: dict[str, Any]) -> AsyncIterator[dict[str, Any] | Segmentation]:
+        stream = self.tiler.options(stream=True).segment.remote(image, model)
+        async for event in stream:
+            yield event
+
+    async def run(self, job_id: str, options: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         model = await self.segmenter.info.remote()
         upload = await asyncio.to_thread(self.store.get, upload_key(job_id))
+        segmentation: Segmentation | None = None
         try:
-            image = self.decoder.decode.remote(upload)
-            segmentation = self.tiler.segment.remote(image, model)
-            rendered = await self.compositor.render.remote(image, segmentation, mask_weight, model["classes"])
+            image = self.decoder.decode.remote(upload, options.get("raw"))
+            gate = await self._gate(image, model, options.get("gate", True))
+            if gate["rejected"]:
+                logger.info("Job %s rejected by the content gate (core score %.3f)", job_id, gate["core_score"])
+            else:
+                async for event in self._segment(image, model):
+                    if isinstance(event, Segmentation):
+                        segmentation = event
+                    else:
+                        yield {"progress": [event["completed"], event["total"]]}
+            rendered = await self.compositor.render.remote(image, segmentation, options["mask_weight"], model["classes"])
         except InputError as exc:
             reason = sentence_of(exc, "The image could not be decoded.")
             logger.info("Job %s failed: %s", job_id, reason)
-            return {"error": reason}
-        await asyncio.to_thread(self.store.put, overlay_key(job_id), rendered["overlay_png"])
-        await asyncio.to_thread(self.store.put, mask_key(job_id), rendered["mask_png"])
-        summary = rendered["summary"]
-        summary["model"] = {"name": model["name"], "version": model["version"]}
-        return {"result": summary}
+            yield {"error": reason}
+            return
+        for key, name in ((overlay_key, "overlay_png"), (mask_key, "mask_png"), (heatmap_key, "heatmap_png")):
+            await asyncio.to_thread(self.store.put, key(job_id), rendered[name])
+        summary = {**rendered["summary"], **gate, "model": {"name": model["name"], "version": model["version"]}}
+        yield {"result": summary}
+
+    async def segment_now(self, data: bytes, raw: dict[str, Any] | None, confidence: float, gate: bool) -> dict[str, Any]:
+        """Decode, gate, segment and return `{"mask_png", "summary"}` (POST /segment)."""
+        model = await self.segmenter.info.remote()
+        image = self.decoder.decode.remote(data, raw)
+        verdict = await self._gate(image, model, gate)
+        if verdict["rejected"]:
+            blank = await self.compositor.render.remote(image, None, 0.0, model["classes"])
+            return {"mask_png": blank["mask_png"], "summary": {**blank["summary"], **verdict}}
+        segmentation = None
+        async for event in self._segment(image, model):
+            if isinstance(event, Segmentation):
+                segmentation = event
+        rendered = await self.compositor.render_mask.remote(segmentation, confidence, model["classes"])
+        return {"mask_png": rendered["mask_png"], "summary": {**rendered["summary"], **verdict}}

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from ray import serve
 
 from deployments.settings import Settings
+from pipelines.gate import GateBank, GateEncoder
 from pipelines.model import LoadedModel, load_checkpoint, predict_probabilities
 from storage.factory import fetch_checkpoint
 
@@ -34,6 +35,9 @@ class Segmenter:
         self.settings = settings
         self.model: LoadedModel | None = None
         self.model_uri: str | None = None
+        self.gate_bank: GateBank | None = None
+        self.gate_encoder: GateEncoder | None = None
+        self.tiles_done = 0
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         config = SegmenterConfig(**user_config)
@@ -43,9 +47,14 @@ class Segmenter:
         self.predict.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         uri = config.model or self.settings.model
         if uri != self.model_uri:
-            self.model = load_checkpoint(fetch_checkpoint(uri, self.settings.s3_endpoint_url))
+            directory = fetch_checkpoint(uri, self.settings.s3_endpoint_url)
+            self.model = load_checkpoint(directory)
+            self.gate_bank = GateBank.load(directory)
+            if self.gate_bank is not None and self.gate_encoder is None:
+                self.gate_encoder = GateEncoder(self.model.device)
             self.model_uri = uri
-            logger.info("Segmenter loaded %s (%s) on %s", self.model.config.name, uri, self.model.device)
+            gate = f"gated by {len(self.gate_bank.embeddings)} reference views" if self.gate_bank else "no content gate (no gate.npz)"
+            logger.info("Segmenter loaded %s (%s) on %s, %s", self.model.config.name, uri, self.model.device, gate)
 
     def info(self) -> dict[str, Any]:
         assert self.model is not None
@@ -59,9 +68,20 @@ class Segmenter:
             "output_stride": config.output_stride,
             "num_classes": len(config.classes),
             "classes": config.classes,
+            "gate_threshold": self.gate_bank.threshold if self.gate_bank else None,
+            "tiles_done": self.tiles_done,
         }
+
+    async def gate(self, views: list[np.ndarray]) -> float | None:
+        """The core score of a picture's gate views, or None when this checkpoint has no gate."""
+        if self.gate_bank is None or self.gate_encoder is None:
+            return None
+        bank, encoder = self.gate_bank, self.gate_encoder
+        return await asyncio.to_thread(lambda: bank.score(encoder.embed(views)))
 
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.005)
     async def predict(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
         assert self.model is not None
-        return await asyncio.to_thread(predict_probabilities, self.model, tiles)
+        probabilities = await asyncio.to_thread(predict_probabilities, self.model, tiles)
+        self.tiles_done += len(tiles)
+        return probabilities

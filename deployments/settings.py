@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     max_queued_jobs: int = Field(1000, gt=0, description="Queue length beyond which POST /predict answers 503.")
     max_jobs_in_flight: int = Field(4, gt=0, description="Jobs the tracker runs through the pipeline at once.")
     rate_limit_per_minute: int = Field(600, ge=0, description="Requests per API key per minute per ingress replica (0: no limit).")
+    gate_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Core score below which a picture is rejected as not a core photo; unset: the checkpoint's own (gate.npz); 0 turns the gate off."
+    )
+    segment_max_pixels: int = Field(16_000_000, gt=0, description="Largest image POST /segment (synchronous) accepts; larger ones go through POST /predict.")
+    batch_max_entries: int = Field(500, gt=0, description="Most files a POST /predict/batch ZIP may hold.")
+    batch_max_total_bytes: int = Field(1024 * 1024 * 1024, gt=0, description="Most bytes a batch ZIP may inflate to in total.")
     app_name: str = Field("lithoseg", description="Serve application name; also names the job tracker actor.")
 
     @field_validator("s3_endpoint_url", mode="before")

@@ -1,13 +1,18 @@
-"""Gate/Tiler: plans the tiles of an image, fans them out to the Segmenter and stitches the answers.
+"""Gate/Tiler: the content gate on a thumbnail, then the tiles of an image out to the Segmenter and
+their probabilities stitched as they come back.
 
-The tiler owns both ends of the fan-out so that tiles go out in a bounded window and their
-probabilities are blended as they come back: only the tiles in flight travel through the object
-store at any moment.
+The tiler owns both ends of the fan-out so that tiles go out in a bounded window and are blended
+as they return: only the tiles in flight travel through the object store at any moment, and the
+stitcher keeps float scores only for the strip those tiles touch. `segment` is a streaming method:
+it yields progress as tiles finish and the segmentation last, so the job tracker can report
+`completed_tiles`; cancelling the stream cancels the tiles still out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -15,39 +20,58 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from deployments.settings import Settings
-from pipelines.tiling import Segmentation, Stitcher, cut_tile, pad_image, plan_tiles
+from pipelines.gate import gate_views
+from pipelines.tiling import Segmentation, Stitcher, Tile, cut_tile, plan_tiles
 
 TILES_IN_FLIGHT = 8  # per image; enough to fill a batch, few enough to bound memory
+PROGRESS_EVERY_S = 0.25
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=16)
+@serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64)
 class Tiler:
     def __init__(self, settings: Settings, segmenter: DeploymentHandle) -> None:
         self.segmenter = segmenter
+        self.running = 0  # images being tiled right now (for tests and metrics)
 
-    async def segment(self, image: np.ndarray, model: dict[str, Any]) -> Segmentation:
-        """`model` is the Segmenter's `info()`, read once per job by the runner, so a model swapped
+    def active(self) -> int:
+        return self.running
+
+    async def gate(self, image: np.ndarray) -> float | None:
+        """The picture's core score (None when the model has no gate), from a few 224² views."""
+        views = await asyncio.to_thread(gate_views, image)
+        return await self.segmenter.gate.remote(views)
+
+    async def segment(self, image: np.ndarray, model: dict[str, Any]) -> AsyncIterator[dict[str, Any] | Segmentation]:
+        """Yields `{"completed": n, "total": N}` as tiles finish, then the `Segmentation`.
+
+        `model` is the Segmenter's `info()`, read once per job by the runner, so a model swapped
         through `user_config` never meets a tile plan made for the previous one."""
         plan = plan_tiles(image.shape[0], image.shape[1], model["tile_size"], model["tile_overlap"], model["output_stride"])
-        padded = pad_image(image, plan)
         stitcher = Stitcher(plan, model["num_classes"])
-        window: set[asyncio.Task[tuple[Any, np.ndarray]]] = set()
-        pending = iter(plan.tiles)
+        window: set[asyncio.Task[tuple[Tile, np.ndarray]]] = set()
+        loop = asyncio.get_running_loop()
+        reported = loop.time()
 
-        async def run(tile: Any) -> tuple[Any, np.ndarray]:
-            return tile, await self.segmenter.predict.remote(cut_tile(padded, tile))
+        async def run(tile: Tile) -> tuple[Tile, np.ndarray]:
+            return tile, await self.segmenter.predict.remote(cut_tile(image, tile, plan))
 
+        self.running += 1
         try:
-            for tile in pending:
-                window.add(asyncio.create_task(run(tile)))
-                if len(window) >= TILES_IN_FLIGHT:
-                    done, window = await asyncio.wait(window, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        await asyncio.to_thread(stitcher.add, *task.result())
-            for task in asyncio.as_completed(window):
-                await asyncio.to_thread(stitcher.add, *(await task))
-            window = set()
+            yield {"completed": 0, "total": len(plan)}
+            tiles = iter(plan.tiles)
+            while True:
+                for tile in itertools.islice(tiles, TILES_IN_FLIGHT - len(window)):
+                    window.add(asyncio.create_task(run(tile)))
+                if not window:
+                    break
+                done, window = await asyncio.wait(window, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    await asyncio.to_thread(stitcher.add, *task.result())
+                if loop.time() - reported >= PROGRESS_EVERY_S or not window:
+                    reported = loop.time()
+                    yield {"completed": stitcher.completed, "total": len(plan)}
+            yield await asyncio.to_thread(stitcher.finish)
         finally:
+            self.running -= 1
             for task in window:  # cancelled job: stop the tiles still out
                 task.cancel()
-        return await asyncio.to_thread(stitcher.finish)

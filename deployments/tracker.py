@@ -98,7 +98,9 @@ class JobTracker:
         job_id = self.idempotent.get((owner, idempotency_key))
         return self.records[job_id].public() if job_id in self.records else None
 
-    async def submit(self, job_id: str, owner: str, mask_weight: float, idempotency_key: str | None, filename: str | None, image: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    async def submit(
+        self, job_id: str, owner: str, mask_weight: float, idempotency_key: str | None, filename: str | None, image: dict[str, Any], gate: bool = True, raw: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
         """Queue a job whose upload is already in the store. Returns (job, created)."""
         self._ensure_started()
         if idempotency_key:
@@ -107,7 +109,7 @@ class JobTracker:
                 return self.records[existing].public(), False
         if len(self.queue) >= self.settings.max_queued_jobs:
             raise QueueFullError(f"The queue is full ({len(self.queue)} jobs waiting); retry later.")
-        record = JobRecord(job_id, owner, self.next_seq, time.time(), mask_weight, idempotency_key=idempotency_key, filename=filename, image=image)
+        record = JobRecord(job_id, owner, self.next_seq, time.time(), mask_weight, idempotency_key=idempotency_key, filename=filename, image=image, gate=gate, raw=raw)
         self.next_seq += 1
         await self._persist(record)
         self.records[job_id] = record
@@ -153,14 +155,20 @@ class JobTracker:
     async def _run(self, job_id: str) -> None:
         record = self.records[job_id]
         record.status, record.started_at, record.attempts = "started", time.time(), record.attempts + 1
-        response = None
+        record.completed_tiles, record.total_tiles = 0, None
+        stream = None
         try:
             await self._persist(record)
-            response = self.runner.run.remote(job_id, record.mask_weight)
-            outcome: dict[str, Any] = await response
+            stream = self.runner.options(stream=True).run.remote(job_id, record.options())
+            outcome: dict[str, Any] = {}
+            async for event in stream:
+                if "progress" in event:  # in memory only: a restarted job starts its tiles again
+                    record.completed_tiles, record.total_tiles = event["progress"]
+                else:
+                    outcome = event
         except asyncio.CancelledError:
-            if response is not None:
-                response.cancel()
+            if stream is not None:
+                stream.cancel()
             raise
         except Exception as exc:  # the call itself failed: a replica died, the store failed...
             logger.exception("Job %s attempt %d failed", job_id, record.attempts)
@@ -172,6 +180,8 @@ class JobTracker:
                 await self._finish(record, error=f"Processing failed after {record.attempts} attempts ({type(exc).__name__}).")
         else:
             if record.status == "started":
+                if not outcome:
+                    outcome = {"error": "Processing ended without a result."}
                 await self._finish(record, result=outcome.get("result"), error=outcome.get("error"))
         finally:
             if self.running.get(job_id) is asyncio.current_task():

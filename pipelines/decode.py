@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipelines.errors import EmptyUploadError, ImageTooLargeError, UnsupportedImageError
+from pipelines.errors import EmptyUploadError, ImageTooLargeError, InvalidParameterError, UnsupportedImageError
 
 SUPPORTED_FORMATS = ("JPEG", "MPO", "PNG", "TIFF", "BMP", "WEBP")
 _TRANSPARENT_FILL = (255, 255, 255)  # where an image has alpha, it is shown over white
@@ -125,3 +125,102 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         return np.ascontiguousarray(to_rgb8(image))
     except (OSError, SyntaxError, ValueError, struct.error, Image.DecompressionBombError) as exc:
         raise UnsupportedImageError(f"The {image.format} file is damaged or truncated and cannot be decoded.") from exc
+
+
+# -- raw pixel buffers -------------------------------------------------------------------------
+
+RAW_FORMATS = {"rgb8": 3, "l8": 1, "bayer_rg8": 1}  # bytes per pixel
+
+
+@dataclass(frozen=True)
+class RawSpec:
+    """A raw, headerless pixel buffer: `width` × `height` pixels, rows top to bottom."""
+
+    width: int
+    height: int
+    pixel_format: str = "rgb8"
+
+    @property
+    def nbytes(self) -> int:
+        return self.width * self.height * RAW_FORMATS[self.pixel_format]
+
+    def to_dict(self) -> dict[str, int | str]:
+        return {"width": self.width, "height": self.height, "format": self.pixel_format}
+
+
+def check_raw(size: int, spec: RawSpec, max_pixels: int) -> ImageInfo:
+    """Validate a raw buffer's parameters against its byte count, before anything is allocated."""
+    if spec.pixel_format not in RAW_FORMATS:
+        raise InvalidParameterError(f"The raw format must be one of {', '.join(RAW_FORMATS)}; got {spec.pixel_format[:20]!r}.")
+    if spec.width < 1 or spec.height < 1:
+        raise InvalidParameterError("Raw input needs positive `width` and `height` query parameters.")
+    _check_pixels(spec.width, spec.height, max_pixels)
+    if spec.pixel_format == "bayer_rg8" and (spec.width < 2 or spec.height < 2):
+        raise InvalidParameterError("A Bayer mosaic needs at least 2 x 2 pixels.")
+    if size == 0:
+        raise EmptyUploadError("The uploaded body is empty.")
+    if size != spec.nbytes:
+        raise InvalidParameterError(
+            f"A {spec.width} x {spec.height} {spec.pixel_format} buffer is {spec.nbytes:,} bytes; the body has {size:,}."
+        )
+    return ImageInfo("RAW", spec.width, spec.height, spec.pixel_format)
+
+
+def demosaic_rggb(mosaic: np.ndarray) -> np.ndarray:
+    """Bilinear demosaicing of an RGGB Bayer mosaic (H, W) uint8 → (H, W, 3) uint8.
+
+    Each missing colour sample is the mean of the nearest samples of that colour (2 or 4 of them).
+    Written here with numpy rather than pulling in OpenCV for one function. Works in strips of
+    rows (with a two-row halo, which keeps the RGGB phase) so memory does not grow with the image.
+    """
+    height = mosaic.shape[0]
+    out = np.empty((*mosaic.shape, 3), np.uint8)
+    strip = 1024
+    for y in range(0, height, strip):
+        y0, y1 = max(0, y - 2), min(height, y + strip + 2)
+        out[y : y + strip] = _demosaic_strip(mosaic[y0:y1])[y - y0 : y - y0 + strip]
+    return out
+
+
+def _demosaic_strip(mosaic: np.ndarray) -> np.ndarray:
+    height, width = mosaic.shape
+    planes = np.zeros((3, height, width), np.float32)
+    present = np.zeros((3, height, width), np.float32)
+    sites = {0: (slice(0, None, 2), slice(0, None, 2)), 2: (slice(1, None, 2), slice(1, None, 2))}
+    for channel, (rows, cols) in sites.items():
+        planes[channel][rows, cols] = mosaic[rows, cols]
+        present[channel][rows, cols] = 1
+    for rows, cols in ((slice(0, None, 2), slice(1, None, 2)), (slice(1, None, 2), slice(0, None, 2))):
+        planes[1][rows, cols] = mosaic[rows, cols]
+        present[1][rows, cols] = 1
+    kernel = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32)
+    out = np.empty((height, width, 3), np.uint8)
+    for channel in range(3):
+        values = _convolve3(planes[channel], kernel)
+        weights = _convolve3(present[channel], kernel)
+        filled = np.where(present[channel] > 0, planes[channel], values / np.maximum(weights, 1e-6))
+        out[..., channel] = np.clip(filled + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _convolve3(plane: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    padded = np.pad(plane, 1)
+    height, width = plane.shape
+    total = np.zeros_like(plane)
+    for dy in range(3):
+        for dx in range(3):
+            if kernel[dy, dx]:
+                total += kernel[dy, dx] * padded[dy : dy + height, dx : dx + width]
+    return total
+
+
+def decode_raw(data: bytes, spec: RawSpec, max_pixels: int) -> np.ndarray:
+    """A raw buffer → (H, W, 3) uint8 RGB (grey replicated, Bayer RGGB demosaiced)."""
+    check_raw(len(data), spec, max_pixels)
+    pixels = np.frombuffer(data, np.uint8)
+    if spec.pixel_format == "rgb8":
+        return pixels.reshape(spec.height, spec.width, 3).copy()
+    plane = pixels.reshape(spec.height, spec.width)
+    if spec.pixel_format == "l8":
+        return np.repeat(plane[..., None], 3, axis=2)
+    return demosaic_rggb(plane)

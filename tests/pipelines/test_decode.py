@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.decode import decode_image, probe_image
-from pipelines.errors import EmptyUploadError, ImageTooLargeError, UnsupportedImageError
+from pipelines.decode import RawSpec, check_raw, decode_image, decode_raw, demosaic_rggb, probe_image
+from pipelines.errors import EmptyUploadError, ImageTooLargeError, InvalidParameterError, UnsupportedImageError
 from tests.conftest import encode
 
 LIMIT = 50_000_000
@@ -112,3 +112,108 @@ def test_decode_applies_exif_orientation():
     assert (info.width, info.height) == (10, 20)
     assert out.shape == (20, 10, 3)
     assert tuple(out[0, -1]) == (255, 0, 0)
+
+
+# -- every mode and orientation ------------------------------------------------------------------
+
+
+def _save(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def _mode_cases():
+    grey = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
+    rgb = np.stack([grey, 255 - grey, np.full_like(grey, 77)], axis=-1)
+    palette = Image.fromarray(rgb).quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    la = Image.fromarray(np.stack([grey, np.full_like(grey, 255)], axis=-1), mode="LA")
+    i16 = Image.fromarray(grey.astype(np.uint16) * 257)  # mode I;16
+    cmyk = Image.fromarray(rgb).convert("CMYK")
+    return [
+        ("L png", _save(Image.fromarray(grey), "PNG"), np.repeat(grey[..., None], 3, -1), 0),
+        ("LA png", _save(la, "PNG"), np.repeat(grey[..., None], 3, -1), 0),
+        ("P png", _save(palette, "PNG"), np.asarray(palette.convert("RGB")), 0),
+        ("RGBA png", _save(Image.fromarray(np.dstack([rgb, np.full_like(grey, 255)])), "PNG"), rgb, 0),
+        ("I;16 png", _save(i16, "PNG"), np.repeat(grey[..., None], 3, -1), 0),
+        ("I;16 tiff", _save(i16, "TIFF"), np.repeat(grey[..., None], 3, -1), 0),
+        ("CMYK tiff", _save(cmyk, "TIFF"), rgb, 1),
+        ("CMYK jpeg", _save(cmyk, "JPEG", quality=100), rgb, 12),
+    ]
+
+
+@pytest.mark.parametrize("name,data,expected,tolerance", _mode_cases(), ids=[c[0] for c in _mode_cases()])
+def test_every_mode_decodes_to_the_expected_8_bit_rgb(name, data, expected, tolerance):
+    out = decode_image(data, LIMIT)
+    assert out.dtype == np.uint8 and out.shape == expected.shape
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= tolerance
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_is_applied(orientation):
+    """A 2 × 3 image with distinct pixels, tagged with each EXIF orientation, decodes to what
+    Pillow's reference transpose gives (orientations 5–8 swap width and height)."""
+    array = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 12
+    image = Image.fromarray(array)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    data = _save(image, "PNG", exif=exif)
+    transforms = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+        8: lambda a: np.rot90(a, 1),
+    }
+    expected = transforms[orientation](array)
+    assert np.array_equal(decode_image(data, LIMIT), expected)
+    info = probe_image(data, LIMIT)
+    assert (info.height, info.width) == expected.shape[:2]
+
+
+# -- raw pixel buffers ---------------------------------------------------------------------------
+
+
+def test_raw_rgb8_and_l8_round_trip():
+    rgb = np.random.default_rng(0).integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    assert np.array_equal(decode_raw(rgb.tobytes(), RawSpec(7, 5, "rgb8"), LIMIT), rgb)
+    grey = rgb[..., 0].copy()
+    assert np.array_equal(decode_raw(grey.tobytes(), RawSpec(7, 5, "l8"), LIMIT), np.repeat(grey[..., None], 3, -1))
+
+
+def test_bayer_rggb_demosaics_a_flat_colour_exactly():
+    colour = (200, 120, 40)
+    mosaic = np.zeros((2100, 6), np.uint8)  # tall enough to cross the strips the demosaicer works in
+    mosaic[0::2, 0::2] = colour[0]
+    mosaic[0::2, 1::2] = colour[1]
+    mosaic[1::2, 0::2] = colour[1]
+    mosaic[1::2, 1::2] = colour[2]
+    out = decode_raw(mosaic.tobytes(), RawSpec(6, 2100, "bayer_rg8"), LIMIT)
+    assert out.shape == (2100, 6, 3)
+    assert np.all(out == np.array(colour, np.uint8))
+
+
+def test_bayer_demosaic_in_strips_equals_one_pass():
+    from pipelines.decode import _demosaic_strip
+
+    mosaic = np.random.default_rng(1).integers(0, 255, (2500, 10), dtype=np.uint8)
+    assert np.array_equal(demosaic_rggb(mosaic), _demosaic_strip(mosaic))
+
+
+@pytest.mark.parametrize(
+    "size,spec,error",
+    [
+        (100, RawSpec(10, 10, "rgb8"), InvalidParameterError),  # 300 bytes expected
+        (301, RawSpec(10, 10, "rgb8"), InvalidParameterError),
+        (0, RawSpec(10, 10, "l8"), EmptyUploadError),
+        (4, RawSpec(1, 4, "bayer_rg8"), InvalidParameterError),
+        (3, RawSpec(1, 1, "rgb16"), InvalidParameterError),
+        (3 * 10**8, RawSpec(10**4, 10**4, "rgb8"), ImageTooLargeError),
+    ],
+)
+def test_raw_buffers_are_checked_against_their_byte_count(size, spec, error):
+    with pytest.raises(error):
+        check_raw(size, spec, LIMIT)

@@ -6,7 +6,7 @@ from PIL import Image
 
 from pipelines.classes import default_class_table
 from pipelines.errors import InvalidParameterError
-from pipelines.render import encode_png, overlay, render_outputs, summarize
+from pipelines.render import apply_confidence, encode_png, overlay, render_outputs, summarize
 
 TABLE = default_class_table()
 
@@ -53,8 +53,29 @@ def test_summary_names_detected_classes_with_their_colours():
 
 def test_mask_png_is_single_channel_class_ids():
     image, ids = scene()
-    outputs = render_outputs(image, ids, 0.5, TABLE)
+    confidence = (np.arange(ids.size) % 256).astype(np.uint8).reshape(ids.shape)
+    outputs = render_outputs(image, ids, confidence, 0.5, TABLE)
     mask = Image.open(io.BytesIO(outputs["mask_png"]))
     assert mask.mode == "L" and np.array_equal(np.asarray(mask), ids)
+    heatmap = Image.open(io.BytesIO(outputs["heatmap_png"]))
+    assert heatmap.mode == "L" and np.array_equal(np.asarray(heatmap), confidence)
     assert Image.open(io.BytesIO(outputs["overlay_png"])).size == (30, 20)
     assert encode_png(ids)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_overlay_in_strips_equals_overlay_at_once(monkeypatch):
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 255, (97, 61, 3), dtype=np.uint8)
+    ids = rng.integers(0, len(TABLE), (97, 61)).astype(np.uint8)
+    whole = overlay(image, ids, TABLE.palette, 0.7)
+    monkeypatch.setattr("pipelines.render._STRIP_PIXELS", 61 * 5)
+    assert np.array_equal(overlay(image, ids, TABLE.palette, 0.7), whole)
+
+
+def test_confidence_threshold_leaves_unsure_pixels_unclassified():
+    ids = np.full((2, 3), 4, np.uint8)
+    confidence = np.array([[0, 127, 128], [200, 254, 255]], np.uint8)
+    out = apply_confidence(ids, confidence, 0.5)
+    assert out.tolist() == [[0, 0, 4], [4, 4, 4]]
+    assert np.array_equal(apply_confidence(ids, confidence, 0.0), ids)
+    assert apply_confidence(ids, confidence, 1.0).tolist() == [[0, 0, 0], [0, 0, 4]]

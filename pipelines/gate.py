@@ -1,0 +1,192 @@
+"""The content gate: is there drill core in this picture at all?
+
+Runs before any full-resolution work. A few 224 × 224 views of the picture (the whole picture
+squashed, plus square crops along the long axis of a long scan) are embedded with the
+ImageNet-trained EfficientNet-Lite0 (the offline weights of `pipelines.pretrained`); the picture's
+core score is the best view's mean cosine similarity to its `k` nearest neighbours in a bank of
+embeddings of real core photographs. A picture scoring below the threshold is rejected.
+
+Why a reference bank and not the segmentation model: the segmentation model has never seen
+anything but cores and trays, so it calls grass, brick walls and star fields "rock" with
+confidence; the ImageNet embedding knows what those are. The bank (`gate.npz`, a few hundred
+float16 vectors) lives in the checkpoint directory next to the model it gates; a checkpoint
+without one is served ungated.
+
+    python -m pipelines.gate build --images ../shared/data/real_cores/images --out models/lithoseg-default
+    python -m pipelines.gate evaluate --model models/lithoseg-default \\
+        --cores ../shared/data/real_cores/images --not-cores ../shared/data/not_cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+GATE_SIZE = 224
+BANK_FILE = "gate.npz"
+NEIGHBOURS = 3
+MAX_VIEWS = 5  # the whole picture + up to four crops along a long scan
+_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+_STD = np.array([0.229, 0.224, 0.225], np.float32)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def _resize(image: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(image).resize((GATE_SIZE, GATE_SIZE), Image.Resampling.BILINEAR))
+
+
+def gate_views(image: np.ndarray, grid: bool = False) -> list[np.ndarray]:
+    """224 × 224 RGB views of an (H, W, 3) uint8 image: the whole of it and, when one side is more
+    than 1.5 times the other, up to four square crops spread along the long side (a squashed long
+    scan looks like nothing). `grid` adds the four quadrants (used to build a bank that also knows
+    close-ups). A large image is first subsampled by striding, so the cost does not grow with it."""
+    step = max(1, math.ceil(max(image.shape[:2]) / (4 * GATE_SIZE)))
+    small = image[::step, ::step]
+    h, w = small.shape[:2]
+    views = [small]
+    side, long = min(h, w), max(h, w)
+    if long > 1.5 * side:
+        n = min(MAX_VIEWS - 1, math.ceil(long / side))
+        for i in range(n):
+            o = round(i * (long - side) / (n - 1))
+            views.append(small[o : o + side] if h > w else small[:, o : o + side])
+    if grid and h >= 2 and w >= 2:
+        views += [small[y : y + h // 2, x : x + w // 2] for y in (0, h // 2) for x in (0, w // 2)]
+    return [_resize(np.ascontiguousarray(v)) for v in views]
+
+
+class GateEncoder:
+    """ImageNet EfficientNet-Lite0 without its classifier: (N, 224, 224, 3) uint8 → (N, 1280) unit vectors."""
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        import timm
+
+        from pipelines.pretrained import efficientnet_lite0_state_dict
+
+        self.device = torch.device(device)
+        network = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)
+        weights = {k: v for k, v in efficientnet_lite0_state_dict().items() if not k.startswith("classifier.")}
+        network.load_state_dict(weights)
+        self.network = network.eval().to(self.device)
+
+    @torch.inference_mode()
+    def embed(self, views: list[np.ndarray]) -> np.ndarray:
+        batch = (np.stack(views).astype(np.float32) / 255.0 - _MEAN) / _STD
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
+        features = self.network(x).float().cpu().numpy()
+        return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass
+class GateBank:
+    embeddings: np.ndarray  # (N, D) float16 unit vectors
+    sources: np.ndarray  # (N,) the photo each came from
+    threshold: float
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / BANK_FILE
+        np.savez_compressed(path, embeddings=self.embeddings.astype(np.float16), sources=self.sources, threshold=np.float32(self.threshold))
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> GateBank | None:
+        path = Path(directory) / BANK_FILE
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            return cls(data["embeddings"].astype(np.float32), data["sources"], float(data["threshold"]))
+
+    def score(self, embeddings: np.ndarray, exclude: str | None = None) -> float:
+        """The best view's mean similarity to its nearest bank entries (optionally leaving one photo out)."""
+        bank = self.embeddings if exclude is None else self.embeddings[self.sources != exclude]
+        similarities = embeddings @ bank.T.astype(np.float32)
+        k = min(NEIGHBOURS, similarities.shape[1])
+        nearest = -np.sort(-similarities, axis=1)[:, :k]
+        return float(nearest.mean(axis=1).max())
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    score: float
+    threshold: float
+
+    @property
+    def accepted(self) -> bool:
+        return self.score >= self.threshold
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _read(path: Path) -> np.ndarray:
+    from pipelines.decode import decode_image
+
+    return decode_image(path.read_bytes(), max_pixels=200_000_000)
+
+
+def build_bank(encoder: GateEncoder, folder: str | Path, threshold: float) -> GateBank:
+    vectors, sources = [], []
+    for path in list_images(folder):
+        image = _read(path)  # and turned a quarter: core boxes are photographed either way round
+        embedded = encoder.embed(gate_views(image, grid=True) + gate_views(np.ascontiguousarray(np.rot90(image)), grid=True))
+        vectors.append(embedded)
+        sources += [path.stem] * len(embedded)
+    return GateBank(np.concatenate(vectors).astype(np.float16), np.array(sources), threshold)
+
+
+def evaluate(encoder: GateEncoder, bank: GateBank, cores: str | Path | None, not_cores: str | Path | None) -> dict[str, object]:
+    """Acceptance rate on core photos (each scored with its own photo left out of the bank) and
+    rejection rate on photos that are not cores."""
+    report: dict[str, object] = {"threshold": bank.threshold}
+    for label, folder, want in (("cores", cores, True), ("not_cores", not_cores, False)):
+        if folder is None:
+            continue
+        scores = {p.stem: bank.score(encoder.embed(gate_views(_read(p))), exclude=p.stem) for p in list_images(folder)}
+        right = sum((s >= bank.threshold) == want for s in scores.values())
+        report[label] = {"scores": {k: round(v, 4) for k, v in scores.items()}, "rate": right / len(scores) if scores else None, "count": len(scores)}
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="embed a folder of core photos into <out>/gate.npz")
+    build.add_argument("--images", required=True)
+    build.add_argument("--out", required=True, help="checkpoint directory")
+    build.add_argument("--threshold", type=float, default=0.42)
+    check = sub.add_parser("evaluate", help="acceptance on cores (leave-one-photo-out), rejection on not-cores")
+    check.add_argument("--model", required=True, help="checkpoint directory with gate.npz")
+    check.add_argument("--cores")
+    check.add_argument("--not-cores")
+    check.add_argument("--json", help="write the report here")
+    args = parser.parse_args(argv)
+    encoder = GateEncoder()
+    if args.command == "build":
+        bank = build_bank(encoder, args.images, args.threshold)
+        print(f"{len(bank.embeddings)} embeddings from {len(set(bank.sources.tolist()))} photos → {bank.save(args.out)}")
+        return
+    bank = GateBank.load(args.model)
+    if bank is None:
+        raise SystemExit(f"{args.model} has no {BANK_FILE}.")
+    report = evaluate(encoder, bank, args.cores, args.not_cores)
+    for label in ("cores", "not_cores"):
+        if label in report:
+            part = report[label]
+            assert isinstance(part, dict)
+            print(f"{label}: {'accepted' if label == 'cores' else 'rejected'} {part['rate']:.0%} of {part['count']}")
+            for name, score in part["scores"].items():
+                print(f"  {name:<24} {score:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
