@@ -1,5 +1,6 @@
 # make serve: run the service on 127.0.0.1:8000 (creates the virtual environment on first use)
 # make test:  lint + the whole test suite
+# make bench: the benchmark suite (about 15 minutes; not part of make test) -> var/bench/latest.json
 SHELL := /bin/bash
 VENV = $(shell scripts/venv.sh)
 PYTHON = $(VENV)/bin/python
@@ -31,6 +32,9 @@ evaluate:
 	$(PYTHON) -m pipelines.evaluate --model models/lithoseg-default --synthetic 60 --json var/eval/synthetic.json
 	$(PYTHON) -m pipelines.evaluate --model models/lithoseg-default --data ../shared/data/real_cores \
 		--only cc05,cc26,dji0045,dji0049,dji0059 --json var/eval/real_holdout.json
+
+bench:
+	$(PYTHON) -m bench.run
 
 clean:
 	rm -rf var/store var/runs .pytest_cache

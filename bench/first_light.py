@@ -3,21 +3,19 @@
     $(scripts/venv.sh)/bin/python -m bench.first_light [image ...]
 
 Starts the service the way `make serve` does (a child process), times start → /ready, submits
-each image once and times submit → finished (polling every 20 ms), then sends SIGINT and times the
-shutdown. Prints one line per figure; the full benchmark suite is issue "Benchmarks".
+each image twice and times submit → finished (polling every 20 ms), then sends SIGINT and times
+the shutdown. The full suite is `make bench` (`bench/run.py`).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
 
+from bench.service_process import ServiceProcess
 from deployments.settings import REPO_ROOT
 from tests.conftest import free_port
 
@@ -25,40 +23,22 @@ KEY = "bench-first-light-key"
 
 
 def main(images: list[str]) -> None:
-    port = free_port()
-    env = {**os.environ, "LITHOSEG_API_KEYS": KEY, "LITHOSEG_PORT": str(port), "PYTHONPATH": str(REPO_ROOT),
-           "LITHOSEG_STORE_URL": (REPO_ROOT / "var" / "bench-store").as_uri()}
-    began = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "deployments.local"], env=env, cwd=REPO_ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    service = ServiceProcess(free_port(), KEY, REPO_ROOT / "var" / "bench-store")
     try:
-        while True:
-            try:
-                if requests.get(f"{base}/ready", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if process.poll() is not None:
-                raise SystemExit("the service exited before it was ready")
-            time.sleep(0.1)
-        print(f"cold start (start command -> /ready 200): {time.monotonic() - began:.1f} s", flush=True)
+        print(f"cold start (start command -> /ready 200): {service.start():.1f} s", flush=True)
         for path in images:
             data = Path(path).read_bytes()
             for attempt in ("first", "second"):
                 t0 = time.monotonic()
-                job = requests.post(f"{base}/predict", headers={"api-key": KEY}, files={"file": data}, timeout=60).json()["job_id"]
-                while (info := requests.get(f"{base}/job/{job}", headers={"api-key": KEY}, timeout=60).json())["status"] not in ("finished", "failed"):
+                job = requests.post(f"{service.base}/predict", headers={"api-key": KEY}, files={"file": data}, timeout=60).json()["job_id"]
+                while (info := requests.get(f"{service.base}/job/{job}", headers={"api-key": KEY}, timeout=60).json())["status"] not in ("finished", "failed"):
                     time.sleep(0.02)
                 elapsed = time.monotonic() - t0
                 size = info["result"]["image"] if info["result"] else "?"
                 print(f"{Path(path).name} {size} {attempt} run: submit -> {info['status']} {elapsed:.2f} s "
                       f"(queue {info['started_at'] - info['created_at']:.2f} s, processing {info['finished_at'] - info['started_at']:.2f} s)", flush=True)
     finally:
-        t0 = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=120)
-        print(f"shutdown after SIGINT: {time.monotonic() - t0:.1f} s, exit code {process.returncode}", flush=True)
+        print(f"shutdown after SIGINT: {service.stop():.1f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,6 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     segmenter = Segmenter.bind(settings)
     decoder = Decoder.bind(settings)
     tiler = Tiler.bind(settings, segmenter)
-    compositor = Compositor.bind()
+    compositor = Compositor.bind(settings)
     runner = JobRunner.bind(settings, decoder, tiler, segmenter, compositor)
     return Ingress.bind(settings, runner, segmenter)

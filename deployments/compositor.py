@@ -8,27 +8,42 @@ from typing import Any
 import numpy as np
 from ray import serve
 
+from deployments.jobs import heatmap_key, mask_key, overlay_key
+from deployments.settings import Settings
 from pipelines.classes import ClassTable
 from pipelines.render import apply_confidence, encode_png, render_outputs, summarize
 from pipelines.tiling import Segmentation
+from storage import open_store
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=8)
 class Compositor:
-    async def render(self, image: np.ndarray, segmentation: Segmentation | None, mask_weight: float, classes: list[dict[str, Any]]) -> dict[str, Any]:
-        """`segmentation` None: a picture the gate rejected, rendered as all background."""
+    def __init__(self, settings: Settings) -> None:
+        self.store = open_store(settings.store_url, settings.s3_endpoint_url)
+
+    async def render(self, job_id: str, image: np.ndarray, segmentation: Segmentation | None, mask_weight: float, classes: list[dict[str, Any]]) -> dict[str, Any]:
+        """Render and store the job's PNGs (written here, so the large ones never travel back
+        through the object store); returns the summary. `segmentation` None: a picture the gate
+        rejected, rendered as all background."""
         table = ClassTable.from_records(classes)
         if segmentation is None:
             blank = np.zeros(image.shape[:2], np.uint8)
             segmentation = Segmentation(blank, blank)
-        return await asyncio.to_thread(render_outputs, image, segmentation.class_ids, segmentation.confidence, mask_weight, table)
+        rendered = await asyncio.to_thread(render_outputs, image, segmentation.class_ids, segmentation.confidence, mask_weight, table)
+        for key, name in ((overlay_key, "overlay_png"), (mask_key, "mask_png"), (heatmap_key, "heatmap_png")):
+            await asyncio.to_thread(self.store.put, key(job_id), rendered.pop(name))
+        return rendered["summary"]
 
-    async def render_mask(self, segmentation: Segmentation, confidence: float, classes: list[dict[str, Any]]) -> dict[str, Any]:
-        """POST /segment: the class-index mask PNG with low-confidence pixels unclassified, and the summary."""
+    async def render_mask(self, image: np.ndarray, segmentation: Segmentation | None, confidence: float, classes: list[dict[str, Any]]) -> dict[str, Any]:
+        """POST /segment: the class-index mask PNG with low-confidence pixels unclassified, and the
+        summary. `segmentation` None: rejected by the gate, all background."""
         table = ClassTable.from_records(classes)
 
         def work() -> dict[str, Any]:
-            class_ids = apply_confidence(segmentation.class_ids, segmentation.confidence, confidence)
+            if segmentation is None:
+                class_ids = np.zeros(image.shape[:2], np.uint8)
+            else:
+                class_ids = apply_confidence(segmentation.class_ids, segmentation.confidence, confidence)
             return {"mask_png": encode_png(class_ids), "summary": summarize(class_ids, table)}
 
         return await asyncio.to_thread(work)

@@ -2,7 +2,7 @@
 
 `run` serves the JobTracker: a streaming method that yields `{"progress": [done, total]}` while the
 tiles go through and finally `{"result": summary}` or `{"error": sentence}`, after the PNGs are in
-the store. Input errors (a file that turns out not to decode) come back as `{"error": ...}` so the
+the store (the Compositor writes them). Input errors (a file that turns out not to decode) come back as `{"error": ...}` so the
 job fails with a reason; anything else raises and the tracker retries. Cancelling the stream
 cancels the tiling beneath it.
 
@@ -16,14 +16,14 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import ray
 from ray import serve
-from ray.serve.handle import DeploymentHandle, DeploymentResponse
+from ray.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
 
-from deployments.jobs import heatmap_key, mask_key, overlay_key, upload_key
+from deployments.jobs import upload_key
 from deployments.remote_errors import sentence_of
 from deployments.settings import Settings
 from pipelines.errors import InputError
-from pipelines.tiling import Segmentation
 from storage import open_store
 
 logger = logging.getLogger("ray.serve")
@@ -48,48 +48,43 @@ class JobRunner:
         rejected = score < threshold
         return {"rejected": rejected, "rejection_reason": REJECTION_REASON if rejected else None, "core_score": round(score, 4)}
 
-    async def _segment(self, image: DeploymentResponse, model: dict[str, Any]) -> AsyncIterator[dict[str, Any] | Segmentation]:
-        stream = self.tiler.options(stream=True).segment.remote(image, model)
-        async for event in stream:
-            yield event
+    def _segment(self, image: DeploymentResponse, model: dict[str, Any]) -> DeploymentResponseGenerator:
+        """Progress events, then an ObjectRef to the Segmentation (never fetched here)."""
+        return self.tiler.options(stream=True).segment.remote(image, model)
 
     async def run(self, job_id: str, options: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         model = await self.segmenter.info.remote()
         upload = await asyncio.to_thread(self.store.get, upload_key(job_id))
-        segmentation: Segmentation | None = None
+        segmentation: ray.ObjectRef | None = None
         try:
             image = self.decoder.decode.remote(upload, options.get("raw"))
+            del upload
             gate = await self._gate(image, model, options.get("gate", True))
             if gate["rejected"]:
                 logger.info("Job %s rejected by the content gate (core score %.3f)", job_id, gate["core_score"])
             else:
                 async for event in self._segment(image, model):
-                    if isinstance(event, Segmentation):
+                    if isinstance(event, ray.ObjectRef):
                         segmentation = event
                     else:
                         yield {"progress": [event["completed"], event["total"]]}
-            rendered = await self.compositor.render.remote(image, segmentation, options["mask_weight"], model["classes"])
+            summary = await self.compositor.render.remote(job_id, image, segmentation, options["mask_weight"], model["classes"])
         except InputError as exc:
             reason = sentence_of(exc, "The image could not be decoded.")
             logger.info("Job %s failed: %s", job_id, reason)
             yield {"error": reason}
             return
-        for key, name in ((overlay_key, "overlay_png"), (mask_key, "mask_png"), (heatmap_key, "heatmap_png")):
-            await asyncio.to_thread(self.store.put, key(job_id), rendered[name])
-        summary = {**rendered["summary"], **gate, "model": {"name": model["name"], "version": model["version"]}}
-        yield {"result": summary}
+        yield {"result": {**summary, **gate, "model": {"name": model["name"], "version": model["version"]}}}
 
     async def segment_now(self, data: bytes, raw: dict[str, Any] | None, confidence: float, gate: bool) -> dict[str, Any]:
         """Decode, gate, segment and return `{"mask_png", "summary"}` (POST /segment)."""
         model = await self.segmenter.info.remote()
         image = self.decoder.decode.remote(data, raw)
         verdict = await self._gate(image, model, gate)
-        if verdict["rejected"]:
-            blank = await self.compositor.render.remote(image, None, 0.0, model["classes"])
-            return {"mask_png": blank["mask_png"], "summary": {**blank["summary"], **verdict}}
         segmentation = None
-        async for event in self._segment(image, model):
-            if isinstance(event, Segmentation):
-                segmentation = event
-        rendered = await self.compositor.render_mask.remote(segmentation, confidence, model["classes"])
+        if not verdict["rejected"]:
+            async for event in self._segment(image, model):
+                if isinstance(event, ray.ObjectRef):
+                    segmentation = event
+        rendered = await self.compositor.render_mask.remote(image, segmentation, confidence, model["classes"])
         return {"mask_png": rendered["mask_png"], "summary": {**rendered["summary"], **verdict}}

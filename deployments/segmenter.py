@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from pydantic import BaseModel, Field
 from ray import serve
 
 from deployments.settings import Settings
 from pipelines.gate import GateBank, GateEncoder
-from pipelines.model import LoadedModel, load_checkpoint, predict_probabilities
 from storage.factory import fetch_checkpoint
+
+if TYPE_CHECKING:  # torch is imported in the replica only, not in every process that imports the graph
+    from pipelines.model import LoadedModel
 
 logger = logging.getLogger("ray.serve")
 
@@ -27,6 +28,20 @@ class SegmenterConfig(BaseModel):
     batch_wait_timeout_s: float = Field(0.005, ge=0, description="How long a batch waits to fill.")
     torch_threads: int = Field(0, ge=0, description="torch CPU threads; 0 uses every core of the machine.")
     model: str | None = Field(None, description="Checkpoint directory or s3:// URI; default LITHOSEG_MODEL.")
+    niceness: int = Field(
+        5, ge=0, le=19, description="Process niceness of the model replica: above the HTTP path's 0, so that on a CPU the model yields to submits and polls."
+    )
+
+
+def renice_process(niceness: int) -> None:
+    """Set the niceness of every thread of this process (on Linux it is per thread; threads started
+    later inherit it from the thread that starts them)."""
+    tasks = [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir("/proc/self/task") else [0]
+    for tid in tasks:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)
+        except OSError:  # lowering niceness back needs privileges; keep what we have
+            logger.warning("Could not set the niceness of thread %d to %d", tid, niceness)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=16, user_config=SegmenterConfig().model_dump())
@@ -40,9 +55,14 @@ class Segmenter:
         self.tiles_done = 0
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
+        import torch
+
+        from pipelines.model import load_checkpoint
+
         config = SegmenterConfig(**user_config)
         # Ray sets OMP_NUM_THREADS from the fractional num_cpus (i.e. 1); the model wants the cores.
         torch.set_num_threads(config.torch_threads or os.cpu_count() or 1)
+        renice_process(config.niceness)
         self.predict.set_max_batch_size(config.max_batch_size)
         self.predict.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         uri = config.model or self.settings.model
@@ -81,6 +101,8 @@ class Segmenter:
 
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.005)
     async def predict(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
+        from pipelines.model import predict_probabilities
+
         assert self.model is not None
         probabilities = await asyncio.to_thread(predict_probabilities, self.model, tiles)
         self.tiles_done += len(tiles)

@@ -16,12 +16,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
+import ray
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from deployments.settings import Settings
 from pipelines.gate import gate_views
-from pipelines.tiling import Segmentation, Stitcher, Tile, cut_tile, plan_tiles
+from pipelines.tiling import Stitcher, Tile, cut_tile, plan_tiles
 
 TILES_IN_FLIGHT = 8  # per image; enough to fill a batch, few enough to bound memory
 PROGRESS_EVERY_S = 0.25
@@ -41,8 +42,9 @@ class Tiler:
         views = await asyncio.to_thread(gate_views, image)
         return await self.segmenter.gate.remote(views)
 
-    async def segment(self, image: np.ndarray, model: dict[str, Any]) -> AsyncIterator[dict[str, Any] | Segmentation]:
-        """Yields `{"completed": n, "total": N}` as tiles finish, then the `Segmentation`.
+    async def segment(self, image: np.ndarray, model: dict[str, Any]) -> AsyncIterator[dict[str, Any] | ray.ObjectRef]:
+        """Yields `{"completed": n, "total": N}` as tiles finish, then an object-store reference
+        to the `Segmentation` (the runner hands it on to the Compositor without fetching it).
 
         `model` is the Segmenter's `info()`, read once per job by the runner, so a model swapped
         through `user_config` never meets a tile plan made for the previous one."""
@@ -70,7 +72,7 @@ class Tiler:
                 if loop.time() - reported >= PROGRESS_EVERY_S or not window:
                     reported = loop.time()
                     yield {"completed": stitcher.completed, "total": len(plan)}
-            yield await asyncio.to_thread(stitcher.finish)
+            yield ray.put(await asyncio.to_thread(stitcher.finish))
         finally:
             self.running -= 1
             for task in window:  # cancelled job: stop the tiles still out

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 GATE_SIZE = 224
@@ -65,22 +64,25 @@ def gate_views(image: np.ndarray, grid: bool = False) -> list[np.ndarray]:
 class GateEncoder:
     """ImageNet EfficientNet-Lite0 without its classifier: (N, 224, 224, 3) uint8 → (N, 1280) unit vectors."""
 
-    def __init__(self, device: torch.device | str = "cpu") -> None:
-        import timm
+    def __init__(self, device: str | object = "cpu") -> None:
+        import timm  # torch is imported here, not at module level: the Tiler cuts views without it
+        import torch
 
         from pipelines.pretrained import efficientnet_lite0_state_dict
 
-        self.device = torch.device(device)
+        self.device = torch.device(str(device))
         network = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)
         weights = {k: v for k, v in efficientnet_lite0_state_dict().items() if not k.startswith("classifier.")}
         network.load_state_dict(weights)
         self.network = network.eval().to(self.device)
 
-    @torch.inference_mode()
     def embed(self, views: list[np.ndarray]) -> np.ndarray:
+        import torch
+
         batch = (np.stack(views).astype(np.float32) / 255.0 - _MEAN) / _STD
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
-        features = self.network(x).float().cpu().numpy()
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
+            features = self.network(x).float().cpu().numpy()
         return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 

@@ -1,0 +1,321 @@
+"""The benchmark suite (`make bench`): the bare model, the naive server and the service, measured
+side by side in one run on this machine, printed as a table and written to var/bench/latest.json.
+
+    $(scripts/venv.sh)/bin/python -m bench.run [--quick]
+
+1. `model_tiles_per_s`: the shipped model's batched forward pass on 512² tiles in this process,
+   for each batch size; the best is the limit the service is measured against.
+2. The naive server (`bench/naive_server.py`: one ASGI process, one image at a time) and then the
+   service (`make serve`'s command, cold start timed) each get the same images from 1, 8 and 32
+   concurrent clients; the service's clients submit and poll as the reference client does.
+   `service_tiles_per_s` counts the tiles of finished jobs per second at concurrency 32.
+3. `submit_p50_ms` / `submit_p99_ms`: POST /predict latency while big jobs keep the model busy
+   and hundreds of jobs wait in the queue.
+4. `large_scan_seconds` / `large_scan_peak_rss_mb`: one 1,500 × 40,000 scan, with the memory of
+   the service's whole process tree sampled every 0.25 s (RSS and PSS sums).
+
+Both servers get the content gate switched off (`gate=false`) so that they do the same work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+
+from bench.service_process import MemorySampler, ServiceProcess
+from deployments.settings import REPO_ROOT
+from pipelines.synthetic import generate_sample
+from tests.conftest import encode, free_port
+
+KEY = "bench-suite-key"
+OUT = REPO_ROOT / "var" / "bench"
+CONCURRENCY = (1, 8, 32)
+
+
+def device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA), {os.cpu_count()} CPU cores"
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    return f"{model}, {os.cpu_count()} cores, no GPU"
+
+
+def bench_images(count: int, size: int = 768) -> list[bytes]:
+    """Synthetic core photos (JPEG), the same for every contestant."""
+    return [encode(generate_sample(50_000_000 + i, height=size, width=size).image, "JPEG", quality=90) for i in range(count)]
+
+
+# -- 1. the bare model -------------------------------------------------------------------------
+
+
+def model_throughput(seconds: float) -> dict[str, float]:
+    import torch
+
+    from pipelines.model import load_checkpoint, predict_probabilities
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = load_checkpoint(REPO_ROOT / "models" / "lithoseg-default")
+    tiles = [generate_sample(60_000_000 + i, height=512, width=512).image[:512, :512] for i in range(8)]
+    tiles = [np.ascontiguousarray(np.pad(t, ((0, 512 - t.shape[0]), (0, 512 - t.shape[1]), (0, 0)), mode="edge")) for t in tiles]
+    sizes = (1, 2, 4, 8, 16, 32, 64) if model.device.type == "cuda" else (1, 2, 4)
+    rates = {}
+    for size in sizes:
+        batch = [tiles[i % len(tiles)] for i in range(size)]
+        predict_probabilities(model, batch)  # warm-up
+        done, began = 0, time.perf_counter()
+        while time.perf_counter() - began < seconds:
+            predict_probabilities(model, batch)
+            done += size
+        rates[str(size)] = done / (time.perf_counter() - began)
+    del model
+    gc.collect()
+    return rates
+
+
+# -- clients -----------------------------------------------------------------------------------
+
+
+def run_clients(work: list[bytes], concurrency: int, one: Callable[[bytes], dict[str, Any]]) -> tuple[float, list[dict[str, Any]]]:
+    """`concurrency` threads take images from a queue and call `one`; (seconds, results)."""
+    todo: queue.Queue[bytes] = queue.Queue()
+    for item in work:
+        todo.put(item)
+    results: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            try:
+                item = todo.get_nowait()
+            except queue.Empty:
+                return
+            outcome = one(item)
+            with lock:
+                results.append(outcome)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - began, results
+
+
+def naive_call(base: str) -> Callable[[bytes], dict[str, Any]]:
+    def one(data: bytes) -> dict[str, Any]:
+        response = requests.post(f"{base}/predict", data=data, timeout=600)
+        response.raise_for_status()
+        return {"ok": True}
+
+    return one
+
+
+def service_call(base: str, poll_s: float) -> Callable[[bytes], dict[str, Any]]:
+    headers = {"api-key": KEY}
+
+    def one(data: bytes) -> dict[str, Any]:
+        job = requests.post(f"{base}/predict", headers=headers, files={"file": data}, data={"gate": "false"}, timeout=60).json()["job_id"]
+        while True:
+            info = requests.get(f"{base}/job/{job}", headers=headers, timeout=60).json()
+            if info["status"] in ("finished", "failed", "cancelled"):
+                if info["status"] != "finished":
+                    raise RuntimeError(f"job {job} {info['status']}: {info['error']}")
+                return {"tiles": info["total_tiles"] or 0}
+            time.sleep(poll_s)
+
+    return one
+
+
+def poll_interval(concurrency: int) -> float:
+    return 0.1 if concurrency == 1 else 0.5  # many pollers on 2 cores would steal the model's CPU
+
+
+def images_for(concurrency: int, pool: list[bytes]) -> list[bytes]:
+    count = max(8, 2 * concurrency)
+    return [pool[i % len(pool)] for i in range(count)]
+
+
+# -- 2. naive server and service ---------------------------------------------------------------
+
+
+def bench_naive(pool: list[bytes]) -> dict[str, float]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "bench.naive_server", "--port", str(port)], env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if requests.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the naive server did not start")
+            time.sleep(0.2)
+        naive_call(base)(pool[0])  # warm-up
+        rates = {}
+        for concurrency in CONCURRENCY:
+            work = images_for(concurrency, pool)
+            seconds, _ = run_clients(work, concurrency, naive_call(base))
+            rates[str(concurrency)] = len(work) / seconds
+            print(f"  naive   c={concurrency:<3} {rates[str(concurrency)]:.3f} images/s", flush=True)
+        return rates
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def submit_latency(base: str, count: int) -> tuple[float, float, int]:
+    """POST /predict latencies (ms) while the pipeline is busy and the queue grows to `count`."""
+    headers = {"api-key": KEY}
+    busy = encode(generate_sample(70_000_000, height=1600, width=1600).image, "JPEG", quality=90)
+    small = encode(generate_sample(70_000_001, height=256, width=256).image, "JPEG", quality=90)
+    ids = [requests.post(f"{base}/predict", headers=headers, files={"file": busy}, data={"gate": "false"}, timeout=60).json()["job_id"] for _ in range(6)]
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def submitter(n: int) -> None:
+        for _ in range(n):
+            began = time.perf_counter()
+            response = requests.post(f"{base}/predict", headers=headers, files={"file": small}, data={"gate": "false"}, timeout=60)
+            elapsed = (time.perf_counter() - began) * 1000
+            response.raise_for_status()
+            with lock:
+                latencies.append(elapsed)
+                ids.append(response.json()["job_id"])
+
+    threads = [threading.Thread(target=submitter, args=(count // 8,)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    queued = requests.get(f"{base}/ready", timeout=30).json()["queue"]
+    for job_id in ids:  # clear the queue for what follows
+        requests.delete(f"{base}/job/{job_id}", headers=headers, timeout=60)
+    latencies.sort()
+    return statistics.median(latencies), latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], queued
+
+
+def large_scan(base: str, root_pid: int) -> dict[str, float]:
+    path = OUT / "scan-1500x40000.jpg"
+    if not path.exists():
+        path.write_bytes(encode(generate_sample(80_000_000, height=40_000, width=1_500).image, "JPEG", quality=90))
+    data = path.read_bytes()
+    headers = {"api-key": KEY}
+    with MemorySampler(root_pid) as memory:
+        idle_rss, idle_pss = memory_now(root_pid)
+        began = time.perf_counter()
+        job = requests.post(f"{base}/predict", headers=headers, files={"file": ("scan.jpg", data)}, data={"gate": "false"}, timeout=120).json()["job_id"]
+        while (info := requests.get(f"{base}/job/{job}", headers=headers, timeout=60).json())["status"] not in ("finished", "failed"):
+            time.sleep(0.25)
+        seconds = time.perf_counter() - began
+    if info["status"] != "finished":
+        raise RuntimeError(f"the large scan failed: {info['error']}")
+    return {
+        "large_scan_seconds": seconds,
+        "large_scan_tiles": info["total_tiles"],
+        "large_scan_peak_rss_mb": memory.peak_rss_mb,
+        "large_scan_peak_pss_mb": memory.peak_pss_mb,
+        "idle_rss_mb": idle_rss,
+        "idle_pss_mb": idle_pss,
+    }
+
+
+def memory_now(root_pid: int) -> tuple[float, float]:
+    from bench.service_process import tree_memory_mb
+
+    return tree_memory_mb(root_pid)
+
+
+def bench_service(pool: list[bytes], submit_count: int) -> dict[str, Any]:
+    store = OUT / "store"
+    service = ServiceProcess(free_port(), KEY, store, rate_limit_per_minute="0", max_queued_jobs="2000")
+    figures: dict[str, Any] = {}
+    try:
+        figures["cold_start_s"] = service.start()
+        print(f"  service cold start {figures['cold_start_s']:.1f} s", flush=True)
+        service_call(service.base, 0.1)(pool[0])  # warm-up
+        rates, tiles_rate = {}, 0.0
+        for concurrency in CONCURRENCY:
+            work = images_for(concurrency, pool)
+            seconds, results = run_clients(work, concurrency, service_call(service.base, poll_interval(concurrency)))
+            rates[str(concurrency)] = len(work) / seconds
+            tiles_rate = sum(r["tiles"] for r in results) / seconds
+            print(f"  service c={concurrency:<3} {rates[str(concurrency)]:.3f} images/s, {tiles_rate:.2f} tiles/s", flush=True)
+        figures["service_images_per_s"] = rates
+        figures["service_tiles_per_s"] = tiles_rate  # at the highest concurrency
+        p50, p99, queued = submit_latency(service.base, submit_count)
+        figures.update(submit_p50_ms=p50, submit_p99_ms=p99, submit_queue_depth=queued)
+        print(f"  submit latency p50 {p50:.1f} ms, p99 {p99:.1f} ms with {queued} jobs queued", flush=True)
+        figures.update(large_scan(service.base, service.pid))
+        print(f"  large scan {figures['large_scan_seconds']:.1f} s, peak RSS {figures['large_scan_peak_rss_mb']:.0f} MB (PSS {figures['large_scan_peak_pss_mb']:.0f} MB)", flush=True)
+    finally:
+        figures["shutdown_s"] = service.stop()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-seconds", type=float, default=20.0, help="time per batch size for the bare model")
+    parser.add_argument("--submits", type=int, default=320, help="POST /predict calls timed under saturation")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "device": device_name()}
+    print(f"lithoseg benchmark on {report['device']}", flush=True)
+    rates = model_throughput(args.model_seconds)
+    best = max(rates, key=lambda k: rates[k])
+    report.update(model_tiles_per_s=rates[best], model_best_batch=int(best), model_tiles_per_s_by_batch=rates)
+    print(f"  bare model: {', '.join(f'batch {k}: {v:.2f}' for k, v in rates.items())} tiles/s", flush=True)
+    pool = bench_images(8)
+    naive = bench_naive(pool)
+    report["naive_images_per_s"] = naive
+    report.update(bench_service(pool, args.submits))
+    report["service_over_model"] = report["service_tiles_per_s"] / report["model_tiles_per_s"]
+    report["service_over_naive"] = {c: report["service_images_per_s"][c] / naive[c] for c in naive}
+    report["suite_seconds"] = time.time() - started
+    (OUT / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report)
+
+
+def print_table(r: dict[str, Any]) -> None:
+    rows = [
+        ("device", r["device"]),
+        ("model_tiles_per_s", f"{r['model_tiles_per_s']:.2f} (batch {r['model_best_batch']})"),
+        ("service_tiles_per_s", f"{r['service_tiles_per_s']:.2f}"),
+        ("service_over_model", f"{r['service_over_model']:.2f}"),
+        *((f"images/s c={c}", f"naive {r['naive_images_per_s'][c]:.3f} | service {r['service_images_per_s'][c]:.3f} | ratio {r['service_over_naive'][c]:.2f}") for c in r["naive_images_per_s"]),
+        ("submit_p50_ms / p99", f"{r['submit_p50_ms']:.1f} / {r['submit_p99_ms']:.1f} ({r['submit_queue_depth']} queued)"),
+        ("large_scan_seconds", f"{r['large_scan_seconds']:.1f} ({r['large_scan_tiles']} tiles)"),
+        ("large_scan_peak_rss_mb", f"{r['large_scan_peak_rss_mb']:.0f} (PSS {r['large_scan_peak_pss_mb']:.0f}; idle RSS {r['idle_rss_mb']:.0f}, PSS {r['idle_pss_mb']:.0f})"),
+        ("cold_start_s", f"{r['cold_start_s']:.1f}"),
+        ("suite", f"{r['suite_seconds'] / 60:.1f} min"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print()
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    print(f"\nwritten to {OUT / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    main()
