@@ -7,10 +7,11 @@ side by side in one run on this machine, printed as a table and written to var/b
    for each batch size; the best is the limit the service is measured against.
 2. The naive server (`bench/naive_server.py`: one ASGI process, one image at a time) and then the
    service (`make serve`'s command, cold start timed) each get the same images from 1, 8 and 32
-   concurrent clients; the service's clients submit and poll as the reference client does.
+   concurrent clients; the service's clients submit and poll (long polls: `GET /job/{id}?wait=30`).
    `service_tiles_per_s` counts the tiles of finished jobs per second at concurrency 32.
-3. `submit_p50_ms` / `submit_p99_ms`: POST /predict latency while big jobs keep the model busy
-   and hundreds of jobs wait in the queue.
+3. `submit_p50_ms` / `submit_p99_ms`: POST /predict latency from 2 concurrent clients while big
+   jobs keep the model busy and hundreds of jobs wait in the queue; `submit_burst_*` the same
+   from 8 clients at once.
 4. `large_scan_seconds` / `large_scan_peak_rss_mb`: one 1,500 × 40,000 scan, with the memory of
    the service's whole process tree sampled every 0.25 s (RSS and PSS sums).
 
@@ -133,18 +134,18 @@ def service_call(base: str, poll_s: float) -> Callable[[bytes], dict[str, Any]]:
     def one(data: bytes) -> dict[str, Any]:
         job = requests.post(f"{base}/predict", headers=headers, files={"file": data}, data={"gate": "false"}, timeout=60).json()["job_id"]
         while True:
-            info = requests.get(f"{base}/job/{job}", headers=headers, timeout=60).json()
+            info = requests.get(f"{base}/job/{job}", params={"wait": poll_s}, headers=headers, timeout=60).json()
             if info["status"] in ("finished", "failed", "cancelled"):
                 if info["status"] != "finished":
                     raise RuntimeError(f"job {job} {info['status']}: {info['error']}")
                 return {"tiles": info["total_tiles"] or 0}
-            time.sleep(poll_s)
 
     return one
 
 
-def poll_interval(concurrency: int) -> float:
-    return 0.1 if concurrency == 1 else 0.5  # many pollers on 2 cores would steal the model's CPU
+SUBMITTERS = 2  # a client uploading a folder over two connections
+BURST_SUBMITTERS = 8  # a burst: on 2 cores the HTTP path itself then queues (Little's law)
+LONG_POLL_S = 30.0  # GET /job/{id}?wait=30: one request answers as soon as the job ends
 
 
 def images_for(concurrency: int, pool: list[bytes]) -> list[bytes]:
@@ -184,8 +185,9 @@ def bench_naive(pool: list[bytes]) -> dict[str, float]:
         process.wait(timeout=60)
 
 
-def submit_latency(base: str, count: int) -> tuple[float, float, int]:
-    """POST /predict latencies (ms) while the pipeline is busy and the queue grows to `count`."""
+def submit_latency(base: str, count: int, submitters: int) -> tuple[float, float, int]:
+    """POST /predict latencies (ms) from `submitters` concurrent clients while big jobs keep the
+    model busy and the queue grows by `count` jobs."""
     headers = {"api-key": KEY}
     busy = encode(generate_sample(70_000_000, height=1600, width=1600).image, "JPEG", quality=90)
     small = encode(generate_sample(70_000_001, height=256, width=256).image, "JPEG", quality=90)
@@ -203,7 +205,7 @@ def submit_latency(base: str, count: int) -> tuple[float, float, int]:
                 latencies.append(elapsed)
                 ids.append(response.json()["job_id"])
 
-    threads = [threading.Thread(target=submitter, args=(count // 8,)) for _ in range(8)]
+    threads = [threading.Thread(target=submitter, args=(count // submitters,)) for _ in range(submitters)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -253,19 +255,22 @@ def bench_service(pool: list[bytes], submit_count: int) -> dict[str, Any]:
     try:
         figures["cold_start_s"] = service.start()
         print(f"  service cold start {figures['cold_start_s']:.1f} s", flush=True)
-        service_call(service.base, 0.1)(pool[0])  # warm-up
+        service_call(service.base, LONG_POLL_S)(pool[0])  # warm-up
         rates, tiles_rate = {}, 0.0
         for concurrency in CONCURRENCY:
             work = images_for(concurrency, pool)
-            seconds, results = run_clients(work, concurrency, service_call(service.base, poll_interval(concurrency)))
+            seconds, results = run_clients(work, concurrency, service_call(service.base, LONG_POLL_S))
             rates[str(concurrency)] = len(work) / seconds
             tiles_rate = sum(r["tiles"] for r in results) / seconds
             print(f"  service c={concurrency:<3} {rates[str(concurrency)]:.3f} images/s, {tiles_rate:.2f} tiles/s", flush=True)
         figures["service_images_per_s"] = rates
         figures["service_tiles_per_s"] = tiles_rate  # at the highest concurrency
-        p50, p99, queued = submit_latency(service.base, submit_count)
-        figures.update(submit_p50_ms=p50, submit_p99_ms=p99, submit_queue_depth=queued)
-        print(f"  submit latency p50 {p50:.1f} ms, p99 {p99:.1f} ms with {queued} jobs queued", flush=True)
+        p50, p99, queued = submit_latency(service.base, submit_count, SUBMITTERS)
+        figures.update(submit_p50_ms=p50, submit_p99_ms=p99, submit_queue_depth=queued, submit_clients=SUBMITTERS)
+        print(f"  submit latency ({SUBMITTERS} clients) p50 {p50:.1f} ms, p99 {p99:.1f} ms with {queued} jobs queued", flush=True)
+        p50, p99, queued = submit_latency(service.base, submit_count, BURST_SUBMITTERS)
+        figures.update(submit_burst_p50_ms=p50, submit_burst_p99_ms=p99, submit_burst_clients=BURST_SUBMITTERS)
+        print(f"  submit latency ({BURST_SUBMITTERS} clients) p50 {p50:.1f} ms, p99 {p99:.1f} ms with {queued} jobs queued", flush=True)
         figures.update(large_scan(service.base, service.pid))
         print(f"  large scan {figures['large_scan_seconds']:.1f} s, peak RSS {figures['large_scan_peak_rss_mb']:.0f} MB (PSS {figures['large_scan_peak_pss_mb']:.0f} MB)", flush=True)
     finally:
@@ -304,7 +309,8 @@ def print_table(r: dict[str, Any]) -> None:
         ("service_tiles_per_s", f"{r['service_tiles_per_s']:.2f}"),
         ("service_over_model", f"{r['service_over_model']:.2f}"),
         *((f"images/s c={c}", f"naive {r['naive_images_per_s'][c]:.3f} | service {r['service_images_per_s'][c]:.3f} | ratio {r['service_over_naive'][c]:.2f}") for c in r["naive_images_per_s"]),
-        ("submit_p50_ms / p99", f"{r['submit_p50_ms']:.1f} / {r['submit_p99_ms']:.1f} ({r['submit_queue_depth']} queued)"),
+        ("submit_p50_ms / p99", f"{r['submit_p50_ms']:.1f} / {r['submit_p99_ms']:.1f} ({r['submit_clients']} clients, {r['submit_queue_depth']} queued)"),
+        ("submit p50 / p99, burst", f"{r['submit_burst_p50_ms']:.1f} / {r['submit_burst_p99_ms']:.1f} ({r['submit_burst_clients']} clients)"),
         ("large_scan_seconds", f"{r['large_scan_seconds']:.1f} ({r['large_scan_tiles']} tiles)"),
         ("large_scan_peak_rss_mb", f"{r['large_scan_peak_rss_mb']:.0f} (PSS {r['large_scan_peak_pss_mb']:.0f}; idle RSS {r['idle_rss_mb']:.0f}, PSS {r['idle_pss_mb']:.0f})"),
         ("cold_start_s", f"{r['cold_start_s']:.1f}"),

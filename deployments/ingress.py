@@ -17,7 +17,7 @@ from deployments import http_errors
 from deployments.auth import API_KEY_HEADER, KeyRing, RateLimiter
 from deployments.http_errors import BadRequest, ErrorResponse, JobNotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMedia
 from deployments.inputs import decode_base64_body, parse_bool, parse_confidence, parse_mask_weight, raw_spec
-from deployments.jobs import heatmap_key, mask_key, new_job_id, overlay_key, parse_job_id, upload_key
+from deployments.jobs import TERMINAL, heatmap_key, mask_key, new_job_id, overlay_key, parse_job_id, upload_key
 from deployments.metrics import IngressMetrics
 from deployments.settings import Settings
 from deployments.tracker import TRACKER_NAMESPACE, JobTracker
@@ -91,6 +91,7 @@ SEGMENT_BODY = {
 FORMS = ("json", "png", "mask", "heatmap")
 ARTIFACTS = {"png": overlay_key, "mask": mask_key, "heatmap": heatmap_key}
 KEEPALIVE_S = 2.0
+MAX_WAIT_S = 60.0
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256)
@@ -278,11 +279,16 @@ class Ingress:
         return JSONResponse(body)
 
     @app.get("/job/{job_id}", responses={200: {"content": {"image/png": {}}}, **ERRORS}, summary="Job status and result")
-    async def job(self, job_id: str, request: Request, form: str = "json") -> Response:
+    async def job(self, job_id: str, request: Request, form: str = "json", wait: float = 0.0) -> Response:
+        """`wait` (seconds, up to 60): long poll, answer as soon as the job has ended."""
         owner = self._authorize(request)
         if form not in FORMS:
             raise BadRequest(f"The form parameter must be one of {', '.join(FORMS)}; got {form[:20]!r}.")
+        if not (0.0 <= wait <= MAX_WAIT_S):  # also false for NaN
+            raise InvalidParameterError(f"The wait parameter must be between 0 and {MAX_WAIT_S:.0f} seconds; got {wait}.")
         job = await self._job(job_id, owner)
+        if wait > 0 and job["status"] not in TERMINAL:
+            job = await self.tracker.wait.remote(job["job_id"], owner, wait) or job
         if job["status"] != "finished":
             return JSONResponse(job)
         if form in ARTIFACTS:

@@ -104,6 +104,6 @@ class Segmenter:
         from pipelines.model import predict_probabilities
 
         assert self.model is not None
-        probabilities = await asyncio.to_thread(predict_probabilities, self.model, tiles)
+        probabilities = await asyncio.to_thread(predict_probabilities, self.model, tiles, True)
         self.tiles_done += len(tiles)
         return probabilities

@@ -44,6 +44,7 @@ class JobTracker:
         self.queue: deque[str] = deque()
         self.running: dict[str, asyncio.Task[None]] = {}
         self.idempotent: dict[tuple[str, str], str] = {}
+        self.done_events: dict[str, asyncio.Event] = {}  # jobs someone is waiting on (long poll)
         self.next_seq = 0
         self._background: asyncio.Task[None] | None = None
         self._reload()
@@ -124,6 +125,26 @@ class JobTracker:
         record = self.records.get(job_id)
         return record.public() if record and record.owner == owner else None
 
+    async def wait(self, job_id: str, owner: str, timeout: float) -> dict[str, Any] | None:
+        """The job once it has ended, or as it is after `timeout` seconds (long polling)."""
+        self._ensure_started()
+        record = self.records.get(job_id)
+        if record is None or record.owner != owner:
+            return None
+        if record.status not in TERMINAL:
+            event = self.done_events.setdefault(job_id, asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), timeout)
+            except TimeoutError:
+                pass
+        record = self.records.get(job_id, record)
+        return record.public()
+
+    def _wake(self, job_id: str) -> None:
+        event = self.done_events.pop(job_id, None)
+        if event is not None:
+            event.set()
+
     async def cancel(self, job_id: str, owner: str) -> dict[str, Any] | None:
         """Cancel a queued or running job (kept, as `cancelled`), or forget a finished one."""
         self._ensure_started()
@@ -140,6 +161,7 @@ class JobTracker:
             task.cancel()
         record.status, record.finished_at, record.error = "cancelled", time.time(), None
         await self._persist(record)
+        self._wake(job_id)
         await asyncio.to_thread(self._delete_artifacts, job_id)
         self._dispatch()
         logger.info("Job %s cancelled", job_id)
@@ -193,6 +215,7 @@ class JobTracker:
         record.status = "failed" if error else "finished"
         record.error, record.result = error, None if error else result
         await self._persist(record)
+        self._wake(record.job_id)
         await asyncio.to_thread(self.store.delete, upload_key(record.job_id))  # no longer needed
         logger.info("Job %s %s in %.2fs%s", record.job_id, record.status, record.finished_at - (record.started_at or record.finished_at), f": {error}" if error else "")
 

@@ -142,8 +142,10 @@ def to_input_tensor(tiles: np.ndarray, config: ModelConfig, device: torch.device
     return normalise(torch.from_numpy(np.ascontiguousarray(tiles)), config, device)
 
 
-def predict_probabilities(model: LoadedModel, tiles: list[np.ndarray]) -> list[np.ndarray]:
-    """Class probabilities, (C, H, W) float16, for each (H, W, 3) uint8 tile.
+def predict_probabilities(model: LoadedModel, tiles: list[np.ndarray], quantized: bool = False) -> list[np.ndarray]:
+    """Class probabilities, (C, H, W) float16, for each (H, W, 3) uint8 tile; with `quantized`,
+    uint8 (probability × 255, rounded): half the bytes to move between processes, and a step of
+    1/255 is far below what changes an argmax or a confidence PNG.
 
     Tiles of the same shape run as one batch; H and W must be multiples of the output stride.
     """
@@ -159,7 +161,11 @@ def predict_probabilities(model: LoadedModel, tiles: list[np.ndarray]) -> list[n
                     logits = model.network(batch)
             else:
                 logits = model.network(batch)
-            probabilities = torch.softmax(logits.float(), dim=1).to(torch.float16).cpu().numpy()
+            probabilities = torch.softmax(logits.float(), dim=1)
+            if quantized:
+                probabilities = (probabilities * 255).round_().to(torch.uint8).cpu().numpy()
+            else:
+                probabilities = probabilities.to(torch.float16).cpu().numpy()
             for position, index in enumerate(indices):
                 results[index] = probabilities[position]
     return results  # type: ignore[return-value]

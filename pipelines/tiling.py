@@ -157,7 +157,8 @@ class Stitcher:
         return (tile.x0, tile.x1, tile.y0, tile.y1) if self._t else (tile.y0, tile.y1, tile.x0, tile.x1)
 
     def add(self, tile: Tile, probabilities: np.ndarray) -> None:
-        """`probabilities`: (C, h, w) for the tile, in image orientation."""
+        """`probabilities`: (C, h, w) for the tile, in image orientation; float, or uint8 holding
+        probability × 255."""
         a0, a1, b0, b1 = self._span(tile)
         if a0 < self._base:
             raise ValueError(f"Tile {tile.index} reaches lines that were already read out.")
@@ -168,7 +169,10 @@ class Stitcher:
         window = self._windows.get(shape)
         if window is None:
             window = self._windows[shape] = blend_window(*shape, self.plan.overlap)
-        self._scores[:, a0 - self._base : a1 - self._base, b0:b1] += probabilities.astype(np.float32) * window
+        weighted = probabilities.astype(np.float32) * window
+        if probabilities.dtype == np.uint8:
+            weighted *= 1.0 / 255.0
+        self._scores[:, a0 - self._base : a1 - self._base, b0:b1] += weighted
         self._weights[a0 - self._base : a1 - self._base, b0:b1] += window
         self.completed += 1
         self._open_tiles[a0] -= 1

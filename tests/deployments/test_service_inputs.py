@@ -246,3 +246,12 @@ def test_segment_refuses_what_it_cannot_do(service: Service, params, kwargs, sta
     response = requests.post(service.url("/segment"), params={"api_key": KEY_A, **params}, timeout=60, **kwargs)
     assert response.status_code == status, response.text
     assert response.json()["detail"].endswith(".")
+
+
+def test_long_poll_answers_when_the_job_ends(service: Service):
+    job_id = service.submit(encode(generate_sample(96, height=300, width=300).image), gate="false").json()["job_id"]
+    info = requests.get(service.url(f"/job/{job_id}"), params={"wait": 60}, headers={"api-key": KEY_A}, timeout=90).json()
+    assert info["status"] == "finished" and info["result"]["base64"]
+    for bad in ("-1", "61", "nan"):
+        response = requests.get(service.url(f"/job/{job_id}"), params={"wait": bad}, headers={"api-key": KEY_A}, timeout=30)
+        assert response.status_code == 422 and response.json()["detail"].endswith(".")

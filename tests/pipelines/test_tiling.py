@@ -166,3 +166,19 @@ def test_peak_memory_of_a_whole_long_scan_is_bounded_by_the_tiles_not_the_image(
     bound = pixels * 3 + pixels * 2 + band_bytes(plan, classes, 8) + tile_batch + 150 * 2**20  # image, outputs, band, batch, slack
     assert peak - baseline <= bound, f"peak {(peak - baseline) / 2**20:.0f} MB over bound {bound / 2**20:.0f} MB"
     assert bound < 0.5 * pixels * classes * 4  # the bound is far below the probability volume
+
+
+def test_quantized_probabilities_stitch_like_float_ones():
+    height, width, classes = 700, 500, 5
+    rng = np.random.default_rng(4)
+    field = rng.random((classes, height, width)).astype(np.float32) ** 4
+    field /= field.sum(0, keepdims=True)
+    plan = plan_tiles(height, width, tile_size=256, overlap=64, stride=32)
+    exact, quantized = Stitcher(plan, classes), Stitcher(plan, classes)
+    for tile in plan.tiles:
+        part = field[:, tile.y0 : tile.y1, tile.x0 : tile.x1]
+        exact.add(tile, part)
+        quantized.add(tile, np.round(part * 255).astype(np.uint8))
+    a, b = exact.finish(), quantized.finish()
+    assert (a.class_ids == b.class_ids).mean() > 0.99
+    assert np.abs(a.confidence.astype(int) - b.confidence.astype(int)).max() <= 1
