@@ -148,9 +148,20 @@ class Stitcher:
         self._base = 0  # line at the top of the band
         self._scores = np.zeros((num_classes, 0, self._padded_breadth), np.float32)
         self._weights = np.zeros((0, self._padded_breadth), np.float32)
-        self._windows: dict[tuple[int, int], np.ndarray] = {}
+        self._windows: dict[tuple[tuple[int, int], np.dtype], np.ndarray] = {}
+        self._buffers: dict[tuple[int, int, int], np.ndarray] = {}
         self.completed = 0
         self.peak_band_lines = 0
+
+    def _window(self, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+        key = (shape, np.dtype(np.uint8) if dtype == np.uint8 else np.dtype(np.float32))
+        window = self._windows.get(key)
+        if window is None:
+            window = blend_window(*shape, self.plan.overlap)
+            if key[1] == np.uint8:
+                window = window / np.float32(255.0)
+            self._windows[key] = window
+        return window
 
     def _span(self, tile: Tile) -> tuple[int, int, int, int]:
         """(a0, a1, b0, b1): the tile along the strip axis, then across it."""
@@ -166,13 +177,14 @@ class Stitcher:
         if self._t:
             probabilities = probabilities.transpose(0, 2, 1)
         shape = (a1 - a0, b1 - b0)
-        window = self._windows.get(shape)
-        if window is None:
-            window = self._windows[shape] = blend_window(*shape, self.plan.overlap)
-        weighted = probabilities.astype(np.float32) * window
-        if probabilities.dtype == np.uint8:
-            weighted *= 1.0 / 255.0
-        self._scores[:, a0 - self._base : a1 - self._base, b0:b1] += weighted
+        window = self._window(shape, np.dtype(np.float32))
+        scaled = self._window(shape, probabilities.dtype)  # the window, times 1/255 for uint8 input
+        buffer = self._buffers.get((probabilities.shape[0], *shape))
+        if buffer is None:
+            buffer = self._buffers[(probabilities.shape[0], *shape)] = np.empty((probabilities.shape[0], *shape), np.float32)
+        np.multiply(probabilities, scaled, out=buffer)  # no temporaries: this runs for every tile
+        scores = self._scores[:, a0 - self._base : a1 - self._base, b0:b1]
+        np.add(scores, buffer, out=scores)
         self._weights[a0 - self._base : a1 - self._base, b0:b1] += window
         self.completed += 1
         self._open_tiles[a0] -= 1
