@@ -8,7 +8,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
 from deployments.settings import Settings
@@ -22,7 +22,10 @@ logger = logging.getLogger("ray.serve")
 
 
 class SegmenterConfig(BaseModel):
-    """Runtime knobs, applied in `reconfigure` (Serve `user_config`)."""
+    """Runtime knobs, applied in `reconfigure` (Serve `user_config`). Unknown keys are refused, so
+    a typo in `serve_config.yaml` fails the deployment instead of being ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
     max_batch_size: int = Field(1, ge=1, description="Tiles per forward pass; 1 is fastest on a small CPU.")
     batch_wait_timeout_s: float = Field(0.005, ge=0, description="How long a batch waits to fill.")

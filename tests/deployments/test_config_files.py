@@ -6,6 +6,7 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from deployments.app import build_app
+from deployments.segmenter import CONCURRENT_BATCHES, SegmenterConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,5 +19,7 @@ def test_serve_config_is_a_valid_serve_schema_for_our_graph():
     graph = {"Ingress", "JobRunner", "Decoder", "Tiler", "Segmenter", "Compositor"}
     assert {d.name for d in app.deployments} <= graph
     segmenter = next(d for d in app.deployments if d.name == "Segmenter")
-    assert segmenter.max_ongoing_requests >= segmenter.user_config["max_batch_size"]
+    # every concurrent batch must be able to fill up: a batch never exceeds max_ongoing_requests
+    assert segmenter.max_ongoing_requests >= segmenter.user_config["max_batch_size"] * CONCURRENT_BATCHES
+    SegmenterConfig(**segmenter.user_config)  # every knob is one the Segmenter knows
     assert build_app(app.args) is not None
