@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import requests
 
-from bench.service_process import MemorySampler, ServiceProcess
+from bench.service_process import MemorySampler, ServiceProcess, tree_memory_mb
 from deployments.settings import REPO_ROOT
 from pipelines.synthetic import generate_sample
 from tests.conftest import encode, free_port
@@ -242,7 +242,7 @@ def large_scan(base: str, root_pid: int) -> dict[str, float]:
     data = path.read_bytes()
     headers = {"api-key": KEY}
     with MemorySampler(root_pid) as memory:
-        idle_rss, idle_pss = memory_now(root_pid)
+        idle_rss, idle_pss = tree_memory_mb(root_pid)
         began = time.perf_counter()
         job = requests.post(f"{base}/predict", headers=headers, files={"file": ("scan.jpg", data)}, data={"gate": "false"}, timeout=120).json()["job_id"]
         while (info := requests.get(f"{base}/job/{job}", headers=headers, timeout=60).json())["status"] not in ("finished", "failed"):
@@ -258,12 +258,6 @@ def large_scan(base: str, root_pid: int) -> dict[str, float]:
         "idle_rss_mb": idle_rss,
         "idle_pss_mb": idle_pss,
     }
-
-
-def memory_now(root_pid: int) -> tuple[float, float]:
-    from bench.service_process import tree_memory_mb
-
-    return tree_memory_mb(root_pid)
 
 
 def bench_service(pool: list[bytes], submit_count: int) -> dict[str, Any]:

@@ -16,6 +16,12 @@ from pipelines.tiling import Segmentation
 from storage import open_store
 
 
+def blank_segmentation(image: np.ndarray) -> Segmentation:
+    """What a picture the content gate rejected is rendered as: all background."""
+    blank = np.zeros(image.shape[:2], np.uint8)
+    return Segmentation(blank, blank)
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=8)
 class Compositor:
     def __init__(self, settings: Settings) -> None:
@@ -26,9 +32,7 @@ class Compositor:
         through the object store); returns the summary. `segmentation` None: a picture the gate
         rejected, rendered as all background."""
         table = ClassTable.from_records(classes)
-        if segmentation is None:
-            blank = np.zeros(image.shape[:2], np.uint8)
-            segmentation = Segmentation(blank, blank)
+        segmentation = segmentation or blank_segmentation(image)
         rendered = await asyncio.to_thread(render_outputs, image, segmentation.class_ids, segmentation.confidence, mask_weight, table)
         for key, name in ((overlay_key, "overlay_png"), (mask_key, "mask_png"), (heatmap_key, "heatmap_png")):
             await asyncio.to_thread(self.store.put, key(job_id), rendered.pop(name))
@@ -40,10 +44,8 @@ class Compositor:
         table = ClassTable.from_records(classes)
 
         def work() -> dict[str, Any]:
-            if segmentation is None:
-                class_ids = np.zeros(image.shape[:2], np.uint8)
-            else:
-                class_ids = apply_confidence(segmentation.class_ids, segmentation.confidence, confidence)
+            found = segmentation or blank_segmentation(image)
+            class_ids = apply_confidence(found.class_ids, found.confidence, confidence)
             return {"mask_png": encode_png(class_ids), "summary": summarize(class_ids, table)}
 
         return await asyncio.to_thread(work)

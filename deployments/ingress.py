@@ -39,59 +39,45 @@ http_errors.install(app)
 METRICS = IngressMetrics()  # one per replica process
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 429, 503)}
-PREDICT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "JPEG, PNG, TIFF, BMP or WebP image."},
-                        "mask_weight": {"type": "number", "minimum": 0, "maximum": 1, "description": "Overlay opacity (default 0.5)."},
-                        "gate": {"type": "boolean", "description": "Run the content gate (default true)."},
-                    },
-                }
-            },
-            "application/octet-stream": {
-                "schema": {"type": "string", "format": "binary", "description": "Raw pixels (query width, height, format=rgb8|l8|bayer_rg8) or an image file's bytes."}
-            },
-        },
-    }
+BINARY = {"type": "string", "format": "binary"}
+OPTIONS = {
+    "mask_weight": {"type": "number", "minimum": 0, "maximum": 1, "description": "Overlay opacity (default 0.5)."},
+    "gate": {"type": "boolean", "description": "Run the content gate (default true)."},
 }
-BATCH_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["archive"],
-                    "properties": {
-                        "archive": {"type": "string", "format": "binary", "description": "ZIP of images; one job per image."},
-                        "mask_weight": {"type": "number", "minimum": 0, "maximum": 1},
-                        "gate": {"type": "boolean"},
-                    },
-                }
-            }
-        },
-    }
-}
-SEGMENT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/x-www-form-urlencoded": {"schema": {"type": "string", "description": "The image file, base64-encoded (as Roboflow clients send it)."}},
-            "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
+
+
+def request_body(field: str, description: str, options: tuple[str, ...] = tuple(OPTIONS), **other: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI `requestBody` for a multipart upload in `field` (plus the `options` fields it reads),
+    and any other content types the endpoint reads."""
+    fields = {field: {**BINARY, "description": description}, **{name: OPTIONS[name] for name in options}}
+    multipart = {"type": "object", "required": [field], "properties": fields}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": multipart}, **other}}}
+
+
+PREDICT_BODY = request_body(
+    "file",
+    "JPEG, PNG, TIFF, BMP or WebP image.",
+    **{"application/octet-stream": {"schema": {**BINARY, "description": "Raw pixels (query width, height, format=rgb8|l8|bayer_rg8) or an image file's bytes."}}},
+)
+BATCH_BODY = request_body("archive", "ZIP of images; one job per image.")
+SEGMENT_BODY = request_body(
+    "file",
+    "The image.",
+    ("gate",),
+    **{
+        "application/x-www-form-urlencoded": {"schema": {"type": "string", "description": "The image file, base64-encoded (as Roboflow clients send it)."}},
+        "application/octet-stream": {"schema": BINARY},
+    },
+)
 FORMS = ("json", "png", "mask", "heatmap")
 ARTIFACTS = {"png": overlay_key, "mask": mask_key, "heatmap": heatmap_key}
 KEEPALIVE_S = 2.0
 MAX_WAIT_S = 60.0
+
+
+def media_type(request: Request) -> str:
+    """The request's Content-Type without parameters, lower case."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256)
@@ -147,6 +133,10 @@ class Ingress:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def _job_options(self, fields: dict[str, str]) -> tuple[float, bool]:
+        """(mask_weight, gate) from the form fields or query parameters."""
+        return parse_mask_weight(fields.get("mask_weight"), self.settings.default_mask_weight), parse_bool("gate", fields.get("gate"), True)
+
     async def _read_form(self, request: Request, field: str, what: str) -> tuple[bytes, str | None, dict[str, str]]:
         """(file bytes, file name, text fields) of a multipart upload whose file is in `field`."""
         declared = request.headers.get("content-length")
@@ -177,7 +167,7 @@ class Ingress:
         """An image from any of the accepted request shapes: multipart `file`; a raw pixel buffer
         (`application/octet-stream` with `width` and `height`); an image file's bytes as the body
         (`application/octet-stream` or `image/*`); with `base64_body`, base64 text as the body."""
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        content_type = media_type(request)
         query = request.query_params
         fields = {k: query[k] for k in ("mask_weight", "gate") if k in query}
         if content_type == "multipart/form-data":
@@ -195,8 +185,8 @@ class Ingress:
             "(raw pixels need the width, height and format query parameters)."
         )
 
-    def _probe(self, data: bytes, spec: RawSpec | None, max_pixels: int) -> ImageInfo:
-        return check_raw(len(data), spec, max_pixels) if spec else probe_image(data, max_pixels)
+    def _probe(self, data: bytes, spec: RawSpec | None) -> ImageInfo:
+        return check_raw(len(data), spec, self.settings.max_pixels) if spec else probe_image(data, self.settings.max_pixels)
 
     async def _submit(self, owner: str, data: bytes, info: ImageInfo, filename: str | None, mask_weight: float, gate: bool, spec: RawSpec | None, idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
         job_id = new_job_id()
@@ -219,14 +209,13 @@ class Ingress:
         started = time.perf_counter()
         owner = self._authorize(request)
         data, filename, fields, spec = await self._read_image(request)
-        mask_weight = parse_mask_weight(fields.get("mask_weight"), self.settings.default_mask_weight)
-        gate = parse_bool("gate", fields.get("gate"), True)
+        mask_weight, gate = self._job_options(fields)
         idempotency_key = request.headers.get("idempotency-key") or None
         if idempotency_key:
             existing = await self.tracker.find_idempotent.remote(owner, idempotency_key)
             if existing is not None:
                 return JSONResponse({"job_id": existing["job_id"], "status": existing["status"]}, status_code=200)
-        info = await asyncio.to_thread(self._probe, data, spec, self.settings.max_pixels)
+        info = await asyncio.to_thread(self._probe, data, spec)
         job, created = await self._submit(owner, data, info, filename, mask_weight, gate, spec, idempotency_key)
         METRICS.latency.labels("POST", "/predict").observe(time.perf_counter() - started)
         return JSONResponse({"job_id": job["job_id"], "status": job["status"]}, status_code=202 if created else 200)
@@ -234,11 +223,10 @@ class Ingress:
     @app.post("/predict/batch", status_code=202, responses=ERRORS, openapi_extra=BATCH_BODY, summary="Submit a ZIP of images, one job each")
     async def predict_batch(self, request: Request) -> JSONResponse:
         owner = self._authorize(request)  # the whole batch counts as one request
-        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "multipart/form-data":
+        if media_type(request) != "multipart/form-data":
             raise UnsupportedMedia("POST /predict/batch expects multipart/form-data with a ZIP archive in the field `archive`.")
         data, _, fields = await self._read_form(request, "archive", "ZIP archive")
-        mask_weight = parse_mask_weight(fields.get("mask_weight"), self.settings.default_mask_weight)
-        gate = parse_bool("gate", fields.get("gate"), True)
+        mask_weight, gate = self._job_options(fields)
         contents = await asyncio.to_thread(
             read_archive, data, self.settings.batch_max_entries, self.settings.max_upload_bytes, self.settings.batch_max_total_bytes
         )
@@ -262,7 +250,7 @@ class Ingress:
         confidence = parse_confidence(request.query_params.get("confidence"))
         data, _, fields, spec = await self._read_image(request, base64_body=True)
         gate = parse_bool("gate", fields.get("gate"), True)
-        info = await asyncio.to_thread(self._probe, data, spec, self.settings.max_pixels)
+        info = await asyncio.to_thread(self._probe, data, spec)
         if info.pixels > self.settings.segment_max_pixels:
             raise ImageTooLargeError(
                 f"POST /segment takes images up to {self.settings.segment_max_pixels:,} pixels; this one has {info.pixels:,}. Submit it to POST /predict instead."

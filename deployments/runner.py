@@ -40,10 +40,8 @@ class JobRunner:
     async def _gate(self, image: DeploymentResponse, model: dict[str, Any], enabled: bool) -> dict[str, Any]:
         """`rejected`, `rejection_reason` and `core_score` for the result."""
         threshold = self.settings.gate_threshold if self.settings.gate_threshold is not None else model["gate_threshold"]
-        if not enabled or not threshold:
-            return {"rejected": False, "rejection_reason": None, "core_score": None}
-        score = await self.tiler.gate.remote(image)
-        if score is None:
+        score = await self.tiler.gate.remote(image) if enabled and threshold else None
+        if score is None:  # gate off, or a checkpoint without one
             return {"rejected": False, "rejection_reason": None, "core_score": None}
         rejected = score < threshold
         return {"rejected": rejected, "rejection_reason": REJECTION_REASON if rejected else None, "core_score": round(score, 4)}
