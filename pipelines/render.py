@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import io
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from pipelines.classes import BACKGROUND_ID, ClassTable
 from pipelines.errors import InvalidParameterError
 from pipelines.lithology_log import lithology_log
-
-# Compression level 1: large masks and overlays compress nearly as well as at 6 and several
-# times faster, and encoding is on every job's critical path.
-PNG_COMPRESS_LEVEL = 1
-_STRIP_PIXELS = 1 << 22
+from pipelines.png import PngWriter, encode_png, strip_rows
 
 
 def check_mask_weight(value: float) -> float:
@@ -25,32 +19,34 @@ def check_mask_weight(value: float) -> float:
     return float(value)
 
 
-def overlay(image: np.ndarray, class_ids: np.ndarray, palette: np.ndarray, mask_weight: float) -> np.ndarray:
-    """Blend class colours onto rock pixels: (1 - w) · photo + w · colour. Background stays as it is.
-
-    Works in strips of rows so that the float temporaries stay small on a 100-megapixel image."""
-    check_mask_weight(mask_weight)
+def blend(image: np.ndarray, class_ids: np.ndarray, palette: np.ndarray, mask_weight: float) -> np.ndarray:
+    """One strip of the overlay: (1 - w) · photo + w · colour on rock pixels; background as it is."""
     out = image.copy()
-    if mask_weight == 0.0:
+    rock = class_ids != BACKGROUND_ID
+    if mask_weight == 0.0 or not rock.any():
         return out
-    rows = max(1, _STRIP_PIXELS // max(1, image.shape[1]))
-    for y in range(0, image.shape[0], rows):
-        ids = class_ids[y : y + rows]
-        rock = ids != BACKGROUND_ID
-        if not rock.any():
-            continue
-        part = out[y : y + rows]
-        colours = palette[ids[rock]].astype(np.float32)
-        photo = part[rock].astype(np.float32)
-        part[rock] = np.clip((1.0 - mask_weight) * photo + mask_weight * colours + 0.5, 0, 255).astype(np.uint8)
+    colours = palette[class_ids[rock]].astype(np.float32)
+    photo = out[rock].astype(np.float32)
+    out[rock] = np.clip((1.0 - mask_weight) * photo + mask_weight * colours + 0.5, 0, 255).astype(np.uint8)
     return out
 
 
-def encode_png(array: np.ndarray) -> bytes:
-    """PNG bytes of an (H, W) uint8 (mode L) or (H, W, 3) uint8 (RGB) array."""
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()
+def overlay(image: np.ndarray, class_ids: np.ndarray, palette: np.ndarray, mask_weight: float) -> np.ndarray:
+    """The whole overlay as an array, blended in strips so that float temporaries stay small."""
+    check_mask_weight(mask_weight)
+    out = np.empty_like(image)
+    for rows in strip_rows(*image.shape[:2]):
+        out[rows] = blend(image[rows], class_ids[rows], palette, mask_weight)
+    return out
+
+
+def overlay_png(image: np.ndarray, class_ids: np.ndarray, palette: np.ndarray, mask_weight: float) -> bytes:
+    """The overlay's PNG, blended and encoded strip by strip: no full-size overlay is ever held."""
+    check_mask_weight(mask_weight)
+    writer = PngWriter(image.shape[0], image.shape[1], 3)
+    for rows in strip_rows(*image.shape[:2]):
+        writer.write(blend(image[rows], class_ids[rows], palette, mask_weight))
+    return writer.finish()
 
 
 def summarize(class_ids: np.ndarray, class_table: ClassTable) -> dict[str, Any]:
@@ -78,9 +74,9 @@ def render_outputs(image: np.ndarray, class_ids: np.ndarray, confidence: np.ndar
     with ThreadPoolExecutor(max_workers=3) as pool:
         mask = pool.submit(encode_png, class_ids)
         heatmap = pool.submit(encode_png, confidence)
-        overlay_png = encode_png(overlay(image, class_ids, class_table.palette, mask_weight))
+        overlay_bytes = overlay_png(image, class_ids, class_table.palette, mask_weight)
         summary = summarize(class_ids, class_table)
-        return {"overlay_png": overlay_png, "mask_png": mask.result(), "heatmap_png": heatmap.result(), "summary": summary}
+        return {"overlay_png": overlay_bytes, "mask_png": mask.result(), "heatmap_png": heatmap.result(), "summary": summary}
 
 
 def apply_confidence(class_ids: np.ndarray, confidence: np.ndarray, threshold: float) -> np.ndarray:
