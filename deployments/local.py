@@ -16,6 +16,7 @@ import time
 import urllib.request
 from typing import Any
 
+from deployments.ray_environment import LOCAL_RAY_ENVIRONMENT, apply
 from deployments.settings import REPO_ROOT, Settings
 
 
@@ -26,11 +27,7 @@ def start_ray(http_host: str, http_port: int, log_to_driver: bool = True) -> Non
     import ray
     from ray import serve
 
-    # Ray starts worker processes at nice 15 by default: on a shared machine every other process
-    # (a training run, a benchmark's own client) would then take the replicas' CPU. The service
-    # sets its own priorities instead: the Segmenter lowers its own (see SegmenterConfig.niceness)
-    # so that the HTTP path stays responsive while the model is saturated.
-    os.environ.setdefault("RAY_worker_niceness", "0")
+    apply(LOCAL_RAY_ENVIRONMENT)  # before ray.init: its processes inherit the environment
     ray.init(
         num_cpus=max(2, os.cpu_count() or 2),
         include_dashboard=False,

@@ -115,6 +115,27 @@ def blend_window(height: int, width: int, overlap: int) -> np.ndarray:
     return np.outer(ramp(height), ramp(width))
 
 
+def argmax_and_max(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(class ids as uint8, best score) over axis 0 of non-negative float32 scores (C, ...).
+
+    numpy's argmax along the first axis is slow (it walks the classes pixel by pixel; 15 ms for 12
+    classes over 350,000 pixels), its max is fast (plane by plane, 0.7 ms). So the class index is
+    written, complemented, into the lowest mantissa bits of each score, whose bit patterns, read
+    as int32, order exactly as the non-negative floats do, and one max yields both. Scores lose
+    their last `ceil(log2(C))` mantissa bits (a relative 2⁻¹⁹ for 12 classes); classes closer than
+    that count as a tie, which goes, as with numpy's argmax, to the lower index.
+    """
+    classes = scores.shape[0]
+    if classes > 256:
+        raise ValueError(f"At most 256 classes fit uint8 class ids; got {classes}.")
+    bits = max(1, (classes - 1).bit_length())
+    low = np.int32((1 << bits) - 1)
+    keys = np.bitwise_and(scores.astype(np.float32, copy=False).view(np.int32), ~low)
+    keys |= (low - np.arange(classes, dtype=np.int32)).reshape((classes,) + (1,) * (scores.ndim - 1))
+    best = keys.max(axis=0)
+    return (low - (best & low)).astype(np.uint8), (best & ~low).view(np.float32)
+
+
 @dataclass(frozen=True)
 class Segmentation:
     class_ids: np.ndarray  # (H, W) uint8
@@ -209,9 +230,7 @@ class Stitcher:
         if final <= self._base:
             return
         lines = final - self._base
-        scores = self._scores[:, :lines, : self._breadth]
-        class_ids = scores.argmax(axis=0).astype(np.uint8)
-        best = np.take_along_axis(scores, class_ids[None].astype(np.intp), axis=0)[0]
+        class_ids, best = argmax_and_max(self._scores[:, :lines, : self._breadth])
         confidence = best / np.maximum(self._weights[:lines, : self._breadth], _MIN_WEIGHT * _MIN_WEIGHT)
         self._class_ids[self._base : final] = class_ids
         self._confidence[self._base : final] = np.clip(confidence * 255 + 0.5, 0, 255).astype(np.uint8)

@@ -1,7 +1,7 @@
 """Write k8s/rayservice.yaml from serve_config.yaml, so the cluster runs exactly the Serve config
 the repository tests (`tests/deployments/test_config_files.py` checks they agree).
 
-    python scripts/render_rayservice.py
+    python -m scripts.render_rayservice
 """
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ from pathlib import Path
 
 import yaml
 
+from deployments.ray_environment import RAY_ENVIRONMENT
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "registry.example.com/lithoseg:0.1.0"
 ENV = [
     {"name": "LITHOSEG_STORE_URL", "value": "s3://lithoseg/prod"},
     {"name": "LITHOSEG_S3_ENDPOINT_URL", "value": "http://minio.lithoseg.svc:9000"},
     {"name": "LITHOSEG_MODEL", "value": "/app/models/lithoseg-default"},
-    {"name": "RAY_worker_niceness", "value": "0"},
+    *({"name": name, "value": value} for name, value in RAY_ENVIRONMENT.items()),
 ]
 HEADER = """\
 # KubeRay RayService for lithoseg, rendered from serve_config.yaml by scripts/render_rayservice.py

@@ -32,7 +32,7 @@ def test_k8s_manifests_parse_and_run_the_tested_serve_config():
     documents = {p.name: list(yaml.safe_load_all(p.read_text())) for p in (ROOT / "k8s").glob("*.yaml")}
     assert {"rayservice.yaml", "minio.yaml", "secret.example.yaml"} <= set(documents)
     (service,) = documents["rayservice.yaml"]
-    assert service == render(), "k8s/rayservice.yaml is stale: run python scripts/render_rayservice.py"
+    assert service == render(), "k8s/rayservice.yaml is stale: run python -m scripts.render_rayservice"
     assert yaml.safe_load(service["spec"]["serveConfigV2"]) == yaml.safe_load((ROOT / "serve_config.yaml").read_text())
     cluster = service["spec"]["rayClusterConfig"]
     groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from pipelines.segment import segment_with
-from pipelines.tiling import Stitcher, band_bytes, blend_window, cut_tile, pad_image, plan_tiles
+from pipelines.tiling import Stitcher, argmax_and_max, band_bytes, blend_window, cut_tile, pad_image, plan_tiles
 
 
 @pytest.mark.parametrize("shape", [(32, 32), (100, 37), (512, 512), (513, 1700), (1600, 154), (2000, 3000)])
@@ -182,3 +182,27 @@ def test_quantized_probabilities_stitch_like_float_ones():
     a, b = exact.finish(), quantized.finish()
     assert (a.class_ids == b.class_ids).mean() > 0.99
     assert np.abs(a.confidence.astype(int) - b.confidence.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("classes", [1, 2, 12, 16, 17, 256])
+def test_argmax_and_max_agree_with_numpy(classes):
+    rng = np.random.default_rng(classes)
+    scores = rng.random((classes, 40, 30), dtype=np.float32) * 3
+    scores[:, 0, 0] = 0.0  # all-zero pixel
+    scores[:, 1, 1] = 1.5  # an exact tie goes to the lowest class, as with numpy's argmax
+    scores[classes // 2 :, 2, 2] = 2.5
+    ids, best = argmax_and_max(scores[:, :, :25])  # a strided view, as the stitcher's band is
+    assert ids[0, 0] == ids[1, 1] == 0 and ids[2, 2] == classes // 2
+    view = scores[:, :, :25]
+    top = np.sort(view, axis=0)
+    distinct = top[-1] - (top[-2] if classes > 1 else 0) > top[-1] * 2**-14  # beyond the bits given up
+    assert ids.dtype == np.uint8
+    assert np.array_equal(ids[distinct], view.argmax(axis=0)[distinct])
+    assert distinct.mean() > 0.9
+    assert best[0, 0] == 0.0
+    assert np.allclose(best, scores[:, :, :25].max(axis=0), rtol=2**-14)
+
+
+def test_argmax_and_max_refuses_more_classes_than_uint8_holds():
+    with pytest.raises(ValueError, match="256"):
+        argmax_and_max(np.zeros((257, 2, 2), np.float32))
