@@ -190,7 +190,7 @@ def test_argmax_and_max_agree_with_numpy(classes):
     scores = rng.random((classes, 40, 30), dtype=np.float32) * 3
     scores[:, 0, 0] = 0.0  # all-zero pixel
     scores[:, 1, 1] = 1.5  # an exact tie goes to the lowest class, as with numpy's argmax
-    scores[classes // 2 :, 2, 2] = 2.5
+    scores[classes // 2 :, 2, 2] = 5.0  # above every random score
     ids, best = argmax_and_max(scores[:, :, :25])  # a strided view, as the stitcher's band is
     assert ids[0, 0] == ids[1, 1] == 0 and ids[2, 2] == classes // 2
     view = scores[:, :, :25]
