@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterable
 
 import numpy as np
+
+from pipelines.strips import strip_rows
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FILTER_UP = 2
 COLOUR_TYPES = {1: 0, 3: 2}  # channels -> PNG colour type: greyscale, truecolour
 IDAT_BYTES = 1 << 20  # compressed bytes gathered into one IDAT chunk
-STRIP_PIXELS = 1 << 22  # pixels per strip when encoding a whole array
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
@@ -91,12 +91,6 @@ class PngWriter:
         self._flush_idat()
         self._parts.append(chunk(b"IEND", b""))
         return b"".join(self._parts)
-
-
-def strip_rows(height: int, width: int, pixels: int | None = None) -> Iterable[slice]:
-    """Row ranges of about `pixels` (default STRIP_PIXELS) pixels each, covering `height` rows."""
-    rows = max(1, (pixels or STRIP_PIXELS) // max(1, width))
-    return (slice(y, min(height, y + rows)) for y in range(0, height, rows))
 
 
 def encode_png(array: np.ndarray, level: int = 1) -> bytes:

@@ -10,7 +10,8 @@ import numpy as np
 from pipelines.classes import BACKGROUND_ID, ClassTable
 from pipelines.errors import InvalidParameterError
 from pipelines.lithology_log import lithology_log
-from pipelines.png import PngWriter, encode_png, strip_rows
+from pipelines.png import PngWriter, encode_png
+from pipelines.strips import strip_rows
 
 
 def check_mask_weight(value: float) -> float:

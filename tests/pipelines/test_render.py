@@ -68,7 +68,7 @@ def test_overlay_in_strips_equals_overlay_at_once(monkeypatch):
     image = rng.integers(0, 255, (97, 61, 3), dtype=np.uint8)
     ids = rng.integers(0, len(TABLE), (97, 61)).astype(np.uint8)
     whole = overlay(image, ids, TABLE.palette, 0.7)
-    monkeypatch.setattr("pipelines.png.STRIP_PIXELS", 61 * 5)
+    monkeypatch.setattr("pipelines.strips.STRIP_PIXELS", 61 * 5)
     assert np.array_equal(overlay(image, ids, TABLE.palette, 0.7), whole)
     streamed = Image.open(io.BytesIO(overlay_png(image, ids, TABLE.palette, 0.7)))
     assert streamed.mode == "RGB" and np.array_equal(np.asarray(streamed), whole)
