@@ -21,15 +21,19 @@ def check_mask_weight(value: float) -> float:
 
 
 def blend(image: np.ndarray, class_ids: np.ndarray, palette: np.ndarray, mask_weight: float) -> np.ndarray:
-    """One strip of the overlay: (1 - w) · photo + w · colour on rock pixels; background as it is."""
-    out = image.copy()
+    """One strip of the overlay: (1 - w) · photo + w · colour on rock pixels; background as it is.
+
+    In 16-bit integers with w in 256ths (within one level of the exact blend): half the memory of
+    float32 and no per-pixel indexing."""
+    alpha = round(mask_weight * 256)
     rock = class_ids != BACKGROUND_ID
-    if mask_weight == 0.0 or not rock.any():
-        return out
-    colours = palette[class_ids[rock]].astype(np.float32)
-    photo = out[rock].astype(np.float32)
-    out[rock] = np.clip((1.0 - mask_weight) * photo + mask_weight * colours + 0.5, 0, 255).astype(np.uint8)
-    return out
+    if alpha == 0 or not rock.any():
+        return image.copy()
+    mixed = image.astype(np.uint16) * np.uint16(256 - alpha)
+    mixed += palette[class_ids].astype(np.uint16) * np.uint16(alpha)  # at most 255 · 256 in all
+    mixed += np.uint16(128)
+    mixed >>= 8
+    return np.where(rock[..., None], mixed.astype(np.uint8), image)
 
 
 def overlay(image: np.ndarray, class_ids: np.ndarray, palette: np.ndarray, mask_weight: float) -> np.ndarray:
@@ -50,10 +54,18 @@ def overlay_png(image: np.ndarray, class_ids: np.ndarray, palette: np.ndarray, m
     return writer.finish()
 
 
+def class_counts(class_ids: np.ndarray, num_classes: int) -> np.ndarray:
+    """Pixels per class id, counted in strips: np.bincount casts its input to int64, 8 bytes a pixel."""
+    counts = np.zeros(num_classes, np.int64)
+    for rows in strip_rows(*class_ids.shape[:2]):
+        counts += np.bincount(class_ids[rows].ravel(), minlength=num_classes)[:num_classes]
+    return counts
+
+
 def summarize(class_ids: np.ndarray, class_table: ClassTable) -> dict[str, Any]:
     """Per-class coverage, the classes detected (rock classes with at least one pixel), the
     lithology log along the long axis."""
-    counts = np.bincount(class_ids.ravel(), minlength=len(class_table))
+    counts = class_counts(class_ids, len(class_table))
     total = int(class_ids.size)
     rock_total = int(total - counts[BACKGROUND_ID])
     detected = {c.name: list(c.color) for c in class_table.rock_classes if counts[c.id] > 0}
