@@ -1,7 +1,7 @@
 """The benchmark suite (`make bench`): the bare model, the naive server and the service, measured
 side by side in one run on this machine, printed as a table and written to var/bench/latest.json.
 
-    $(scripts/venv.sh)/bin/python -m bench.run [--quick]
+    $(scripts/venv.sh)/bin/python -m bench.run
 
 1. `model_tiles_per_s`: the shipped model's batched forward pass on 512² tiles in this process,
    for each batch size, one pass at a time on all cores and two concurrent passes sharing them
@@ -9,7 +9,9 @@ side by side in one run on this machine, printed as a table and written to var/b
 2. The naive server (`bench/naive_server.py`: one ASGI process, one image at a time) and then the
    service (`make serve`'s command, cold start timed) each get the same images from 1, 8 and 32
    concurrent clients; the service's clients submit and poll (long polls: `GET /job/{id}?wait=30`).
-   `service_tiles_per_s` counts the tiles of finished jobs per second at concurrency 32.
+   The images are synthetic core photos at the sizes of the real ones (PHOTO_SIZES, 8-12 tiles);
+   `service_tiles_per_s` counts the tiles of finished jobs per second at concurrency 32. Then
+   small pictures (768², 4 tiles, where per-job costs weigh most) at concurrency 32: `small`.
 3. `submit_p50_ms` / `submit_p99_ms`: POST /predict latency from 2 concurrent clients while big
    jobs keep the model busy and hundreds of jobs wait in the queue; `submit_burst_*` the same
    from 8 clients at once.
@@ -58,9 +60,17 @@ def device_name() -> str:
     return f"{model}, {os.cpu_count()} cores, no GPU"
 
 
-def bench_images(count: int, size: int = 768) -> list[bytes]:
-    """Synthetic core photos (JPEG), the same for every contestant."""
-    return [encode(generate_sample(50_000_000 + i, height=size, width=size).image, "JPEG", quality=90) for i in range(count)]
+# (height, width) of the real core photos in the project's data (../shared/data/real_cores): drone
+# pictures of core boxes at 1,600 × 1,200 and handheld pictures of core about 800 × 1,600; 8 to 12
+# tiles each. The main workload, as a user's folder of photos would be.
+PHOTO_SIZES = ((1200, 1600), (1600, 1200), (800, 1600), (1600, 800))
+# Small pictures, 4 tiles each: where per-job costs weigh most (runs 1-4 used only these).
+SMALL_SIZES = ((768, 768),)
+
+
+def bench_images(count: int, sizes: tuple[tuple[int, int], ...]) -> list[bytes]:
+    """Synthetic core photos (JPEG) of the given sizes in turn, the same for every contestant."""
+    return [encode(generate_sample(50_000_000 + i, height=sizes[i % len(sizes)][0], width=sizes[i % len(sizes)][1]).image, "JPEG", quality=90) for i in range(count)]
 
 
 # -- 1. the bare model -------------------------------------------------------------------------
@@ -174,7 +184,9 @@ def images_for(concurrency: int, pool: list[bytes]) -> list[bytes]:
 # -- 2. naive server and service ---------------------------------------------------------------
 
 
-def bench_naive(pool: list[bytes]) -> dict[str, float]:
+def bench_naive(photos: list[bytes], small: list[bytes]) -> dict[str, Any]:
+    """Images per second of the naive server: the photos at each concurrency, the small pictures
+    at the highest."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen([sys.executable, "-m", "bench.naive_server", "--port", str(port)], env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -190,14 +202,17 @@ def bench_naive(pool: list[bytes]) -> dict[str, float]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("the naive server did not start")
             time.sleep(0.2)
-        naive_call(base)(pool[0])  # warm-up
+        naive_call(base)(photos[0])  # warm-up
         rates = {}
         for concurrency in CONCURRENCY:
-            work = images_for(concurrency, pool)
+            work = images_for(concurrency, photos)
             seconds, _ = run_clients(work, concurrency, naive_call(base))
             rates[str(concurrency)] = len(work) / seconds
             print(f"  naive   c={concurrency:<3} {rates[str(concurrency)]:.3f} images/s", flush=True)
-        return rates
+        work = images_for(CONCURRENCY[-1], small)
+        seconds, _ = run_clients(work, CONCURRENCY[-1], naive_call(base))
+        print(f"  naive   c={CONCURRENCY[-1]:<3} {len(work) / seconds:.3f} images/s (small pictures)", flush=True)
+        return {"photos": rates, "small": len(work) / seconds}
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -260,23 +275,27 @@ def large_scan(base: str, root_pid: int) -> dict[str, float]:
     }
 
 
-def bench_service(pool: list[bytes], submit_count: int) -> dict[str, Any]:
+def bench_service(photos: list[bytes], small: list[bytes], submit_count: int) -> dict[str, Any]:
     store = OUT / "store"
     service = ServiceProcess(free_port(), KEY, store, rate_limit_per_minute="0", max_queued_jobs="2000")
     figures: dict[str, Any] = {}
     try:
         figures["cold_start_s"] = service.start()
         print(f"  service cold start {figures['cold_start_s']:.1f} s", flush=True)
-        service_call(service.base, LONG_POLL_S)(pool[0])  # warm-up
+        service_call(service.base, LONG_POLL_S)(photos[0])  # warm-up
         rates, tiles_rate = {}, 0.0
         for concurrency in CONCURRENCY:
-            work = images_for(concurrency, pool)
+            work = images_for(concurrency, photos)
             seconds, results = run_clients(work, concurrency, service_call(service.base, LONG_POLL_S))
             rates[str(concurrency)] = len(work) / seconds
             tiles_rate = sum(r["tiles"] for r in results) / seconds
             print(f"  service c={concurrency:<3} {rates[str(concurrency)]:.3f} images/s, {tiles_rate:.2f} tiles/s", flush=True)
         figures["service_images_per_s"] = rates
         figures["service_tiles_per_s"] = tiles_rate  # at the highest concurrency
+        work = images_for(CONCURRENCY[-1], small)
+        seconds, results = run_clients(work, CONCURRENCY[-1], service_call(service.base, LONG_POLL_S))
+        figures["small"] = {"service_images_per_s": len(work) / seconds, "service_tiles_per_s": sum(r["tiles"] for r in results) / seconds}
+        print(f"  service c={CONCURRENCY[-1]:<3} {figures['small']['service_images_per_s']:.3f} images/s, {figures['small']['service_tiles_per_s']:.2f} tiles/s (small pictures)", flush=True)
         p50, p99, queued = submit_latency(service.base, submit_count, SUBMITTERS)
         figures.update(submit_p50_ms=p50, submit_p99_ms=p99, submit_queue_depth=queued, submit_clients=SUBMITTERS)
         print(f"  submit latency ({SUBMITTERS} clients) p50 {p50:.1f} ms, p99 {p99:.1f} ms with {queued} jobs queued", flush=True)
@@ -303,12 +322,20 @@ def main() -> None:
     best = max(rates, key=lambda k: rates[k])
     report.update(model_tiles_per_s=rates[best], model_best_batch=best, model_tiles_per_s_by_batch=rates)
     print(f"  bare model (batch size, x2 = two concurrent passes): {', '.join(f'{k}: {v:.2f}' for k, v in rates.items())} tiles/s", flush=True)
-    pool = bench_images(8)
-    naive = bench_naive(pool)
-    report["naive_images_per_s"] = naive
-    report.update(bench_service(pool, args.submits))
+    photos, small = bench_images(8, PHOTO_SIZES), bench_images(8, SMALL_SIZES)
+    naive = bench_naive(photos, small)
+    report["naive_images_per_s"] = naive["photos"]
+    report.update(bench_service(photos, small, args.submits))
     report["service_over_model"] = report["service_tiles_per_s"] / report["model_tiles_per_s"]
-    report["service_over_naive"] = {c: report["service_images_per_s"][c] / naive[c] for c in naive}
+    report["service_over_naive"] = {c: report["service_images_per_s"][c] / naive["photos"][c] for c in naive["photos"]}
+    small_figures = report["small"]
+    small_figures.update(
+        sizes=[list(size) for size in SMALL_SIZES],
+        naive_images_per_s=naive["small"],
+        service_over_model=small_figures["service_tiles_per_s"] / report["model_tiles_per_s"],
+        service_over_naive=small_figures["service_images_per_s"] / naive["small"],
+    )
+    report["photo_sizes"] = [list(size) for size in PHOTO_SIZES]
     report["suite_seconds"] = time.time() - started
     (OUT / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)
@@ -321,6 +348,7 @@ def print_table(r: dict[str, Any]) -> None:
         ("service_tiles_per_s", f"{r['service_tiles_per_s']:.2f}"),
         ("service_over_model", f"{r['service_over_model']:.2f}"),
         *((f"images/s c={c}", f"naive {r['naive_images_per_s'][c]:.3f} | service {r['service_images_per_s'][c]:.3f} | ratio {r['service_over_naive'][c]:.2f}") for c in r["naive_images_per_s"]),
+        ("small pictures, c=32", f"service {r['small']['service_tiles_per_s']:.2f} tiles/s, over model {r['small']['service_over_model']:.2f}, over naive {r['small']['service_over_naive']:.2f}"),
         ("submit_p50_ms / p99", f"{r['submit_p50_ms']:.1f} / {r['submit_p99_ms']:.1f} ({r['submit_clients']} clients, {r['submit_queue_depth']} queued)"),
         ("submit p50 / p99, burst", f"{r['submit_burst_p50_ms']:.1f} / {r['submit_burst_p99_ms']:.1f} ({r['submit_burst_clients']} clients)"),
         ("large_scan_seconds", f"{r['large_scan_seconds']:.1f} ({r['large_scan_tiles']} tiles)"),
