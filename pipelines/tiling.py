@@ -167,8 +167,13 @@ class Stitcher:
         self._open_tiles = {a: starts.count(a) for a in self._strip_starts}
         self._next_strip = 0  # index into _strip_starts of the first strip not yet complete
         self._base = 0  # line at the top of the band
-        self._scores = np.zeros((num_classes, 0, self._padded_breadth), np.float32)
-        self._weights = np.zeros((0, self._padded_breadth), np.float32)
+        # The band lives in buffers that are reused strip after strip: lines [_offset, _offset +
+        # _lines) of the buffers hold image lines [_base, _base + _lines). The buffers grow only
+        # to the widest band seen (no copy of the band per tile or per strip).
+        self._score_buffer = np.zeros((num_classes, 0, self._padded_breadth), np.float32)
+        self._weight_buffer = np.zeros((0, self._padded_breadth), np.float32)
+        self._offset = 0
+        self._lines = 0
         self._windows: dict[tuple[tuple[int, int], np.dtype], np.ndarray] = {}
         self._buffers: dict[tuple[int, int, int], np.ndarray] = {}
         self.completed = 0
@@ -211,22 +216,41 @@ class Stitcher:
         self._open_tiles[a0] -= 1
         self._release()
 
+    @property
+    def _scores(self) -> np.ndarray:
+        return self._score_buffer[:, self._offset : self._offset + self._lines]
+
+    @property
+    def _weights(self) -> np.ndarray:
+        return self._weight_buffer[self._offset : self._offset + self._lines]
+
     def _cover(self, line_end: int) -> None:
         """Grow the band so that it reaches line `line_end` (exclusive)."""
-        missing = line_end - self._base - self._weights.shape[0]
+        missing = line_end - self._base - self._lines
         if missing <= 0:
             return
-        breadth = self._padded_breadth
-        self._scores = np.concatenate([self._scores, np.zeros((self.num_classes, missing, breadth), np.float32)], axis=1)
-        self._weights = np.concatenate([self._weights, np.zeros((missing, breadth), np.float32)], axis=0)
-        self.peak_band_lines = max(self.peak_band_lines, self._weights.shape[0])
+        needed = self._lines + missing
+        if self._offset + needed > self._weight_buffer.shape[0]:
+            # move the band to the top of the buffers, in larger ones if it no longer fits
+            scores, weights = self._scores, self._weights
+            if needed > self._weight_buffer.shape[0]:
+                self._score_buffer = np.empty((self.num_classes, needed, self._padded_breadth), np.float32)
+                self._weight_buffer = np.empty((needed, self._padded_breadth), np.float32)
+            self._score_buffer[:, : self._lines] = scores  # numpy copes with the overlap
+            self._weight_buffer[: self._lines] = weights
+            self._offset = 0
+        start = self._offset + self._lines
+        self._score_buffer[:, start : start + missing] = 0
+        self._weight_buffer[start : start + missing] = 0
+        self._lines = needed
+        self.peak_band_lines = max(self.peak_band_lines, needed)
 
     def _release(self) -> None:
         """Read out and drop the lines no future tile can touch."""
         while self._next_strip < len(self._strip_starts) and self._open_tiles[self._strip_starts[self._next_strip]] == 0:
             self._next_strip += 1
         final = self._strip_starts[self._next_strip] if self._next_strip < len(self._strip_starts) else self._padded_length
-        final = min(final, self._length, self._base + self._weights.shape[0])
+        final = min(final, self._length, self._base + self._lines)
         if final <= self._base:
             return
         lines = final - self._base
@@ -234,13 +258,11 @@ class Stitcher:
         confidence = best / np.maximum(self._weights[:lines, : self._breadth], _MIN_WEIGHT * _MIN_WEIGHT)
         self._class_ids[self._base : final] = class_ids
         self._confidence[self._base : final] = np.clip(confidence * 255 + 0.5, 0, 255).astype(np.uint8)
-        self._scores = np.ascontiguousarray(self._scores[:, lines:])  # a copy, so the lines' memory goes
-        self._weights = np.ascontiguousarray(self._weights[lines:])
-        self._base = final
+        self._offset, self._lines, self._base = self._offset + lines, self._lines - lines, final
 
     @property
     def band_bytes(self) -> int:
-        return self._scores.nbytes + self._weights.nbytes
+        return self._score_buffer.nbytes + self._weight_buffer.nbytes
 
     def finish(self) -> Segmentation:
         if self.completed < len(self.plan):
