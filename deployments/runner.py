@@ -46,9 +46,10 @@ class JobRunner:
         rejected = score < threshold
         return {"rejected": rejected, "rejection_reason": REJECTION_REASON if rejected else None, "core_score": round(score, 4)}
 
-    def _segment(self, image: DeploymentResponse, model: dict[str, Any]) -> DeploymentResponseGenerator:
-        """Progress events, then an ObjectRef to the Segmentation (never fetched here)."""
-        return self.tiler.options(stream=True).segment.remote(image, model)
+    async def _segment(self, image: DeploymentResponse, model: dict[str, Any]) -> DeploymentResponseGenerator:
+        """Progress events, then an ObjectRef to the Segmentation (never fetched here). The Tiler
+        gets the decoded image by reference (Serve's documented `_to_object_ref`), to pass on."""
+        return self.tiler.options(stream=True).segment.remote([await image._to_object_ref()], model)
 
     async def run(self, job_id: str, options: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         model = await self.segmenter.info.remote()
@@ -61,7 +62,7 @@ class JobRunner:
             if gate["rejected"]:
                 logger.info("Job %s rejected by the content gate (core score %.3f)", job_id, gate["core_score"])
             else:
-                async for event in self._segment(image, model):
+                async for event in await self._segment(image, model):
                     if isinstance(event, ray.ObjectRef):
                         segmentation = event
                     else:
@@ -81,7 +82,7 @@ class JobRunner:
         verdict = await self._gate(image, model, gate)
         segmentation = None
         if not verdict["rejected"]:
-            async for event in self._segment(image, model):
+            async for event in await self._segment(image, model):
                 if isinstance(event, ray.ObjectRef):
                     segmentation = event
         rendered = await self.compositor.render_mask.remote(image, segmentation, confidence, model["classes"])

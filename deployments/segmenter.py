@@ -13,6 +13,7 @@ from ray import serve
 
 from deployments.settings import Settings
 from pipelines.gate import GateBank, GateEncoder
+from pipelines.tiling import TileCut
 from storage.factory import fetch_checkpoint
 
 if TYPE_CHECKING:  # torch is imported in the replica only, not in every process that imports the graph
@@ -110,10 +111,14 @@ class Segmenter:
         return await asyncio.to_thread(lambda: bank.score(encoder.embed(views)))
 
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.005, max_concurrent_batches=CONCURRENT_BATCHES)
-    async def predict(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
+    async def predict(self, images: list[np.ndarray], cuts: list[TileCut]) -> list[np.ndarray]:
+        """Class probabilities (uint8, × 255) of one tile per request: the tile is cut here from
+        the image, which arrives as a zero-copy view of the object store, so that only the tile's
+        coordinates travel per request."""
         from pipelines.model import predict_probabilities
 
         assert self.model is not None
+        tiles = [cut.of(image) for image, cut in zip(images, cuts, strict=True)]
         probabilities = await asyncio.to_thread(predict_probabilities, self.model, tiles, True)
         self.tiles_done += len(tiles)
         return probabilities

@@ -22,7 +22,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.settings import Settings
 from pipelines.gate import gate_views
-from pipelines.tiling import Stitcher, Tile, cut_tile, plan_tiles
+from pipelines.tiling import Stitcher, Tile, plan_tiles, tile_cut
 
 TILES_IN_FLIGHT = 8  # per image; enough to fill a batch, few enough to bound memory
 PROGRESS_EVERY_S = 0.25
@@ -42,12 +42,17 @@ class Tiler:
         views = await asyncio.to_thread(gate_views, image)
         return await self.segmenter.gate.remote(views)
 
-    async def segment(self, image: np.ndarray, model: dict[str, Any]) -> AsyncIterator[dict[str, Any] | ray.ObjectRef]:
+    async def segment(self, image_ref: list[ray.ObjectRef], model: dict[str, Any]) -> AsyncIterator[dict[str, Any] | ray.ObjectRef]:
         """Yields `{"completed": n, "total": N}` as tiles finish, then an object-store reference
         to the `Segmentation` (the runner hands it on to the Compositor without fetching it).
 
-        `model` is the Segmenter's `info()`, read once per job by the runner, so a model swapped
-        through `user_config` never meets a tile plan made for the previous one."""
+        `image_ref` is `[reference to the decoded image]` (in a list, so that Ray hands over the
+        reference rather than the pixels): each tile request carries the reference and the tile's
+        coordinates, and the Segmenter cuts the tile itself. `model` is the Segmenter's `info()`,
+        read once per job by the runner, so a model swapped through `user_config` never meets a
+        tile plan made for the previous one."""
+        (reference,) = image_ref
+        image: np.ndarray = await reference
         plan = plan_tiles(image.shape[0], image.shape[1], model["tile_size"], model["tile_overlap"], model["output_stride"])
         stitcher = Stitcher(plan, model["num_classes"])
         window: set[asyncio.Task[tuple[Tile, np.ndarray]]] = set()
@@ -55,7 +60,7 @@ class Tiler:
         reported = loop.time()
 
         async def run(tile: Tile) -> tuple[Tile, np.ndarray]:
-            return tile, await self.segmenter.predict.remote(cut_tile(image, tile, plan))
+            return tile, await self.segmenter.predict.remote(reference, tile_cut(tile, plan))
 
         self.running += 1
         try:

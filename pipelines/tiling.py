@@ -84,19 +84,41 @@ def pad_image(image: np.ndarray, plan: TilePlan) -> np.ndarray:
     return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=_pad_mode(pad_h, pad_w, plan.height, plan.width))  # type: ignore[call-overload]
 
 
-def cut_tile(image: np.ndarray, tile: Tile, plan: TilePlan) -> np.ndarray:
-    """The tile's pixels of the *unpadded* image, padded exactly as `pad_image` would pad them.
+@dataclass(frozen=True)
+class TileCut:
+    """Where a tile's pixels come from: all a process holding the image needs to cut the tile.
 
-    Padding only happens along an axis the image is shorter than one tile, where the single tile
-    spans the whole axis, so padding the cut equals cutting the padded image; no padded copy of a
-    large image is ever made.
+    The service sends this, not the pixels, to the model replica, which cuts the tile from the
+    image it reads from the object store (zero-copy): per tile, 50 bytes travel instead of 786 KB.
     """
-    part = image[tile.y0 : min(tile.y1, plan.height), tile.x0 : min(tile.x1, plan.width)]
-    pad_h, pad_w = tile.y1 - tile.y0 - part.shape[0], tile.x1 - tile.x0 - part.shape[1]
-    if pad_h or pad_w:
-        mode = _pad_mode(plan.padded_height - plan.height, plan.padded_width - plan.width, plan.height, plan.width)
-        return np.pad(part, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)  # type: ignore[call-overload]
-    return np.ascontiguousarray(part)
+
+    tile: Tile
+    height: int  # the image's
+    width: int
+    pad_mode: str  # how the tile is padded where it overhangs a thin image
+
+    def of(self, image: np.ndarray) -> np.ndarray:
+        """The tile's pixels of the *unpadded* image, padded exactly as `pad_image` would pad them.
+
+        Padding only happens along an axis the image is shorter than one tile, where the single
+        tile spans the whole axis, so padding the cut equals cutting the padded image; no padded
+        copy of a large image is ever made."""
+        tile = self.tile
+        part = image[tile.y0 : min(tile.y1, self.height), tile.x0 : min(tile.x1, self.width)]
+        pad_h, pad_w = tile.y1 - tile.y0 - part.shape[0], tile.x1 - tile.x0 - part.shape[1]
+        if pad_h or pad_w:
+            return np.pad(part, ((0, pad_h), (0, pad_w), (0, 0)), mode=self.pad_mode)  # type: ignore[call-overload]
+        return np.ascontiguousarray(part)
+
+
+def tile_cut(tile: Tile, plan: TilePlan) -> TileCut:
+    mode = _pad_mode(plan.padded_height - plan.height, plan.padded_width - plan.width, plan.height, plan.width)
+    return TileCut(tile, plan.height, plan.width, mode)
+
+
+def cut_tile(image: np.ndarray, tile: Tile, plan: TilePlan) -> np.ndarray:
+    """The tile's pixels (see `TileCut.of`)."""
+    return tile_cut(tile, plan).of(image)
 
 
 def blend_window(height: int, width: int, overlap: int) -> np.ndarray:
