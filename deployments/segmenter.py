@@ -117,8 +117,12 @@ class Segmenter:
         coordinates travel per request."""
         from pipelines.model import predict_probabilities
 
-        assert self.model is not None
-        tiles = [cut.of(image) for image, cut in zip(images, cuts, strict=True)]
-        probabilities = await asyncio.to_thread(predict_probabilities, self.model, tiles, True)
-        self.tiles_done += len(tiles)
+        model = self.model
+        assert model is not None
+
+        def run() -> list[np.ndarray]:  # cutting too off the event loop, with the forward pass
+            return predict_probabilities(model, [cut.of(image) for image, cut in zip(images, cuts, strict=True)], True)
+
+        probabilities = await asyncio.to_thread(run)
+        self.tiles_done += len(cuts)
         return probabilities

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,21 +37,26 @@ def blend(image: np.ndarray, class_ids: np.ndarray, palette: np.ndarray, mask_we
     return np.where(rock[..., None], mixed.astype(np.uint8), image)
 
 
-def overlay(image: np.ndarray, class_ids: np.ndarray, palette: np.ndarray, mask_weight: float) -> np.ndarray:
-    """The whole overlay as an array, blended in strips so that float temporaries stay small."""
+def overlay_strips(image: np.ndarray, class_ids: np.ndarray, palette: np.ndarray, mask_weight: float) -> Iterator[tuple[slice, np.ndarray]]:
+    """(rows, blended strip) from top to bottom: the overlay without holding all of it."""
     check_mask_weight(mask_weight)
-    out = np.empty_like(image)
     for rows in strip_rows(*image.shape[:2]):
-        out[rows] = blend(image[rows], class_ids[rows], palette, mask_weight)
+        yield rows, blend(image[rows], class_ids[rows], palette, mask_weight)
+
+
+def overlay(image: np.ndarray, class_ids: np.ndarray, palette: np.ndarray, mask_weight: float) -> np.ndarray:
+    """The whole overlay as an array."""
+    out = np.empty_like(image)
+    for rows, strip in overlay_strips(image, class_ids, palette, mask_weight):
+        out[rows] = strip
     return out
 
 
 def overlay_png(image: np.ndarray, class_ids: np.ndarray, palette: np.ndarray, mask_weight: float) -> bytes:
     """The overlay's PNG, blended and encoded strip by strip: no full-size overlay is ever held."""
-    check_mask_weight(mask_weight)
     writer = PngWriter(image.shape[0], image.shape[1], 3)
-    for rows in strip_rows(*image.shape[:2]):
-        writer.write(blend(image[rows], class_ids[rows], palette, mask_weight))
+    for _, strip in overlay_strips(image, class_ids, palette, mask_weight):
+        writer.write(strip)
     return writer.finish()
 
 
