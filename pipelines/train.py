@@ -7,7 +7,10 @@ Each batch draws crops from the labelled folders (minus the held-out photos) wit
 `--real-fraction` and from the synthetic generator otherwise. Validation runs every `--val-every`
 steps on the held-out photos and on fixed synthetic seeds that training never uses, with the same
 tiling the service uses. The run directory holds `state.pt` (resume with `--resume`) and the
-checkpoint (`config.json` + `model.safetensors`) of the last validation.
+checkpoint (`config.json` + `model.safetensors`) of the last validation. With `--ema D` the
+checkpoint and the validation are of an exponential moving average of the weights (decay D per
+step, BatchNorm statistics included), which varies far less from one validation to the next than
+the raw weights do, so the last checkpoint can be shipped without picking a step.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class TrainConfig:
     threads: int = 0
     resume: bool = False
     init: str | None = None
+    ema: float = 0.0
     model: dict[str, Any] = field(default_factory=dict)
 
 
@@ -148,6 +152,11 @@ def train(config: TrainConfig) -> Path:
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config.steps))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    averaged = (
+        torch.optim.swa_utils.AveragedModel(network, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema), use_buffers=True)
+        if config.ema
+        else None
+    )
     import segmentation_models_pytorch as smp
 
     dice = smp.losses.DiceLoss("multiclass", ignore_index=IGNORE_ID)
@@ -161,6 +170,8 @@ def train(config: TrainConfig) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, history = state["step"], state["history"]
+        if averaged is not None and "averaged" in state:
+            averaged.load_state_dict(state["averaged"])
         print(f"resumed from step {step}", flush=True)
 
     loader = DataLoader(
@@ -186,6 +197,8 @@ def train(config: TrainConfig) -> Path:
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
+        if averaged is not None:
+            averaged.update_parameters(network)
         step += 1
         seen += len(images)
         running_loss = 0.95 * running_loss + 0.05 * loss.item() if step > 1 else loss.item()
@@ -193,11 +206,15 @@ def train(config: TrainConfig) -> Path:
             rate = seen / (time.time() - started)
             print(f"step {step}/{config.steps} loss {running_loss:.4f} lr {scheduler.get_last_lr()[0]:.2e} {rate:.1f} crops/s", flush=True)
         if step % config.val_every == 0 or step == config.steps:
-            metrics = validate(network, model_config, device, real_val, synthetic_val)
+            shipped = averaged.module if averaged is not None else network
+            metrics = validate(shipped, model_config, device, real_val, synthetic_val)
             history.append({"step": step, "loss": running_loss, **{k: {m: v[m] for m in ("miou_rock_present", "rock_vs_background_iou", "pixel_accuracy")} for k, v in metrics.items()}})
             print(f"validation at step {step}: {_summary(metrics)}", flush=True)
-            _write(out, config, model_config, network, metrics, step, history)
-            torch.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step, "history": history}, state_path)
+            _write(out, config, model_config, shipped, metrics, step, history)
+            state = {"network": network.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step, "history": history}
+            if averaged is not None:
+                state["averaged"] = averaged.state_dict()
+            torch.save(state, state_path)
     return out
 
 
@@ -231,13 +248,14 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--model-json", default="{}", help="ModelConfig overrides as JSON, e.g. '{\"tile_size\": 256}'")
+    parser.add_argument("--ema", type=float, default=0.0, help="validate and save an exponential moving average of the weights with this decay per step (e.g. 0.998; 0: the raw weights)")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     return TrainConfig(
         out=args.out, data=args.data, holdout=[h for h in args.holdout.split(",") if h], steps=args.steps,
         batch_size=args.batch_size, crop=args.crop, lr=args.lr, real_fraction=args.real_fraction,
         pretrained=args.pretrained, init=args.init, val_every=args.val_every, val_synthetic=args.val_synthetic,
-        seed=args.seed, workers=args.workers, threads=args.threads, resume=args.resume, model=json.loads(args.model_json),
+        seed=args.seed, workers=args.workers, threads=args.threads, resume=args.resume, ema=args.ema, model=json.loads(args.model_json),
     )
 
 

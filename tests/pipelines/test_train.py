@@ -24,3 +24,20 @@ def test_a_few_training_steps_write_a_loadable_checkpoint(tmp_path):
         "--val-every", "4", "--val-synthetic", "1", "--workers", "0", "--pretrained", "none", "--model-json", model_json, "--resume",
     ])
     assert load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.training["steps_done"] == 4
+
+
+def test_with_ema_the_checkpoint_holds_the_averaged_weights_not_the_last_step(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    model_json = '{"architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}, "tile_size": 128, "tile_overlap": 32}'
+    train_main([
+        "--out", str(tmp_path / "run"), "--steps", "3", "--batch-size", "2", "--crop", "96", "--ema", "0.5",
+        "--val-every", "3", "--val-synthetic", "1", "--workers", "0", "--pretrained", "none", "--model-json", model_json,
+    ])
+    shipped = load_file(str(tmp_path / "run" / "checkpoint" / "model.safetensors"))
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
+    averaged = {k.removeprefix("module."): v for k, v in state["averaged"].items() if k.startswith("module.")}
+    name = next(k for k in shipped if k.endswith("weight") and shipped[k].is_floating_point())
+    assert torch.equal(shipped[name], averaged[name])
+    assert not torch.equal(shipped[name], state["network"][name])  # the raw weights moved on past the average
