@@ -17,7 +17,7 @@ import resource
 from pathlib import Path
 
 from bench.run import KEY, LONG_POLL_S, OUT, PHOTO_SIZES, SMALL_SIZES, bench_images, run_clients, service_call
-from bench.service_process import ServiceProcess, descendants
+from bench.service_process import ServiceProcess, descendants, process_name
 from tests.conftest import free_port
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -28,11 +28,10 @@ def process_times(root: int) -> dict[int, tuple[str, float]]:
     times = {}
     for pid in descendants(root):
         try:
-            name = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        times[pid] = (name.rsplit("/", 1)[-1], (int(fields[11]) + int(fields[12])) / TICKS)
+        times[pid] = (process_name(pid), (int(fields[11]) + int(fields[12])) / TICKS)
     return times
 
 

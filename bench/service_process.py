@@ -53,13 +53,44 @@ def _kb(path: Path, key: str) -> int:
     return 0
 
 
+def process_name(pid: int) -> str:
+    """The process's title (Ray workers set theirs, e.g. `ray::ServeReplica:lithoseg:Tiler`)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode().rsplit("/", 1)[-1]
+    except OSError:
+        return "?"
+
+
+@dataclass(frozen=True)
+class ProcessMemory:
+    """One process's resident memory in MB: RSS split into anonymous (heap), file-backed
+    (libraries) and shared-memory (Ray's object store) pages, and PSS."""
+
+    name: str
+    anon: float
+    file: float
+    shmem: float
+    pss: float
+
+    @property
+    def rss(self) -> float:
+        return self.anon + self.file + self.shmem
+
+
+def process_memory(root: int) -> dict[int, ProcessMemory]:
+    """pid -> memory, for the tree under `root`."""
+    found = {}
+    for pid in descendants(root):
+        status = Path(f"/proc/{pid}/status")
+        kinds = [_kb(status, key) / 1024 for key in ("RssAnon:", "RssFile:", "RssShmem:")]
+        found[pid] = ProcessMemory(process_name(pid), *kinds, _kb(Path(f"/proc/{pid}/smaps_rollup"), "Pss:") / 1024)
+    return found
+
+
 def tree_memory_mb(root: int) -> tuple[float, float]:
     """(RSS sum, PSS sum) of the process tree, in MB."""
-    rss = pss = 0
-    for pid in descendants(root):
-        rss += _kb(Path(f"/proc/{pid}/status"), "VmRSS:")
-        pss += _kb(Path(f"/proc/{pid}/smaps_rollup"), "Pss:")
-    return rss / 1024, pss / 1024
+    processes = process_memory(root).values()
+    return sum(p.rss for p in processes), sum(p.pss for p in processes)
 
 
 @dataclass
@@ -70,6 +101,7 @@ class MemorySampler:
     interval: float = 0.25
     peak_rss_mb: float = 0.0
     peak_pss_mb: float = 0.0
+    at_peak: dict[int, ProcessMemory] = field(default_factory=dict)  # every process when the RSS sum peaked
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -80,8 +112,11 @@ class MemorySampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            rss, pss = tree_memory_mb(self.root)
-            self.peak_rss_mb, self.peak_pss_mb = max(self.peak_rss_mb, rss), max(self.peak_pss_mb, pss)
+            processes = process_memory(self.root)
+            rss, pss = sum(p.rss for p in processes.values()), sum(p.pss for p in processes.values())
+            if rss > self.peak_rss_mb:
+                self.peak_rss_mb, self.at_peak = rss, processes
+            self.peak_pss_mb = max(self.peak_pss_mb, pss)
             self._stop.wait(self.interval)
 
     def __exit__(self, *exc: object) -> None:

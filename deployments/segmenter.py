@@ -112,16 +112,17 @@ class Segmenter:
 
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.005, max_concurrent_batches=CONCURRENT_BATCHES)
     async def predict(self, images: list[np.ndarray], cuts: list[TileCut]) -> list[np.ndarray]:
-        """Class probabilities (uint8, × 255) of one tile per request: the tile is cut here from
-        the image, which arrives as a zero-copy view of the object store, so that only the tile's
-        coordinates travel per request."""
-        from pipelines.model import predict_probabilities
+        """Class probabilities of one tile per request, weighted by the tile's blend window, as
+        uint8 × 255 (what the Tiler's stitcher adds up): the tile is cut here from the image,
+        which arrives as a zero-copy view of the object store, so that only the tile's coordinates
+        travel per request."""
+        from pipelines.model import predict_weighted
 
         model = self.model
         assert model is not None
 
         def run() -> list[np.ndarray]:  # cutting too off the event loop, with the forward pass
-            return predict_probabilities(model, [cut.of(image) for image, cut in zip(images, cuts, strict=True)], True)
+            return predict_weighted(model, [cut.of(image) for image, cut in zip(images, cuts, strict=True)], [cut.window() for cut in cuts])
 
         probabilities = await asyncio.to_thread(run)
         self.tiles_done += len(cuts)

@@ -8,6 +8,7 @@ and metrics) and `model.safetensors`. The network itself comes from `smp.create_
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,30 +143,43 @@ def to_input_tensor(tiles: np.ndarray, config: ModelConfig, device: torch.device
     return normalise(torch.from_numpy(np.ascontiguousarray(tiles)), config, device)
 
 
-def predict_probabilities(model: LoadedModel, tiles: list[np.ndarray], quantized: bool = False) -> list[np.ndarray]:
-    """Class probabilities, (C, H, W) float16, for each (H, W, 3) uint8 tile; with `quantized`,
-    uint8 (probability × 255, rounded): half the bytes to move between processes, and a step of
-    1/255 is far below what changes an argmax or a confidence PNG.
-
-    Tiles of the same shape run as one batch; H and W must be multiples of the output stride.
-    """
-    results: list[np.ndarray | None] = [None] * len(tiles)
+def _forward(model: LoadedModel, tiles: list[np.ndarray]) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """(indices, softmax probabilities (N, C, H, W) float32 on the model's device) for the tiles,
+    grouped by shape: tiles of one shape run as one batch. H and W must be multiples of the
+    output stride. Call under `torch.inference_mode()`."""
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for index, tile in enumerate(tiles):
         by_shape.setdefault(tile.shape, []).append(index)
-    with torch.inference_mode():
-        for indices in by_shape.values():
-            batch = to_input_tensor(np.stack([tiles[i] for i in indices]), model.config, model.device)
-            if model.device.type == "cuda":
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    logits = model.network(batch)
-            else:
+    for indices in by_shape.values():
+        batch = to_input_tensor(np.stack([tiles[i] for i in indices]), model.config, model.device)
+        if model.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.bfloat16):
                 logits = model.network(batch)
-            probabilities = torch.softmax(logits.float(), dim=1)
-            if quantized:
-                probabilities = (probabilities * 255).round_().to(torch.uint8).cpu().numpy()
-            else:
-                probabilities = probabilities.to(torch.float16).cpu().numpy()
+        else:
+            logits = model.network(batch)
+        yield indices, torch.softmax(logits.float(), dim=1)
+
+
+def predict_probabilities(model: LoadedModel, tiles: list[np.ndarray]) -> list[np.ndarray]:
+    """Class probabilities, (C, H, W) float16, for each (H, W, 3) uint8 tile."""
+    results: list[np.ndarray | None] = [None] * len(tiles)
+    with torch.inference_mode():
+        for indices, probabilities in _forward(model, tiles):
             for position, index in enumerate(indices):
-                results[index] = probabilities[position]
+                results[index] = probabilities[position].to(torch.float16).cpu().numpy()
+    return results  # type: ignore[return-value]
+
+
+def predict_weighted(model: LoadedModel, tiles: list[np.ndarray], windows: list[np.ndarray]) -> list[np.ndarray]:
+    """What `pipelines.tiling.Stitcher` takes: for each (H, W, 3) uint8 tile, its (C, H, W) class
+    probabilities times its blend window (H, W) × 255, rounded to uint8 (as `tiling.weigh`). A
+    third of float16's bytes to move between processes; a step of 1/255 is far below what changes
+    an argmax or a confidence PNG."""
+    results: list[np.ndarray | None] = [None] * len(tiles)
+    with torch.inference_mode():
+        for indices, probabilities in _forward(model, tiles):
+            scale = torch.from_numpy(np.stack([windows[i] for i in indices])).to(model.device).mul_(255.0).unsqueeze(1)
+            weighted = probabilities.mul_(scale).round_().to(torch.uint8).cpu().numpy()
+            for position, index in enumerate(indices):
+                results[index] = weighted[position]
     return results  # type: ignore[return-value]

@@ -10,25 +10,27 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pipelines.model import LoadedModel, predict_probabilities
-from pipelines.tiling import Segmentation, Stitcher, cut_tile, plan_tiles
+from pipelines.model import LoadedModel, predict_weighted
+from pipelines.tiling import Segmentation, Stitcher, plan_tiles, tile_cut
 
-Predict = Callable[[list[np.ndarray]], list[np.ndarray]]
+# (tiles (h, w, 3) uint8, their blend windows (h, w)) -> weighted probabilities (C, h, w) uint8
+Predict = Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]]
 
 
 def segment_with(predict: Predict, image: np.ndarray, tile_size: int, overlap: int, stride: int, num_classes: int, batch_size: int = 1) -> Segmentation:
-    """Tile `image`, run `predict` on batches of tiles ((h, w, 3) uint8 → (C, h, w)), stitch."""
+    """Tile `image`, run `predict` on batches of tiles and their windows, stitch."""
     plan = plan_tiles(image.shape[0], image.shape[1], tile_size, overlap, stride)
     stitcher = Stitcher(plan, num_classes)
     for start in range(0, len(plan), batch_size):
         batch = plan.tiles[start : start + batch_size]
-        for tile, probabilities in zip(batch, predict([cut_tile(image, t, plan) for t in batch]), strict=True):
-            stitcher.add(tile, probabilities)
+        cuts = [tile_cut(tile, plan) for tile in batch]
+        for tile, weighted in zip(batch, predict([cut.of(image) for cut in cuts], [cut.window() for cut in cuts]), strict=True):
+            stitcher.add(tile, weighted)
     return stitcher.finish()
 
 
 def segment_image(model: LoadedModel, image: np.ndarray, batch_size: int = 1) -> Segmentation:
     config = model.config
     return segment_with(
-        lambda tiles: predict_probabilities(model, tiles), image, config.tile_size, config.tile_overlap, config.output_stride, len(config.classes), batch_size
+        lambda tiles, windows: predict_weighted(model, tiles, windows), image, config.tile_size, config.tile_overlap, config.output_stride, len(config.classes), batch_size
     )

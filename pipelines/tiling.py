@@ -4,7 +4,8 @@ An image is covered by tiles of the model's input size that overlap by `overlap`
 smaller than a tile along an axis gets one tile there, rounded up to the encoder's output stride.
 The image is reflect-padded to the plan's padded size, so every tile is a full tile, and the
 stitched result is cropped back to the input size. Overlapping predictions are blended with a
-window that ramps down towards tile edges, so no seam shows where tiles meet.
+window that ramps down towards the edges a tile shares with its neighbours, so no seam shows
+where tiles meet.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-_MIN_WEIGHT = 1e-3  # keeps border pixels (covered by one tile's ramp only) well defined
 
 
 @dataclass(frozen=True)
@@ -96,6 +95,10 @@ class TileCut:
     height: int  # the image's
     width: int
     pad_mode: str  # how the tile is padded where it overhangs a thin image
+    overlap: int  # the plan's, for the tile's blend window
+
+    def window(self) -> np.ndarray:
+        return tile_window(self)
 
     def of(self, image: np.ndarray) -> np.ndarray:
         """The tile's pixels of the *unpadded* image, padded exactly as `pad_image` would pad them.
@@ -113,7 +116,7 @@ class TileCut:
 
 def tile_cut(tile: Tile, plan: TilePlan) -> TileCut:
     mode = _pad_mode(plan.padded_height - plan.height, plan.padded_width - plan.width, plan.height, plan.width)
-    return TileCut(tile, plan.height, plan.width, mode)
+    return TileCut(tile, plan.height, plan.width, mode, plan.overlap)
 
 
 def cut_tile(image: np.ndarray, tile: Tile, plan: TilePlan) -> np.ndarray:
@@ -121,41 +124,79 @@ def cut_tile(image: np.ndarray, tile: Tile, plan: TilePlan) -> np.ndarray:
     return tile_cut(tile, plan).of(image)
 
 
-def blend_window(height: int, width: int, overlap: int) -> np.ndarray:
-    """(H, W) float32 weights: 1 inside, falling smoothly (raised cosine) over `overlap` px to the edges."""
+def blend_window(height: int, width: int, overlap: int, ramps: tuple[bool, bool, bool, bool] = (True, True, True, True)) -> np.ndarray:
+    """(H, W) float32 weights: 1 inside, falling smoothly (raised cosine) over `overlap` px towards
+    each edge named in `ramps` (top, bottom, left, right) and flat up to the others.
 
-    def ramp(n: int) -> np.ndarray:
+    Two neighbours' ramps over the same `overlap` pixels sum to exactly 1, and where tiles overlap
+    by more, to more, so with flat edges at the image's border every pixel's total weight is at
+    least 1."""
+
+    def ramp(n: int, start: bool, end: bool) -> np.ndarray:
         w = np.ones(n, np.float32)
         r = min(overlap, n // 2)
         if r > 0:
             t = (np.arange(r, dtype=np.float32) + 0.5) / r
             edge = 0.5 - 0.5 * np.cos(np.pi * t)
-            w[:r] = edge
-            w[n - r :] = edge[::-1]
-        return np.maximum(w, _MIN_WEIGHT)
+            if start:
+                w[:r] = edge
+            if end:
+                w[n - r :] = edge[::-1]
+        return w
 
-    return np.outer(ramp(height), ramp(width))
+    top, bottom, left, right = ramps
+    return np.outer(ramp(height, top, bottom), ramp(width, left, right))
 
 
-def argmax_and_max(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(class ids as uint8, best score) over axis 0 of non-negative float32 scores (C, ...).
+_windows: dict[tuple[int, int, int, tuple[bool, bool, bool, bool]], np.ndarray] = {}
+
+
+def tile_window(cut: TileCut) -> np.ndarray:
+    """The blend window of a tile: ramps towards its neighbours, flat at the image's border (where
+    no other tile covers the pixels). Cached: a plan has at most nine kinds of tile."""
+    tile = cut.tile
+    key = (*tile.shape, cut.overlap, (tile.y0 > 0, tile.y1 < cut.height, tile.x0 > 0, tile.x1 < cut.width))
+    window = _windows.get(key)
+    if window is None:
+        window = _windows[key] = blend_window(*key)
+        window.flags.writeable = False
+    return window
+
+
+def weigh(probabilities: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """What the Stitcher takes: (C, h, w) probabilities times the tile's window, × 255, rounded to
+    uint8. (The model replica does the same in torch, `pipelines.model.predict_weighted`.)"""
+    return np.round(probabilities * (window * np.float32(255.0))).astype(np.uint8)
+
+
+def argmax_and_max(scores: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """(class ids as uint8, best score) over axis 0 of unsigned integer scores (C, ...) that are at
+    most `limit`.
 
     numpy's argmax along the first axis is slow (it walks the classes pixel by pixel; 15 ms for 12
-    classes over 350,000 pixels), its max is fast (plane by plane, 0.7 ms). So the class index is
-    written, complemented, into the lowest mantissa bits of each score, whose bit patterns, read
-    as int32, order exactly as the non-negative floats do, and one max yields both. Scores lose
-    their last `ceil(log2(C))` mantissa bits (a relative 2⁻¹⁹ for 12 classes); classes closer than
-    that count as a tie, which goes, as with numpy's argmax, to the lower index.
+    classes over 350,000 pixels), its max is fast (plane by plane). So each score is shifted left
+    and the class index, complemented, written into the bits freed; one max then yields both, and
+    a tie goes, as with numpy's argmax, to the lower index. Keys are 16-bit where score and class
+    fit (12 classes and scores up to 4,095), else 32-bit.
     """
     classes = scores.shape[0]
     if classes > 256:
         raise ValueError(f"At most 256 classes fit uint8 class ids; got {classes}.")
     bits = max(1, (classes - 1).bit_length())
-    low = np.int32((1 << bits) - 1)
-    keys = np.bitwise_and(scores.astype(np.float32, copy=False).view(np.int32), ~low)
-    keys |= (low - np.arange(classes, dtype=np.int32)).reshape((classes,) + (1,) * (scores.ndim - 1))
+    width = limit.bit_length() + bits
+    if width > 32:
+        raise ValueError(f"Scores up to {limit} with {classes} classes do not fit 32-bit keys.")
+    dtype = np.dtype(np.uint16 if width <= 16 else np.uint32)
+    low = dtype.type((1 << bits) - 1)
+    keys = np.left_shift(scores, bits, dtype=dtype)
+    keys |= (low - np.arange(classes, dtype=dtype)).reshape((classes,) + (1,) * (scores.ndim - 1))
     best = keys.max(axis=0)
-    return (low - (best & low)).astype(np.uint8), (best & ~low).view(np.float32)
+    return (low - (best & low)).astype(np.uint8), best >> dtype.type(bits)
+
+
+def _cover(starts: set[int], length: int) -> int:
+    """The most tiles that cover one position along an axis (tiles start at `starts`)."""
+    return max(sum(1 for other in starts if other <= start < other + length) for start in starts)
 
 
 @dataclass(frozen=True)
@@ -167,8 +208,15 @@ class Segmentation:
 class Stitcher:
     """Accumulates window-weighted tile probabilities and reads out class ids and confidence.
 
-    Memory is bounded by the tiles in flight, not by the image: float scores are kept only for the
-    band of strips that tiles still to come may touch. Tiles are planned strip by strip along the
+    Tiles arrive as uint8 probabilities already multiplied by their blend window (`weigh`, or the
+    model replica's `predict_weighted`), and are summed into 16-bit integer scores: a third of the
+    memory traffic of float arithmetic, for the same answer. The argmax of the sum is the blended
+    class; confidence is the best score over the sum of the windows (× 255, rounded as the
+    scores are), so a tile that is 99 % sure stays 99 % sure even where the other classes round
+    to zero.
+
+    Memory is bounded by the tiles in flight, not by the image: scores are kept only for the band
+    of strips that tiles still to come may touch. Tiles are planned strip by strip along the
     image's long axis; once every tile of the first open strip has been added, the lines before the
     next strip's start can receive no more contributions, so they are read out (argmax,
     confidence) into the uint8 outputs and their scores dropped. Tiles may arrive in any order;
@@ -189,54 +237,55 @@ class Stitcher:
         self._open_tiles = {a: starts.count(a) for a in self._strip_starts}
         self._next_strip = 0  # index into _strip_starts of the first strip not yet complete
         self._base = 0  # line at the top of the band
-        # The band lives in buffers that are reused strip after strip: lines [_offset, _offset +
-        # _lines) of the buffers hold image lines [_base, _base + _lines). The buffers grow only
+        # Each tile adds at most 255 per class and pixel (its window is at most 1), and around
+        # C/2 more than 255 over all classes (rounding); the bound picks the argmax's key width.
+        tile = plan.tiles[0]
+        cover = _cover({t.y0 for t in plan.tiles}, tile.shape[0]) * _cover({t.x0 for t in plan.tiles}, tile.shape[1])
+        self._limit = 255 * cover
+        if cover * (255 + num_classes) > np.iinfo(np.uint16).max:
+            raise ValueError(f"{cover} overlapping tiles of {num_classes} classes overflow 16-bit scores.")
+        # The band lives in a buffer that is reused strip after strip: lines [_offset, _offset +
+        # _lines) of the buffer hold image lines [_base, _base + _lines). The buffer grows only
         # to the widest band seen (no copy of the band per tile or per strip).
-        self._score_buffer = np.zeros((num_classes, 0, self._padded_breadth), np.float32)
-        self._weight_buffer = np.zeros((0, self._padded_breadth), np.float32)
+        self._score_buffer = np.zeros((num_classes, 0, self._padded_breadth), np.uint16)
+        self._weight_buffer = np.zeros((0, self._padded_breadth), np.uint16)
+        self._windows: dict[int, np.ndarray] = {}
         self._offset = 0
         self._lines = 0
-        self._windows: dict[tuple[tuple[int, int], np.dtype], np.ndarray] = {}
-        self._buffers: dict[tuple[int, int, int], np.ndarray] = {}
         self.completed = 0
         self.peak_band_lines = 0
-
-    def _window(self, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
-        key = (shape, np.dtype(np.uint8) if dtype == np.uint8 else np.dtype(np.float32))
-        window = self._windows.get(key)
-        if window is None:
-            window = blend_window(*shape, self.plan.overlap)
-            if key[1] == np.uint8:
-                window = window / np.float32(255.0)
-            self._windows[key] = window
-        return window
 
     def _span(self, tile: Tile) -> tuple[int, int, int, int]:
         """(a0, a1, b0, b1): the tile along the strip axis, then across it."""
         return (tile.x0, tile.x1, tile.y0, tile.y1) if self._t else (tile.y0, tile.y1, tile.x0, tile.x1)
 
-    def add(self, tile: Tile, probabilities: np.ndarray) -> None:
-        """`probabilities`: (C, h, w) for the tile, in image orientation; float, or uint8 holding
-        probability × 255."""
+    def add(self, tile: Tile, weighted: np.ndarray) -> None:
+        """`weighted`: (C, h, w) uint8 for the tile, in image orientation: probability × the
+        tile's blend window × 255 (see `weigh`)."""
+        if weighted.dtype != np.uint8 or weighted.shape != (self.num_classes, *tile.shape):
+            raise ValueError(f"Tile {tile.index} needs ({self.num_classes}, {tile.shape[0]}, {tile.shape[1]}) uint8 weighted probabilities, got {weighted.shape} {weighted.dtype}.")
         a0, a1, b0, b1 = self._span(tile)
         if a0 < self._base:
             raise ValueError(f"Tile {tile.index} reaches lines that were already read out.")
         self._cover(a1)
         if self._t:
-            probabilities = probabilities.transpose(0, 2, 1)
-        shape = (a1 - a0, b1 - b0)
-        window = self._window(shape, np.dtype(np.float32))
-        scaled = self._window(shape, probabilities.dtype)  # the window, times 1/255 for uint8 input
-        buffer = self._buffers.get((probabilities.shape[0], *shape))
-        if buffer is None:
-            buffer = self._buffers[(probabilities.shape[0], *shape)] = np.empty((probabilities.shape[0], *shape), np.float32)
-        np.multiply(probabilities, scaled, out=buffer)  # no temporaries: this runs for every tile
+            weighted = weighted.transpose(0, 2, 1)
         scores = self._scores[:, a0 - self._base : a1 - self._base, b0:b1]
-        np.add(scores, buffer, out=scores)
-        self._weights[a0 - self._base : a1 - self._base, b0:b1] += window
+        np.add(scores, weighted, out=scores)
+        self._weights[a0 - self._base : a1 - self._base, b0:b1] += self._window255(tile)
         self.completed += 1
         self._open_tiles[a0] -= 1
         self._release()
+
+    def _window255(self, tile: Tile) -> np.ndarray:
+        """The tile's blend window × 255, rounded, as uint16, in band orientation."""
+        window = tile_window(tile_cut(tile, self.plan))
+        found = self._windows.get(id(window))  # tile_window returns one array per kind of tile
+        if found is None:
+            found = self._windows[id(window)] = np.round(window * np.float32(255.0)).astype(np.uint16)
+            if self._t:
+                found = self._windows[id(window)] = np.ascontiguousarray(found.T)
+        return found
 
     @property
     def _scores(self) -> np.ndarray:
@@ -252,12 +301,12 @@ class Stitcher:
         if missing <= 0:
             return
         needed = self._lines + missing
-        if self._offset + needed > self._weight_buffer.shape[0]:
+        if self._offset + needed > self._score_buffer.shape[1]:
             # move the band to the top of the buffers, in larger ones if it no longer fits
             scores, weights = self._scores, self._weights
-            if needed > self._weight_buffer.shape[0]:
-                self._score_buffer = np.empty((self.num_classes, needed, self._padded_breadth), np.float32)
-                self._weight_buffer = np.empty((needed, self._padded_breadth), np.float32)
+            if needed > self._score_buffer.shape[1]:
+                self._score_buffer = np.empty((self.num_classes, needed, self._padded_breadth), np.uint16)
+                self._weight_buffer = np.empty((needed, self._padded_breadth), np.uint16)
             self._score_buffer[:, : self._lines] = scores  # numpy copes with the overlap
             self._weight_buffer[: self._lines] = weights
             self._offset = 0
@@ -276,10 +325,13 @@ class Stitcher:
         if final <= self._base:
             return
         lines = final - self._base
-        class_ids, best = argmax_and_max(self._scores[:, :lines, : self._breadth])
-        confidence = best / np.maximum(self._weights[:lines, : self._breadth], _MIN_WEIGHT * _MIN_WEIGHT)
-        self._class_ids[self._base : final] = class_ids
-        self._confidence[self._base : final] = np.clip(confidence * 255 + 0.5, 0, 255).astype(np.uint8)
+        scores = self._scores[:, :lines, : self._breadth]
+        self._class_ids[self._base : final], best = argmax_and_max(scores, self._limit)
+        confidence = best.astype(np.float32)
+        confidence *= 255
+        confidence /= np.maximum(self._weights[:lines, : self._breadth], 1)
+        confidence += 0.5
+        self._confidence[self._base : final] = np.minimum(confidence, 255)  # cast truncates: rounds
         self._offset, self._lines, self._base = self._offset + lines, self._lines - lines, final
 
     @property
@@ -295,11 +347,11 @@ class Stitcher:
 
 
 def band_bytes(plan: TilePlan, num_classes: int, tiles_in_flight: int) -> int:
-    """An upper bound of the Stitcher's float band when at most `tiles_in_flight` tiles are out at
+    """An upper bound of the Stitcher's score band when at most `tiles_in_flight` tiles are out at
     once and tiles are added in plan order: the rows of the tile rows those tiles can span."""
     if plan.column_major:
         per_strip, tile_length, length, breadth = len({t.y0 for t in plan.tiles}), plan.tiles[0].shape[1], plan.padded_width, plan.padded_height
     else:
         per_strip, tile_length, length, breadth = len({t.x0 for t in plan.tiles}), plan.tiles[0].shape[0], plan.padded_height, plan.padded_width
     strips_spanned = -(-tiles_in_flight // per_strip) + 1
-    return min(length, strips_spanned * tile_length) * breadth * (num_classes + 1) * 4
+    return min(length, strips_spanned * tile_length) * breadth * (num_classes + 1) * 2
