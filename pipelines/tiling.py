@@ -237,18 +237,19 @@ class Stitcher:
         self._open_tiles = {a: starts.count(a) for a in self._strip_starts}
         self._next_strip = 0  # index into _strip_starts of the first strip not yet complete
         self._base = 0  # line at the top of the band
-        # Each tile adds at most 255 per class and pixel (its window is at most 1), and around
-        # C/2 more than 255 over all classes (rounding); the bound picks the argmax's key width.
+        # Each tile adds at most 255 to a class's score and to the weight of a pixel (its window is
+        # at most 1), so sums stay below 255 × the most tiles covering a pixel: 16-bit integers,
+        # unless tiles overlap by all but a stride or two (then 32-bit). The bound also picks the
+        # argmax's key width.
         tile = plan.tiles[0]
         cover = _cover({t.y0 for t in plan.tiles}, tile.shape[0]) * _cover({t.x0 for t in plan.tiles}, tile.shape[1])
         self._limit = 255 * cover
-        if cover * (255 + num_classes) > np.iinfo(np.uint16).max:
-            raise ValueError(f"{cover} overlapping tiles of {num_classes} classes overflow 16-bit scores.")
+        self._dtype = np.dtype(np.uint16 if self._limit <= np.iinfo(np.uint16).max else np.uint32)
         # The band lives in a buffer that is reused strip after strip: lines [_offset, _offset +
         # _lines) of the buffer hold image lines [_base, _base + _lines). The buffer grows only
         # to the widest band seen (no copy of the band per tile or per strip).
-        self._score_buffer = np.zeros((num_classes, 0, self._padded_breadth), np.uint16)
-        self._weight_buffer = np.zeros((0, self._padded_breadth), np.uint16)
+        self._score_buffer = np.zeros((num_classes, 0, self._padded_breadth), self._dtype)
+        self._weight_buffer = np.zeros((0, self._padded_breadth), self._dtype)
         self._windows: dict[int, np.ndarray] = {}
         self._offset = 0
         self._lines = 0
@@ -278,11 +279,11 @@ class Stitcher:
         self._release()
 
     def _window255(self, tile: Tile) -> np.ndarray:
-        """The tile's blend window × 255, rounded, as uint16, in band orientation."""
+        """The tile's blend window × 255, rounded, in the band's integers and orientation."""
         window = tile_window(tile_cut(tile, self.plan))
         found = self._windows.get(id(window))  # tile_window returns one array per kind of tile
         if found is None:
-            found = self._windows[id(window)] = np.round(window * np.float32(255.0)).astype(np.uint16)
+            found = self._windows[id(window)] = np.round(window * np.float32(255.0)).astype(self._dtype)
             if self._t:
                 found = self._windows[id(window)] = np.ascontiguousarray(found.T)
         return found
@@ -305,8 +306,8 @@ class Stitcher:
             # move the band to the top of the buffers, in larger ones if it no longer fits
             scores, weights = self._scores, self._weights
             if needed > self._score_buffer.shape[1]:
-                self._score_buffer = np.empty((self.num_classes, needed, self._padded_breadth), np.uint16)
-                self._weight_buffer = np.empty((needed, self._padded_breadth), np.uint16)
+                self._score_buffer = np.empty((self.num_classes, needed, self._padded_breadth), self._dtype)
+                self._weight_buffer = np.empty((needed, self._padded_breadth), self._dtype)
             self._score_buffer[:, : self._lines] = scores  # numpy copes with the overlap
             self._weight_buffer[: self._lines] = weights
             self._offset = 0

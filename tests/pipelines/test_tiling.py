@@ -99,6 +99,23 @@ def test_stitching_a_known_field_matches_float_blending(shape):
     assert np.abs(result.confidence.astype(int) - expected).mean() < 0.5
 
 
+def test_tiles_overlapping_by_all_but_one_stride_still_match_float_blending():
+    """Tile 576 with overlap 544: 18 × 18 tiles cover the middle pixels, each window a bump over
+    the whole tile. (Their integer sums could only overflow 16 bits if every window were 1 there;
+    the stitcher picks 32-bit integers where that bound is passed.)"""
+    classes = 3
+    rng = np.random.default_rng(5)
+    field = rng.random((classes, 1200, 1200)).astype(np.float32) ** 3
+    field /= field.sum(0, keepdims=True)
+    plan = plan_tiles(1200, 1200, tile_size=576, overlap=544, stride=32)
+    result = _stitch(field, plan)
+    exact = _blend(field, plan)
+    top = np.sort(exact, axis=0)
+    clear = top[-1] - top[-2] > 2 / 255
+    assert np.array_equal(result.class_ids[clear], exact.argmax(0)[clear])
+    assert np.abs(result.confidence.astype(int) - np.floor(exact.max(0) * 255 + 0.5)).mean() < 0.5
+
+
 def test_a_sure_tile_is_no_surer_for_its_small_classes_rounding_to_zero():
     """99 % for one class and 0.1 % for each of ten others: the others round to 0 in uint8, and
     the confidence is still 99 % (252/255, give or take the rounding in the blend ramps), not 100 %."""
