@@ -10,6 +10,7 @@ where tiles meet.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,19 +149,27 @@ def blend_window(height: int, width: int, overlap: int, ramps: tuple[bool, bool,
     return np.outer(ramp(height, top, bottom), ramp(width, left, right))
 
 
-_windows: dict[tuple[int, int, int, tuple[bool, bool, bool, bool]], np.ndarray] = {}
+WindowKey = tuple[int, int, int, tuple[bool, bool, bool, bool]]  # height, width, overlap, ramps
+
+
+def window_key(cut: TileCut) -> WindowKey:
+    """What a tile's blend window depends on: its shape, the overlap, and which of its edges face
+    a neighbour (ramp) rather than the image's border (flat: no other tile covers those pixels)."""
+    tile = cut.tile
+    return (*tile.shape, cut.overlap, (tile.y0 > 0, tile.y1 < cut.height, tile.x0 > 0, tile.x1 < cut.width))
+
+
+@functools.lru_cache(maxsize=64)  # a plan has at most nine kinds of tile; images of many sizes, more
+def _window(key: WindowKey) -> np.ndarray:
+    window = blend_window(*key)
+    window.flags.writeable = False
+    return window
 
 
 def tile_window(cut: TileCut) -> np.ndarray:
-    """The blend window of a tile: ramps towards its neighbours, flat at the image's border (where
-    no other tile covers the pixels). Cached: a plan has at most nine kinds of tile."""
-    tile = cut.tile
-    key = (*tile.shape, cut.overlap, (tile.y0 > 0, tile.y1 < cut.height, tile.x0 > 0, tile.x1 < cut.width))
-    window = _windows.get(key)
-    if window is None:
-        window = _windows[key] = blend_window(*key)
-        window.flags.writeable = False
-    return window
+    """The blend window of a tile (read-only, shared): ramps towards its neighbours, flat at the
+    image's border."""
+    return _window(window_key(cut))
 
 
 def weigh(probabilities: np.ndarray, window: np.ndarray) -> np.ndarray:
@@ -250,7 +259,7 @@ class Stitcher:
         # to the widest band seen (no copy of the band per tile or per strip).
         self._score_buffer = np.zeros((num_classes, 0, self._padded_breadth), self._dtype)
         self._weight_buffer = np.zeros((0, self._padded_breadth), self._dtype)
-        self._windows: dict[int, np.ndarray] = {}
+        self._windows: dict[WindowKey, np.ndarray] = {}
         self._offset = 0
         self._lines = 0
         self.completed = 0
@@ -280,12 +289,12 @@ class Stitcher:
 
     def _window255(self, tile: Tile) -> np.ndarray:
         """The tile's blend window × 255, rounded, in the band's integers and orientation."""
-        window = tile_window(tile_cut(tile, self.plan))
-        found = self._windows.get(id(window))  # tile_window returns one array per kind of tile
+        cut = tile_cut(tile, self.plan)
+        key = window_key(cut)
+        found = self._windows.get(key)
         if found is None:
-            found = self._windows[id(window)] = np.round(window * np.float32(255.0)).astype(self._dtype)
-            if self._t:
-                found = self._windows[id(window)] = np.ascontiguousarray(found.T)
+            found = np.round(tile_window(cut) * np.float32(255.0)).astype(self._dtype)
+            found = self._windows[key] = np.ascontiguousarray(found.T) if self._t else found
         return found
 
     @property
