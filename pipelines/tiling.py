@@ -120,11 +120,6 @@ def tile_cut(tile: Tile, plan: TilePlan) -> TileCut:
     return TileCut(tile, plan.height, plan.width, mode, plan.overlap)
 
 
-def cut_tile(image: np.ndarray, tile: Tile, plan: TilePlan) -> np.ndarray:
-    """The tile's pixels (see `TileCut.of`)."""
-    return tile_cut(tile, plan).of(image)
-
-
 def blend_window(height: int, width: int, overlap: int, ramps: tuple[bool, bool, bool, bool] = (True, True, True, True)) -> np.ndarray:
     """(H, W) float32 weights: 1 inside, falling smoothly (raised cosine) over `overlap` px towards
     each edge named in `ramps` (top, bottom, left, right) and flat up to the others.

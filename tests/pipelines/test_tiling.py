@@ -7,7 +7,6 @@ from pipelines.tiling import (
     argmax_and_max,
     band_bytes,
     blend_window,
-    cut_tile,
     pad_image,
     plan_tiles,
     tile_cut,
@@ -149,7 +148,7 @@ def test_pad_and_cut():
     plan = plan_tiles(50, 40, tile_size=512, overlap=64)
     padded = pad_image(image, plan)
     assert padded.shape == (64, 64, 3)
-    assert np.array_equal(cut_tile(image, plan.tiles[0], plan), padded)
+    assert np.array_equal(tile_cut(plan.tiles[0], plan).of(image), padded)
     assert np.array_equal(padded[:50, :40], image)
 
 
@@ -160,7 +159,7 @@ def test_cutting_the_unpadded_image_equals_cutting_the_padded_one(shape):
     plan = plan_tiles(*shape, tile_size=256, overlap=32)
     padded = pad_image(image, plan)
     for tile in plan.tiles:
-        assert np.array_equal(cut_tile(image, tile, plan), padded[tile.y0 : tile.y1, tile.x0 : tile.x1])
+        assert np.array_equal(tile_cut(tile, plan).of(image), padded[tile.y0 : tile.y1, tile.x0 : tile.x1])
 
 
 @pytest.mark.parametrize("shape", [(900, 700), (700, 900)])
@@ -216,9 +215,9 @@ def test_long_scans_and_100_megapixels_stitch_at_full_resolution_in_bounded_memo
     stitcher = Stitcher(plan, classes)
     peak = 0
     for start in range(0, len(plan), in_flight):
-        batch = plan.tiles[start : start + in_flight]
-        for tile, probabilities in zip(batch, colour_model([cut_tile(image, t, plan) for t in batch]), strict=True):
-            stitcher.add(tile, weigh(probabilities, tile_window(tile_cut(tile, plan))))
+        cuts = [tile_cut(tile, plan) for tile in plan.tiles[start : start + in_flight]]
+        for cut, probabilities in zip(cuts, colour_model([cut.of(image) for cut in cuts]), strict=True):
+            stitcher.add(cut.tile, weigh(probabilities, cut.window()))
             peak = max(peak, stitcher.band_bytes)
     result = stitcher.finish()
     assert result.class_ids.shape == (height, width)
