@@ -358,7 +358,7 @@ def generate_sample(seed: int, height: int | None = None, width: int | None = No
         _paint_column(rng, image, mask, offset, offset + core_w, margin, height - margin, slabbed, class_pool)
     if rng.random() < 0.5:  # columns run across the photo about as often as down it
         image, mask = np.ascontiguousarray(np.rot90(image)), np.ascontiguousarray(np.rot90(mask))
-    if style != "scan" and rng.random() < 0.4:
+    if style != "scan" and rng.random() < 0.45:
         image, mask = _place_on_table(rng, image, mask)
     image = _camera(rng, image)
     image, mask = _rotate(rng, image, mask)
@@ -366,17 +366,21 @@ def generate_sample(seed: int, height: int | None = None, width: int | None = No
 
 
 def _place_on_table(rng: Rng, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The box photographed from above on a table or paper, with tape, a ruler and pen marks around it."""
+    """The box photographed from above on a table or paper, with tape, a ruler, pen marks and dirt around it."""
     big_h, big_w = mask.shape  # the photo keeps its size; the box shrinks into the scene
     scale = rng.uniform(0.45, 0.9)
     h, w = max(8, int(big_h * scale)), max(8, int(big_w * scale))
     image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
     mask = np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST))
     pad_y, pad_x = int(rng.integers(0, big_h - h + 1)), int(rng.integers(0, big_w - w + 1))
-    base = jitter_color(rng, tuple(int(v) for v in rng.choice([[235, 235, 230], [215, 210, 200], [160, 120, 85], [120, 120, 125]])), 10)
+    base = jitter_color(rng, tuple(int(v) for v in rng.choice([[240, 238, 234], [235, 235, 230], [215, 210, 200], [160, 120, 85], [120, 120, 125]])), 10)
     table = colorize(fractal_noise(rng, big_h, big_w, 80), base * 0.9, base) + grain(rng, big_h, big_w, 3)[..., None]
     canvas = Image.fromarray(np.clip(table, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
+    for _ in range(int(rng.integers(0, 4))):  # overlapping sheets of paper with a faint edge
+        x, y = rng.uniform(-big_w / 2, big_w), rng.uniform(-big_h / 2, big_h)
+        sheet = tuple(int(v) for v in jitter_color(rng, (238, 238, 235), 8))
+        draw.rectangle([x, y, x + rng.uniform(big_w / 4, big_w), y + rng.uniform(big_h / 4, big_h)], fill=sheet, outline=tuple(v - 25 for v in sheet))
     for _ in range(int(rng.integers(0, 12))):  # tape, labels, tools
         x, y = rng.uniform(0, big_w), rng.uniform(0, big_h)
         bw, bh = rng.uniform(10, big_w / 6), rng.uniform(8, big_h / 8)
@@ -385,11 +389,47 @@ def _place_on_table(rng: Rng, image: np.ndarray, mask: np.ndarray) -> tuple[np.n
     for _ in range(int(rng.integers(0, 30))):  # pen marks and scribbles
         x, y = rng.uniform(0, big_w), rng.uniform(0, big_h)
         draw.line([x, y, x + rng.normal(0, 15), y + rng.normal(0, 15)], fill=(60, 60, 70), width=1)
-    table_rgb = np.array(canvas)
+    table_rgb = _soil(rng, np.array(canvas), (pad_y + h / 2, pad_x + w / 2)) if rng.random() < 0.7 else np.array(canvas)
     table_rgb[pad_y : pad_y + h, pad_x : pad_x + w] = image
     big_mask = np.zeros((big_h, big_w), np.uint8)
     big_mask[pad_y : pad_y + h, pad_x : pad_x + w] = mask
     return table_rgb, big_mask
+
+
+def _soil(rng: Rng, table: np.ndarray, centre: tuple[float, float]) -> np.ndarray:
+    """Dirt on the paper around a box, all of it background: faint stains (sometimes smeared rock
+    texture), shoe-print rings, and grit fallen from the core, densest near the box."""
+    big_h, big_w = table.shape[:2]
+    rgb = table.astype(np.float32)
+    for _ in range(int(rng.integers(1, 5))):  # stains and smears, 5-35 % opaque
+        sh, sw = int(rng.uniform(0.15, 0.6) * big_h) + 4, int(rng.uniform(0.15, 0.6) * big_w) + 4
+        y0, x0 = int(rng.integers(0, max(1, big_h - sh))), int(rng.integers(0, max(1, big_w - sw)))
+        yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+        ellipse = np.clip(1 - ((yy / sh - 0.5) ** 2 + (xx / sw - 0.5) ** 2) * 4, 0, 1)
+        blot = np.clip((fractal_noise(rng, sh, sw, min(sh, sw) / 4) - 0.35) * 3, 0, 1) * ellipse
+        if rng.random() < 0.4:
+            colour = render_lithology(rng, int(rng.choice(ROCK_IDS)), sh, sw)
+        else:
+            colour = np.broadcast_to(jitter_color(rng, (135, 115, 90), 25), (sh, sw, 3))
+        alpha = (blot * rng.uniform(0.05, 0.35))[..., None]
+        rgb[y0 : y0 + sh, x0 : x0 + sw] = rgb[y0 : y0 + sh, x0 : x0 + sw] * (1 - alpha) + colour * alpha
+    marks = Image.new("L", (big_w, big_h), 0)
+    draw = ImageDraw.Draw(marks)
+    for _ in range(int(rng.integers(0, 4))):  # shoe or cup prints: sets of concentric rings
+        cx, cy, radius = rng.uniform(0, big_w), rng.uniform(0, big_h), rng.uniform(0.02, 0.08) * min(big_h, big_w)
+        for k in range(int(rng.integers(2, 8))):
+            r = radius * (1 - k * 0.12)
+            if r > 1:
+                draw.ellipse([cx - r, cy - r * 0.8, cx + r, cy + r * 0.8], outline=int(rng.uniform(40, 110)), width=1)
+    n_grit = int(rng.integers(0, 400))  # grit: small dark specks scattered around the box
+    ys = rng.normal(centre[0], big_h * rng.uniform(0.15, 0.5), n_grit)
+    xs = rng.normal(centre[1], big_w * rng.uniform(0.15, 0.5), n_grit)
+    for y, x, r in zip(ys, xs, rng.uniform(0.5, 2.5, n_grit), strict=True):
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=int(rng.uniform(120, 230)))
+    darken = np.asarray(marks, np.float32)[..., None] / 255.0
+    grit_colour = jitter_color(rng, (70, 60, 50), 15)
+    rgb = rgb * (1 - darken) + grit_colour * darken
+    return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
 def _camera(rng: Rng, image: np.ndarray) -> np.ndarray:

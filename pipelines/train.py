@@ -59,6 +59,7 @@ class TrainConfig:
     resume: bool = False
     init: str | None = None
     ema: float = 0.0
+    keep_checkpoints: bool = False
     model: dict[str, Any] = field(default_factory=dict)
 
 
@@ -228,6 +229,8 @@ def _write(out: Path, config: TrainConfig, model_config: ModelConfig, network: t
     }
     model_config.metrics = {k: {m: v for m, v in report.items() if m != "confusion_matrix"} for k, report in metrics.items()}
     save_checkpoint(out / "checkpoint", model_config, network)
+    if config.keep_checkpoints:
+        save_checkpoint(out / "checkpoints" / f"step-{step:06d}", model_config, network)
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
@@ -249,13 +252,15 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--model-json", default="{}", help="ModelConfig overrides as JSON, e.g. '{\"tile_size\": 256}'")
     parser.add_argument("--ema", type=float, default=0.0, help="validate and save an exponential moving average of the weights with this decay per step (e.g. 0.998; 0: the raw weights)")
+    parser.add_argument("--keep-checkpoints", action="store_true", help="also keep every validation's checkpoint as checkpoints/step-NNNNNN/ (checkpoint/ is always the latest)")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     return TrainConfig(
         out=args.out, data=args.data, holdout=[h for h in args.holdout.split(",") if h], steps=args.steps,
         batch_size=args.batch_size, crop=args.crop, lr=args.lr, real_fraction=args.real_fraction,
         pretrained=args.pretrained, init=args.init, val_every=args.val_every, val_synthetic=args.val_synthetic,
-        seed=args.seed, workers=args.workers, threads=args.threads, resume=args.resume, ema=args.ema, model=json.loads(args.model_json),
+        seed=args.seed, workers=args.workers, threads=args.threads, resume=args.resume, ema=args.ema,
+        keep_checkpoints=args.keep_checkpoints, model=json.loads(args.model_json),
     )
 
 

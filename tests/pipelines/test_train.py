@@ -22,8 +22,12 @@ def test_a_few_training_steps_write_a_loadable_checkpoint(tmp_path):
     train_main([
         "--out", str(tmp_path / "run"), "--data", str(folder), "--steps", "4", "--batch-size", "2", "--crop", "96",
         "--val-every", "4", "--val-synthetic", "1", "--workers", "0", "--pretrained", "none", "--model-json", model_json, "--resume",
+        "--keep-checkpoints",
     ])
     assert load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.training["steps_done"] == 4
+    # --keep-checkpoints keeps this validation's checkpoint beside the latest one
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["step-000004"]
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "step-000004", "cpu").config.training["steps_done"] == 4
 
 
 def test_with_ema_the_checkpoint_holds_the_averaged_weights_not_the_last_step(tmp_path):
