@@ -5,7 +5,10 @@
     python -m pipelines.evaluate --model models/lithoseg-default --synthetic 60 --json var/eval/synth.json
 
 Prints per-class IoU, mIoU over the rock classes present, pixel accuracy and rock-vs-background
-IoU, and writes the whole report (confusion matrix included) as JSON.
+IoU, then the same figures per image, and writes the whole report (confusion matrix included) as
+JSON. `--overlays DIR` also writes, per image, a PNG of the photo, the truth, the prediction and an
+error map side by side (green: rock found, blue: background called rock, red: rock called
+background, orange: rock of the wrong class), to see where a checkpoint fails.
 """
 
 from __future__ import annotations
@@ -15,21 +18,57 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from pipelines.classes import ClassTable
 from pipelines.datasets import LabelledImage, load_folder, synthetic_item
-from pipelines.metrics import ConfusionMatrix
+from pipelines.metrics import IGNORE_ID, ConfusionMatrix
 from pipelines.model import LoadedModel, load_checkpoint
 from pipelines.segment import segment_image
 
 SYNTHETIC_TEST_SEED = 20_000_000  # the held-out synthetic test set; training never draws these
 
 
-def evaluate_items(model: LoadedModel, items: list[LabelledImage], class_table: ClassTable) -> dict[str, Any]:
+ERROR_COLOURS = {"rock_found": (40, 170, 60), "false_rock": (40, 80, 230), "missed_rock": (220, 40, 40), "wrong_class": (245, 150, 30)}
+
+
+def error_map(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: where a prediction is right and wrong about rock (colours in ERROR_COLOURS;
+    black: background found, white: pixels the label does not judge)."""
+    rock_truth, rock_predicted = (truth != 0) & (truth != IGNORE_ID), predicted != 0
+    out = np.zeros((*truth.shape, 3), np.uint8)
+    out[rock_truth & rock_predicted & (truth == predicted)] = ERROR_COLOURS["rock_found"]
+    out[rock_truth & rock_predicted & (truth != predicted)] = ERROR_COLOURS["wrong_class"]
+    out[(truth == 0) & rock_predicted] = ERROR_COLOURS["false_rock"]
+    out[rock_truth & ~rock_predicted] = ERROR_COLOURS["missed_rock"]
+    out[truth == IGNORE_ID] = 255
+    return out
+
+
+def overlay_strip(item: LabelledImage, predicted: np.ndarray, class_table: ClassTable) -> np.ndarray:
+    """Photo | truth | prediction | error map, side by side."""
+    palette = np.full((256, 3), 255, np.uint8)
+    palette[: len(class_table)] = class_table.palette
+    return np.concatenate([item.image, palette[item.mask], palette[predicted], error_map(item.mask, predicted)], axis=1)
+
+
+def evaluate_items(model: LoadedModel, items: list[LabelledImage], class_table: ClassTable, overlays: Path | None = None) -> dict[str, Any]:
     confusion = ConfusionMatrix(len(class_table))
+    per_image = []
     for item in items:
-        confusion.update(item.mask, segment_image(model, item.image).class_ids)
+        predicted = segment_image(model, item.image).class_ids
+        confusion.update(item.mask, predicted)
+        own = ConfusionMatrix(len(class_table))
+        own.update(item.mask, predicted)
+        figures = own.report(class_table)
+        per_image.append({"name": item.name, **{k: figures[k] for k in ("rock_vs_background_iou", "miou_rock_present", "pixel_accuracy")}})
+        if overlays is not None:
+            overlays.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(overlay_strip(item, predicted, class_table)).save(overlays / f"{item.name}.png")
     report = confusion.report(class_table)
     report["images"] = len(items)
+    report["per_image"] = per_image
     return report
 
 
@@ -44,7 +83,11 @@ def format_report(report: dict[str, Any]) -> str:
         f"mIoU over all classes present:  {report['miou_present']:.3f}",
         f"rock-vs-background IoU:         {report['rock_vs_background_iou']:.3f}",
         f"pixel accuracy:                 {report['pixel_accuracy']:.3f}",
+        "",
+        f"{'image':<40} {'rock IoU':>9} {'mIoU':>7} {'acc':>7}",
     ]
+    for row in report.get("per_image", []):
+        lines.append(f"{row['name']:<40} {row['rock_vs_background_iou']:>9.3f} {row['miou_rock_present']:>7.3f} {row['pixel_accuracy']:>7.3f}")
     return "\n".join(lines)
 
 
@@ -55,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="", help="comma-separated photo ids to evaluate (default: all)")
     parser.add_argument("--synthetic", type=int, default=0, help="evaluate on this many held-out synthetic seeds")
     parser.add_argument("--json", help="write the report here")
+    parser.add_argument("--overlays", help="write photo | truth | prediction | error map PNGs to this folder")
     args = parser.parse_args(argv)
     model = load_checkpoint(args.model)
     if args.data:
@@ -64,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         items = [synthetic_item(SYNTHETIC_TEST_SEED + i) for i in range(args.synthetic)]
     if not items:
         parser.error("Nothing to evaluate: give --data or --synthetic N.")
-    report = evaluate_items(model, items, model.config.class_table)
+    report = evaluate_items(model, items, model.config.class_table, Path(args.overlays) if args.overlays else None)
     report["model"] = {"path": str(args.model), "name": model.config.name, "version": model.config.version}
     print(format_report(report))
     if args.json:

@@ -1,0 +1,47 @@
+import json
+
+import numpy as np
+from PIL import Image
+
+from pipelines.evaluate import ERROR_COLOURS, error_map
+from pipelines.evaluate import main as evaluate_main
+from pipelines.metrics import IGNORE_ID
+from pipelines.model import ModelConfig, build_network, save_checkpoint
+from tests.conftest import DATA
+
+SMALL = {"architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}, "tile_size": 128, "tile_overlap": 32}
+
+
+def test_error_map_colours_each_kind_of_mistake():
+    truth = np.array([[0, 0, 1, 1, 5, IGNORE_ID]], np.uint8)
+    predicted = np.array([[0, 3, 1, 0, 7, 1]], np.uint8)
+    colours = [tuple(int(v) for v in px) for px in error_map(truth, predicted)[0]]
+    assert colours == [
+        (0, 0, 0),  # background found
+        ERROR_COLOURS["false_rock"],
+        ERROR_COLOURS["rock_found"],
+        ERROR_COLOURS["missed_rock"],
+        ERROR_COLOURS["wrong_class"],
+        (255, 255, 255),  # not judged
+    ]
+
+
+def test_the_command_reports_each_image_and_writes_overlays(tmp_path, capsys):
+    folder = tmp_path / "data"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    for name in ("a", "b"):
+        (folder / "images" / f"{name}.jpg").write_bytes((DATA / "cc05.jpg").read_bytes())
+        (folder / "masks" / f"{name}.png").write_bytes((DATA / "cc05_mask.png").read_bytes())
+    config = ModelConfig(**SMALL)
+    save_checkpoint(tmp_path / "ckpt", config, build_network(config))
+    evaluate_main(["--model", str(tmp_path / "ckpt"), "--data", str(folder), "--json", str(tmp_path / "r.json"), "--overlays", str(tmp_path / "ov")])
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [row["name"] for row in report["per_image"]] == ["a", "b"]
+    # the same photo twice: each image's figures equal the pooled ones
+    for row in report["per_image"]:
+        assert abs(row["pixel_accuracy"] - report["pixel_accuracy"]) < 1e-9
+    assert "a " in capsys.readouterr().out
+    photo = Image.open(DATA / "cc05.jpg")
+    strip = Image.open(tmp_path / "ov" / "a.png")
+    assert strip.size == (photo.width * 4, photo.height)
