@@ -1,7 +1,8 @@
 """Seeded generator of synthetic drill-core photographs with exact class masks.
 
 A sample is a core box or tray (wood, cardboard or plastic, with dividers, depth labels and
-spacer blocks, sometimes on a table) holding one to several core columns, round or slabbed, broken
+spacer blocks, sometimes on a table or paper among tape, tools, stains, shoe prints and grit, all
+of it background) holding one to several core columns, round or slabbed, broken
 into pieces with gaps; each piece is a stack of lithology intervals whose textures follow what a
 geologist sees: sandstone grain and cross-laminae, dark smooth mudstone with conchoidal breaks,
 pale limestone with fossil debris and stylolites, white nodular anhydrite, clasts in a matrix for
