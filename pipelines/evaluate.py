@@ -58,9 +58,9 @@ def evaluate_items(model: LoadedModel, items: list[LabelledImage], class_table: 
     per_image = []
     for item in items:
         predicted = segment_image(model, item.image).class_ids
-        confusion.update(item.mask, predicted)
         own = ConfusionMatrix(len(class_table))
         own.update(item.mask, predicted)
+        confusion.counts += own.counts
         figures = own.report(class_table)
         per_image.append({"name": item.name, **{k: figures[k] for k in ("rock_vs_background_iou", "miou_rock_present", "pixel_accuracy")}})
         if overlays is not None:

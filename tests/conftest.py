@@ -19,6 +19,8 @@ import pytest
 from PIL import Image
 
 DATA = Path(__file__).parent / "data"
+# a network small enough to build and run in a unit test: ModelConfig(**SMALL_MODEL)
+SMALL_MODEL = {"architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}, "tile_size": 128, "tile_overlap": 32}
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

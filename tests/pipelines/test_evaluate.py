@@ -7,9 +7,7 @@ from pipelines.evaluate import ERROR_COLOURS, error_map
 from pipelines.evaluate import main as evaluate_main
 from pipelines.metrics import IGNORE_ID
 from pipelines.model import ModelConfig, build_network, save_checkpoint
-from tests.conftest import DATA
-
-SMALL = {"architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}, "tile_size": 128, "tile_overlap": 32}
+from tests.conftest import DATA, SMALL_MODEL
 
 
 def test_error_map_colours_each_kind_of_mistake():
@@ -33,7 +31,7 @@ def test_the_command_reports_each_image_and_writes_overlays(tmp_path, capsys):
     for name in ("a", "b"):
         (folder / "images" / f"{name}.jpg").write_bytes((DATA / "cc05.jpg").read_bytes())
         (folder / "masks" / f"{name}.png").write_bytes((DATA / "cc05_mask.png").read_bytes())
-    config = ModelConfig(**SMALL)
+    config = ModelConfig(**SMALL_MODEL)
     save_checkpoint(tmp_path / "ckpt", config, build_network(config))
     evaluate_main(["--model", str(tmp_path / "ckpt"), "--data", str(folder), "--json", str(tmp_path / "r.json"), "--overlays", str(tmp_path / "ov")])
     report = json.loads((tmp_path / "r.json").read_text())

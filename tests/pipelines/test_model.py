@@ -9,12 +9,11 @@ from pipelines.errors import CheckpointError
 from pipelines.model import ModelConfig, build_network, load_checkpoint, predict_probabilities, save_checkpoint
 from pipelines.pretrained import efficientnet_lite0_state_dict, load_imagenet_encoder
 from pipelines.segment import segment_image
-
-SMALL = {"architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}, "tile_size": 128, "tile_overlap": 32}
+from tests.conftest import SMALL_MODEL
 
 
 def test_checkpoint_roundtrip(tmp_path):
-    config = ModelConfig(**SMALL)
+    config = ModelConfig(**SMALL_MODEL)
     network = build_network(config)
     save_checkpoint(tmp_path / "ckpt", config, network)
     loaded = load_checkpoint(tmp_path / "ckpt", "cpu")
@@ -24,7 +23,7 @@ def test_checkpoint_roundtrip(tmp_path):
 
 
 def test_probabilities_have_the_tile_shape_and_sum_to_one(tmp_path):
-    config = ModelConfig(**SMALL)
+    config = ModelConfig(**SMALL_MODEL)
     save_checkpoint(tmp_path / "ckpt", config, build_network(config))
     model = load_checkpoint(tmp_path / "ckpt", "cpu")
     tiles = [np.zeros((64, 96, 3), np.uint8), np.full((128, 128, 3), 200, np.uint8)]
@@ -34,7 +33,7 @@ def test_probabilities_have_the_tile_shape_and_sum_to_one(tmp_path):
 
 
 def test_segment_image_returns_full_resolution(tmp_path):
-    config = ModelConfig(**SMALL)
+    config = ModelConfig(**SMALL_MODEL)
     save_checkpoint(tmp_path / "ckpt", config, build_network(config))
     model = load_checkpoint(tmp_path / "ckpt", "cpu")
     result = segment_image(model, np.zeros((150, 333, 3), np.uint8))
@@ -44,7 +43,7 @@ def test_segment_image_returns_full_resolution(tmp_path):
 def test_missing_or_mismatched_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="no config.json"):
         load_checkpoint(tmp_path, "cpu")
-    config = ModelConfig(**SMALL)
+    config = ModelConfig(**SMALL_MODEL)
     save_checkpoint(tmp_path / "a", config, build_network(config))
     other = json.loads((tmp_path / "a" / "config.json").read_text())
     other["architecture_kwargs"] = {"decoder_channels": [64, 32, 16, 16, 8]}
@@ -55,7 +54,7 @@ def test_missing_or_mismatched_checkpoint_is_a_clear_error(tmp_path):
 
 def test_imagenet_weights_map_onto_the_encoder():
     state = efficientnet_lite0_state_dict()
-    network = build_network(ModelConfig(**SMALL))
+    network = build_network(ModelConfig(**SMALL_MODEL))
     loaded = load_imagenet_encoder(network)
     assert loaded > 200
     stem = network.encoder.model.state_dict()["conv_stem.weight"]

@@ -5,13 +5,12 @@ from pipelines.errors import CheckpointError
 from pipelines.model import ModelConfig, build_network, load_checkpoint, save_checkpoint
 from pipelines.soup import average_weights
 from pipelines.soup import main as soup_main
-
-SMALL = {"architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}, "tile_size": 128, "tile_overlap": 32}
+from tests.conftest import SMALL_MODEL
 
 
 def _checkpoint(path, seed, **overrides):
     torch.manual_seed(seed)
-    config = ModelConfig(**(SMALL | overrides), version=f"v{seed}")
+    config = ModelConfig(**(SMALL_MODEL | overrides), version=f"v{seed}")
     network = build_network(config)
     with torch.no_grad():  # distinct BatchNorm statistics too, as two training runs would leave
         for module in network.modules():
