@@ -2,7 +2,8 @@
 
 A dataset directory holds `images/<id>.(jpg|png)` and `masks/<id>.png` (single channel, class ids),
 as `../shared/data/real_cores` does; an optional `manifest.json` may flag photos whose labels are
-`partial` (unlabelled rock is marked background there), whose background is then ignored in the loss.
+`partial` (unlabelled rock is marked background there). On those, background is ignored in the loss
+near the labelled rock, where the unlabelled pieces lie, and kept far from it (`ignore_background`).
 """
 
 from __future__ import annotations
@@ -48,10 +49,26 @@ def partially_labelled(directory: str | Path) -> set[str]:
     return {p["id"] for p in photos if str(p.get("label_quality", "")).startswith("partial")}
 
 
-def ignore_background(item: LabelledImage) -> LabelledImage:
-    """The same photo with its background pixels marked IGNORE_ID (for partially labelled photos)."""
+PARTIAL_LABEL_MARGIN = 0.1  # of the shorter side; see ignore_background
+
+
+def ignore_background(item: LabelledImage, margin: float = PARTIAL_LABEL_MARGIN) -> LabelledImage:
+    """For a partially labelled photo: its background marked IGNORE_ID inside the bounding box of
+    its labelled pixels grown by `margin` × the shorter side, and left as background outside.
+
+    In such photos the unlabelled rock lies among the labelled pieces, in the same box, while the
+    table or paper around the box is background for certain. Ignoring every background pixel (as
+    version 5's training did) never taught the network that the paper beside a box, with its
+    footprints and grit, is not rock; ignoring only the box region does."""
     mask = item.mask.copy()
-    mask[mask == 0] = IGNORE_ID
+    rows, cols = np.nonzero(mask != 0)
+    if rows.size == 0:
+        mask[mask == 0] = IGNORE_ID
+        return LabelledImage(item.name, item.image, mask)
+    grow = int(round(margin * min(mask.shape)))
+    box = (slice(max(0, rows.min() - grow), rows.max() + grow + 1), slice(max(0, cols.min() - grow), cols.max() + grow + 1))
+    region = mask[box]
+    region[region == 0] = IGNORE_ID
     return LabelledImage(item.name, item.image, mask)
 
 

@@ -1,0 +1,45 @@
+"""Labelled folders: which background of a partially labelled photo the loss may trust."""
+
+import numpy as np
+
+from pipelines.datasets import LabelledImage, ignore_background
+from pipelines.metrics import IGNORE_ID
+
+
+def _photo(mask: np.ndarray) -> LabelledImage:
+    return LabelledImage("p", np.zeros((*mask.shape, 3), np.uint8), mask)
+
+
+def test_partial_labels_ignore_background_only_around_the_labelled_rock():
+    mask = np.zeros((100, 200), np.uint8)
+    mask[40:60, 90:100] = 5  # a labelled piece; unlabelled pieces would lie beside it
+    mask[45:50, 120:125] = 7
+
+    out = ignore_background(_photo(mask), margin=0.1).mask  # grows the labels' box by 10 px
+
+    assert (out[40:60, 90:100] == 5).all() and (out[45:50, 120:125] == 7).all()
+    box = out[30:70, 80:135]
+    assert ((box == IGNORE_ID) | (box == 5) | (box == 7)).all()
+    assert out[35, 85] == IGNORE_ID and out[65, 130] == IGNORE_ID
+    trusted = np.ones(mask.shape, bool)
+    trusted[30:70, 80:135] = False
+    assert (out[trusted] == 0).all() and trusted.sum() == 100 * 200 - 40 * 55
+
+
+def test_partial_labels_box_is_clipped_at_the_border():
+    mask = np.zeros((50, 50), np.uint8)
+    mask[0:5, 0:5] = 1
+    out = ignore_background(_photo(mask), margin=0.2).mask
+    assert (out[5:15, 0:15] == IGNORE_ID).all() and (out[15:, :] == 0).all() and (out[:, 15:] == 0).all()
+
+
+def test_a_photo_without_any_label_ignores_all_its_background():
+    out = ignore_background(_photo(np.zeros((20, 30), np.uint8))).mask
+    assert (out == IGNORE_ID).all()
+
+
+def test_the_source_mask_is_left_untouched():
+    mask = np.zeros((20, 20), np.uint8)
+    mask[8:12, 8:12] = 1
+    ignore_background(_photo(mask))
+    assert (mask[mask != 1] == 0).all()
