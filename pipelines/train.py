@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from pipelines.datasets import LabelledImage, color_jitter, ignore_background, load_folder, partially_labelled, random_crop, synthetic_item
 from pipelines.evaluate import evaluate_items
 from pipelines.metrics import IGNORE_ID
-from pipelines.model import ModelConfig, build_network, normalise, save_checkpoint, select_device
+from pipelines.model import ModelConfig, build_network, normalise, read_config, save_checkpoint, select_device
 from pipelines.pretrained import load_imagenet_encoder
 
 SYNTHETIC_VALIDATION_SEED = 10_000_000  # seeds at and above this are never used for training
@@ -227,6 +227,10 @@ def _write(out: Path, config: TrainConfig, model_config: ModelConfig, network: t
         "command": " ".join(["python -m pipelines.train", *sys.argv[1:]]),
         "synthetic_validation_seed": SYNTHETIC_VALIDATION_SEED,
     }
+    if config.init:
+        # the init path (e.g. models/lithoseg-default) may later hold another version: name it
+        initial = read_config(config.init)
+        model_config.training["initialised_from"] = {"path": config.init, "name": initial.name, "version": initial.version}
     model_config.metrics = {k: {m: v for m, v in report.items() if m != "confusion_matrix"} for k, report in metrics.items()}
     save_checkpoint(out / "checkpoint", model_config, network)
     if config.keep_checkpoints:

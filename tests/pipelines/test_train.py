@@ -1,3 +1,5 @@
+import json
+
 from pipelines.model import load_checkpoint
 from pipelines.train import main as train_main
 from tests.conftest import DATA
@@ -45,3 +47,17 @@ def test_with_ema_the_checkpoint_holds_the_averaged_weights_not_the_last_step(tm
     name = next(k for k in shipped if k.endswith("weight") and shipped[k].is_floating_point())
     assert torch.equal(shipped[name], averaged[name])
     assert not torch.equal(shipped[name], state["network"][name])  # the raw weights moved on past the average
+
+
+def test_a_run_started_from_a_checkpoint_names_that_checkpoint_and_its_version(tmp_path):
+    from pipelines.model import ModelConfig, build_network, save_checkpoint
+    from tests.conftest import SMALL_MODEL
+
+    start = ModelConfig(**SMALL_MODEL, name="lithoseg-test", version="7")
+    save_checkpoint(tmp_path / "start", start, build_network(start))
+    train_main([
+        "--out", str(tmp_path / "run"), "--init", str(tmp_path / "start"), "--steps", "1", "--batch-size", "2", "--crop", "96",
+        "--val-every", "1", "--val-synthetic", "1", "--workers", "0", "--model-json", json.dumps(SMALL_MODEL),
+    ])
+    training = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.training
+    assert training["initialised_from"] == {"path": str(tmp_path / "start"), "name": "lithoseg-test", "version": "7"}
