@@ -5,7 +5,8 @@
     python -m pipelines.evaluate --model models/lithoseg-default --synthetic 60 --json var/eval/synth.json
 
 Prints per-class IoU, mIoU over the rock classes present, pixel accuracy and rock-vs-background
-IoU, then the same figures per image, and writes the whole report (confusion matrix included) as
+IoU with the pixels it gets wrong (false rock, missed rock) and those of the wrong rock class, then
+the same figures per image, and writes the whole report (confusion matrix included) as
 JSON. `--overlays DIR` also writes, per image, a PNG of the photo, the truth, the prediction and an
 error map side by side (green: rock found, blue: background called rock, red: rock called
 background, orange: rock of the wrong class), to see where a checkpoint fails.
@@ -30,6 +31,7 @@ from pipelines.segment import segment_image
 SYNTHETIC_TEST_SEED = 20_000_000  # the held-out synthetic test set; training never draws these
 
 
+PER_IMAGE_FIGURES = ("rock_vs_background_iou", "miou_rock_present", "pixel_accuracy", "false_rock_pixels", "missed_rock_pixels", "wrong_rock_class_pixels")
 ERROR_COLOURS = {"rock_found": (40, 170, 60), "false_rock": (40, 80, 230), "missed_rock": (220, 40, 40), "wrong_class": (245, 150, 30)}
 
 
@@ -62,7 +64,7 @@ def evaluate_items(model: LoadedModel, items: list[LabelledImage], class_table: 
         own.update(item.mask, predicted)
         confusion.counts += own.counts
         figures = own.report(class_table)
-        per_image.append({"name": item.name, **{k: figures[k] for k in ("rock_vs_background_iou", "miou_rock_present", "pixel_accuracy")}})
+        per_image.append({"name": item.name, **{k: figures[k] for k in PER_IMAGE_FIGURES}})
         if overlays is not None:
             overlays.mkdir(parents=True, exist_ok=True)
             Image.fromarray(overlay_strip(item, predicted, class_table)).save(overlays / f"{item.name}.png")
@@ -83,11 +85,15 @@ def format_report(report: dict[str, Any]) -> str:
         f"mIoU over all classes present:  {report['miou_present']:.3f}",
         f"rock-vs-background IoU:         {report['rock_vs_background_iou']:.3f}",
         f"pixel accuracy:                 {report['pixel_accuracy']:.3f}",
+        f"false rock / missed rock / wrong rock class: {report['false_rock_pixels']} / {report['missed_rock_pixels']} / {report['wrong_rock_class_pixels']} px",
         "",
-        f"{'image':<40} {'rock IoU':>9} {'mIoU':>7} {'acc':>7}",
+        f"{'image':<40} {'rock IoU':>9} {'mIoU':>7} {'acc':>7} {'false rock':>11} {'missed rock':>12} {'wrong class':>12}",
     ]
     for row in report.get("per_image", []):
-        lines.append(f"{row['name']:<40} {row['rock_vs_background_iou']:>9.3f} {row['miou_rock_present']:>7.3f} {row['pixel_accuracy']:>7.3f}")
+        lines.append(
+            f"{row['name']:<40} {row['rock_vs_background_iou']:>9.3f} {row['miou_rock_present']:>7.3f} {row['pixel_accuracy']:>7.3f}"
+            f" {row['false_rock_pixels']:>11} {row['missed_rock_pixels']:>12} {row['wrong_rock_class_pixels']:>12}"
+        )
     return "\n".join(lines)
 
 

@@ -53,6 +53,11 @@ class ConfusionMatrix:
             "miou_rock_present": float(np.nanmean(iou[rock_present])) if rock_present.any() else float("nan"),
             "rock_vs_background_iou": float(rock_tp / rock_union) if rock_union else float("nan"),
             "background_iou": float(iou[bg]),
+            # where rock-vs-background errs: background called rock, rock called background, and
+            # rock given the wrong rock class (which rock-vs-background IoU does not count)
+            "false_rock_pixels": int(self.counts[bg, rock].sum()),
+            "missed_rock_pixels": int(self.counts[rock, bg].sum()),
+            "wrong_rock_class_pixels": int(rock_tp - np.diag(self.counts)[rock].sum()),
             "per_class": {
                 c.name: {"iou": None if np.isnan(iou[c.id]) else float(iou[c.id]), "pixels": int(self.counts[c.id].sum())}
                 for c in class_table.classes

@@ -39,6 +39,8 @@ def test_the_command_reports_each_image_and_writes_overlays(tmp_path, capsys):
     # the same photo twice: each image's figures equal the pooled ones
     for row in report["per_image"]:
         assert abs(row["pixel_accuracy"] - report["pixel_accuracy"]) < 1e-9
+    for key in ("false_rock_pixels", "missed_rock_pixels", "wrong_rock_class_pixels"):
+        assert sum(row[key] for row in report["per_image"]) == report[key]
     assert "a " in capsys.readouterr().out
     photo = Image.open(DATA / "cc05.jpg")
     strip = Image.open(tmp_path / "ov" / "a.png")

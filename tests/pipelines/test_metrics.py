@@ -22,6 +22,8 @@ def test_hand_made_masks_have_known_iou():
     assert report["pixel_accuracy"] == pytest.approx(9 / 12)
     # rock vs background: rock truth 8 px, rock pred 8 px, both rock 7 -> 7 / 9
     assert report["rock_vs_background_iou"] == pytest.approx(7 / 9)
+    # the two errors in that union, and the rock pixel given the wrong rock class
+    assert (report["false_rock_pixels"], report["missed_rock_pixels"], report["wrong_rock_class_pixels"]) == (1, 1, 1)
 
 
 def test_ignored_pixels_do_not_count():
