@@ -59,6 +59,7 @@ class TrainConfig:
     resume: bool = False
     init: str | None = None
     ema: float = 0.0
+    hue_jitter: float = 0.0
     keep_checkpoints: bool = False
     model: dict[str, Any] = field(default_factory=dict)
 
@@ -85,7 +86,7 @@ class CropStream(IterableDataset):
                     synthetic_seed = (synthetic_seed + 1) % SYNTHETIC_VALIDATION_SEED
                 item, uses = cached, uses + 1
             image, mask = random_crop(rng, item, self.config.crop)
-            image = color_jitter(rng, image)
+            image = color_jitter(rng, image, self.config.hue_jitter)
             yield torch.from_numpy(image), torch.from_numpy(mask.astype(np.int64))
 
 
@@ -256,6 +257,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--model-json", default="{}", help="ModelConfig overrides as JSON, e.g. '{\"tile_size\": 256}'")
     parser.add_argument("--ema", type=float, default=0.0, help="validate and save an exponential moving average of the weights with this decay per step (e.g. 0.998; 0: the raw weights)")
+    parser.add_argument("--hue-jitter", type=float, default=0.0, help="random hue shift of up to this fraction of the colour wheel (e.g. 0.05), with a saturation gain of 1 ± twice it")
     parser.add_argument("--keep-checkpoints", action="store_true", help="also keep every validation's checkpoint as checkpoints/step-NNNNNN/ (checkpoint/ is always the latest)")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
@@ -263,7 +265,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         out=args.out, data=args.data, holdout=[h for h in args.holdout.split(",") if h], steps=args.steps,
         batch_size=args.batch_size, crop=args.crop, lr=args.lr, real_fraction=args.real_fraction,
         pretrained=args.pretrained, init=args.init, val_every=args.val_every, val_synthetic=args.val_synthetic,
-        seed=args.seed, workers=args.workers, threads=args.threads, resume=args.resume, ema=args.ema,
+        seed=args.seed, workers=args.workers, threads=args.threads, resume=args.resume, ema=args.ema, hue_jitter=args.hue_jitter,
         keep_checkpoints=args.keep_checkpoints, model=json.loads(args.model_json),
     )
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipelines.datasets import LabelledImage, ignore_background
+from pipelines.datasets import LabelledImage, color_jitter, ignore_background
 from pipelines.metrics import IGNORE_ID
 
 
@@ -43,3 +43,15 @@ def test_the_source_mask_is_left_untouched():
     mask[8:12, 8:12] = 1
     ignore_background(_photo(mask))
     assert (mask[mask != 1] == 0).all()
+
+
+def test_hue_jitter_turns_colours_and_is_off_by_default():
+    tan = np.zeros((16, 16, 3), np.uint8)
+    tan[...] = (200, 160, 100)
+    plain = [color_jitter(np.random.default_rng(seed), tan) for seed in range(20)]
+    # without it every pixel keeps its channel order (red > green > blue): only gains and contrast
+    assert all((p[..., 0] >= p[..., 1]).all() and (p[..., 1] >= p[..., 2]).all() for p in plain)
+    turned = [color_jitter(np.random.default_rng(seed), tan, hue=0.25) for seed in range(20)]
+    assert any(t[0, 0, 1] > t[0, 0, 0] or t[0, 0, 2] > t[0, 0, 1] for t in turned)
+    # the hue draw comes after the others: the same seed gives the same brightness and contrast
+    assert abs(int(turned[0].max()) - int(plain[0].max())) <= 3
