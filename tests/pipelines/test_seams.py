@@ -31,4 +31,6 @@ def test_tiled_equals_single_pass_away_from_the_border(model):
     agreement = (single.argmax(0) == tiled.class_ids)[inner].mean()
     confidence_gap = np.abs(single.max(0) - tiled.confidence / 255.0)[inner].mean()
     assert agreement >= 0.98, f"class agreement {agreement:.4f}"
-    assert confidence_gap <= 0.01, f"mean confidence difference {confidence_gap:.4f}"
+    # how far a tile's prediction depends on context beyond it varies with the weights (version 5:
+    # 0.007, version 7: 0.011); hard seams (no overlap, no blending) give 0.021 and 0.964 agreement
+    assert confidence_gap <= 0.015, f"mean confidence difference {confidence_gap:.4f}"
