@@ -62,11 +62,8 @@ def ignore_background(item: LabelledImage, margin: float = PARTIAL_LABEL_MARGIN)
     footprints and grit, is not rock; ignoring only the box region does."""
     mask = item.mask.copy()
     rows, cols = np.nonzero(mask != 0)
-    if rows.size == 0:
-        mask[mask == 0] = IGNORE_ID
-        return LabelledImage(item.name, item.image, mask)
     grow = int(round(margin * min(mask.shape)))
-    box = (slice(max(0, rows.min() - grow), rows.max() + grow + 1), slice(max(0, cols.min() - grow), cols.max() + grow + 1))
+    box = (slice(max(0, rows.min() - grow), rows.max() + grow + 1), slice(max(0, cols.min() - grow), cols.max() + grow + 1)) if rows.size else ...
     region = mask[box]
     region[region == 0] = IGNORE_ID
     return LabelledImage(item.name, item.image, mask)

@@ -142,10 +142,14 @@ def train(config: TrainConfig) -> Path:
 
     model_config = ModelConfig(**config.model) if config.model else ModelConfig()
     network = build_network(model_config)
+    provenance: dict[str, Any] = {}
     if config.init:
         from safetensors.torch import load_file
 
         network.load_state_dict(load_file(str(Path(config.init) / "model.safetensors")))
+        # the init path (e.g. models/lithoseg-default) may later hold another version: name it
+        initial = read_config(config.init)
+        provenance["initialised_from"] = {"path": config.init, "name": initial.name, "version": initial.version}
     elif config.pretrained == "imagenet":
         load_imagenet_encoder(network)
     network = network.to(device)
@@ -212,7 +216,7 @@ def train(config: TrainConfig) -> Path:
             metrics = validate(shipped, model_config, device, real_val, synthetic_val)
             history.append({"step": step, "loss": running_loss, **{k: {m: v[m] for m in ("miou_rock_present", "rock_vs_background_iou", "pixel_accuracy")} for k, v in metrics.items()}})
             print(f"validation at step {step}: {_summary(metrics)}", flush=True)
-            _write(out, config, model_config, shipped, metrics, step, history)
+            _write(out, config, model_config, shipped, metrics, step, history, provenance)
             state = {"network": network.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step, "history": history}
             if averaged is not None:
                 state["averaged"] = averaged.state_dict()
@@ -220,18 +224,15 @@ def train(config: TrainConfig) -> Path:
     return out
 
 
-def _write(out: Path, config: TrainConfig, model_config: ModelConfig, network: torch.nn.Module, metrics: dict[str, Any], step: int, history: list[dict[str, Any]]) -> None:
+def _write(out: Path, config: TrainConfig, model_config: ModelConfig, network: torch.nn.Module, metrics: dict[str, Any], step: int, history: list[dict[str, Any]], provenance: dict[str, Any]) -> None:
     model_config.training = {
         "recipe": {k: v for k, v in vars(config).items() if k not in ("out", "resume")},
         "steps_done": step,
         "history": history,
         "command": " ".join(["python -m pipelines.train", *sys.argv[1:]]),
         "synthetic_validation_seed": SYNTHETIC_VALIDATION_SEED,
+        **provenance,
     }
-    if config.init:
-        # the init path (e.g. models/lithoseg-default) may later hold another version: name it
-        initial = read_config(config.init)
-        model_config.training["initialised_from"] = {"path": config.init, "name": initial.name, "version": initial.version}
     model_config.metrics = {k: {m: v for m, v in report.items() if m != "confusion_matrix"} for k, report in metrics.items()}
     save_checkpoint(out / "checkpoint", model_config, network)
     if config.keep_checkpoints:
