@@ -52,20 +52,39 @@ def partially_labelled(directory: str | Path) -> set[str]:
 PARTIAL_LABEL_MARGIN = 0.1  # of the shorter side; see ignore_background
 
 
-def ignore_background(item: LabelledImage, margin: float = PARTIAL_LABEL_MARGIN) -> LabelledImage:
+def dilate(binary: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation by a (2·radius + 1)² square, as two separable running maxima."""
+    if radius <= 0:
+        return binary.copy()
+    out = binary
+    for axis in (0, 1):
+        widths = [(0, 0), (0, 0)]
+        widths[axis] = (radius, radius)
+        out = np.lib.stride_tricks.sliding_window_view(np.pad(out, widths), 2 * radius + 1, axis=axis).max(axis=-1)
+    return out
+
+
+def ignore_background(item: LabelledImage, margin: float = PARTIAL_LABEL_MARGIN, edge: int = 0) -> LabelledImage:
     """For a partially labelled photo: its background marked IGNORE_ID inside the bounding box of
-    its labelled pixels grown by `margin` × the shorter side, and left as background outside.
+    its labelled pixels grown by `margin` × the shorter side, and left as background outside; with
+    `edge` > 0, background within `edge` pixels of labelled rock is kept too.
 
     In such photos the unlabelled rock lies among the labelled pieces, in the same box, while the
     table or paper around the box is background for certain. Ignoring every background pixel (as
     version 5's training did) never taught the network that the paper beside a box, with its
-    footprints and grit, is not rock; ignoring only the box region does."""
+    footprints and grit, is not rock; ignoring only the box region does. The outline of a labelled
+    piece is as trustworthy as its inside, so a thin band around it (the floor showing between
+    pieces of rubble, a piece's edge) can stay background as well."""
     mask = item.mask.copy()
     rows, cols = np.nonzero(mask != 0)
     grow = int(round(margin * min(mask.shape)))
     box = (slice(max(0, rows.min() - grow), rows.max() + grow + 1), slice(max(0, cols.min() - grow), cols.max() + grow + 1)) if rows.size else ...
-    region = mask[box]
-    region[region == 0] = IGNORE_ID
+    untrusted = np.zeros(mask.shape, bool)
+    untrusted[box] = True
+    untrusted &= mask == 0
+    if edge > 0:
+        untrusted &= ~dilate((mask != 0) & (mask != IGNORE_ID), edge)
+    mask[untrusted] = IGNORE_ID
     return LabelledImage(item.name, item.image, mask)
 
 

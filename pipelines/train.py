@@ -60,6 +60,7 @@ class TrainConfig:
     init: str | None = None
     ema: float = 0.0
     hue_jitter: float = 0.0
+    partial_edge: int = 0
     keep_checkpoints: bool = False
     model: dict[str, Any] = field(default_factory=dict)
 
@@ -137,7 +138,7 @@ def train(config: TrainConfig) -> Path:
             if item.name in holdout:
                 real_val.append(item)
             else:
-                real_train.append(ignore_background(item) if item.name in partial else item)
+                real_train.append(ignore_background(item, edge=config.partial_edge) if item.name in partial else item)
     synthetic_val = [synthetic_item(SYNTHETIC_VALIDATION_SEED + i) for i in range(config.val_synthetic)]
 
     model_config = ModelConfig(**config.model) if config.model else ModelConfig()
@@ -259,6 +260,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--model-json", default="{}", help="ModelConfig overrides as JSON, e.g. '{\"tile_size\": 256}'")
     parser.add_argument("--ema", type=float, default=0.0, help="validate and save an exponential moving average of the weights with this decay per step (e.g. 0.998; 0: the raw weights)")
     parser.add_argument("--hue-jitter", type=float, default=0.0, help="random hue shift of up to this fraction of the colour wheel (e.g. 0.05), with a saturation gain of 1 ± twice it")
+    parser.add_argument("--partial-edge", type=int, default=0, help="on photos flagged partial, keep background within this many pixels of labelled rock (0: ignore all background near the rock)")
     parser.add_argument("--keep-checkpoints", action="store_true", help="also keep every validation's checkpoint as checkpoints/step-NNNNNN/ (checkpoint/ is always the latest)")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
@@ -266,7 +268,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         out=args.out, data=args.data, holdout=[h for h in args.holdout.split(",") if h], steps=args.steps,
         batch_size=args.batch_size, crop=args.crop, lr=args.lr, real_fraction=args.real_fraction,
         pretrained=args.pretrained, init=args.init, val_every=args.val_every, val_synthetic=args.val_synthetic,
-        seed=args.seed, workers=args.workers, threads=args.threads, resume=args.resume, ema=args.ema, hue_jitter=args.hue_jitter,
+        seed=args.seed, workers=args.workers, threads=args.threads, resume=args.resume, ema=args.ema, hue_jitter=args.hue_jitter, partial_edge=args.partial_edge,
         keep_checkpoints=args.keep_checkpoints, model=json.loads(args.model_json),
     )
 

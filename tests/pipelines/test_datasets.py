@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipelines.datasets import LabelledImage, color_jitter, ignore_background
+from pipelines.datasets import LabelledImage, color_jitter, dilate, ignore_background
 from pipelines.metrics import IGNORE_ID
 
 
@@ -36,6 +36,34 @@ def test_partial_labels_box_is_clipped_at_the_border():
 def test_a_photo_without_any_label_ignores_all_its_background():
     out = ignore_background(_photo(np.zeros((20, 30), np.uint8))).mask
     assert (out == IGNORE_ID).all()
+
+
+def test_an_edge_band_around_labelled_rock_stays_background():
+    mask = np.zeros((100, 200), np.uint8)
+    mask[40:60, 90:100] = 5
+    mask[40:60, 110:120] = IGNORE_ID  # a box divider: ignored already, not rock
+
+    out = ignore_background(_photo(mask), margin=0.1, edge=3).mask
+
+    band = np.zeros(mask.shape, bool)
+    band[37:63, 87:103] = True
+    band[40:60, 90:100] = False
+    assert (out[band] == 0).all()  # the floor just around the piece is trusted
+    assert out[36, 90] == IGNORE_ID and out[50, 104] == IGNORE_ID and out[50, 106] == IGNORE_ID
+    assert (out[40:60, 90:100] == 5).all() and (out[40:60, 110:120] == IGNORE_ID).all()
+    assert (out[:, :70] == 0).all()  # outside the grown box, as without the band
+
+
+def test_dilate_grows_by_a_square_of_the_radius():
+    binary = np.zeros((9, 11), bool)
+    binary[4, 5] = True
+    binary[0, 10] = True
+    grown = dilate(binary, 2)
+    expected = np.zeros_like(binary)
+    expected[2:7, 3:8] = True
+    expected[0:3, 8:11] = True
+    assert (grown == expected).all()
+    assert (dilate(binary, 0) == binary).all()
 
 
 def test_the_source_mask_is_left_untouched():
