@@ -88,6 +88,17 @@ def ignore_background(item: LabelledImage, margin: float = PARTIAL_LABEL_MARGIN,
     return LabelledImage(item.name, item.image, mask)
 
 
+def ignore_regions(item: LabelledImage, boxes: list[list[int]]) -> LabelledImage:
+    """`item` with its label marked IGNORE_ID inside each pixel box (x0, y0, x1, y1), end-exclusive:
+    regions whose label is known to be wrong (e.g. rock the source left unlabelled) are not judged."""
+    mask = item.mask.copy()
+    for x0, y0, x1, y1 in boxes:
+        if not (0 <= x0 < x1 and 0 <= y0 < y1):
+            raise ValueError(f"Region {[x0, y0, x1, y1]} of {item.name} is not a box (x0 < x1, y0 < y1, both from 0).")
+        mask[y0:y1, x0:x1] = IGNORE_ID
+    return LabelledImage(item.name, item.image, mask)
+
+
 def load_folder(directory: str | Path, names: set[str] | None = None) -> list[LabelledImage]:
     items = []
     for name, image_path, mask_path in list_pairs(directory):

@@ -9,7 +9,10 @@ IoU with the pixels it gets wrong (false rock, missed rock) and those of the wro
 the same figures per image, and writes the whole report (confusion matrix included) as
 JSON. `--overlays DIR` also writes, per image, a PNG of the photo, the truth, the prediction and an
 error map side by side (green: rock found, blue: background called rock, red: rock called
-background, orange: rock of the wrong class), to see where a checkpoint fails.
+background, orange: rock of the wrong class), to see where a checkpoint fails. `--ignore-regions
+FILE` leaves out of the count boxes whose labels are known to be wrong: a JSON object whose
+`regions` map photo ids to lists of pixel boxes [x0, y0, x1, y1] (end-exclusive), e.g.
+`models/lithoseg-default/holdout_label_gaps.json`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.classes import ClassTable
-from pipelines.datasets import LabelledImage, load_folder, synthetic_item
+from pipelines.datasets import LabelledImage, ignore_regions, load_folder, synthetic_item
 from pipelines.metrics import IGNORE_ID, ConfusionMatrix
 from pipelines.model import LoadedModel, load_checkpoint
 from pipelines.segment import segment_image
@@ -104,17 +107,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="", help="comma-separated photo ids to evaluate (default: all)")
     parser.add_argument("--synthetic", type=int, default=0, help="evaluate on this many held-out synthetic seeds")
     parser.add_argument("--json", help="write the report here")
+    parser.add_argument("--ignore-regions", help="JSON file: {\"regions\": {photo id: [[x0, y0, x1, y1], ...]}} of labels not to judge")
     parser.add_argument("--overlays", help="write photo | truth | prediction | error map PNGs to this folder")
     args = parser.parse_args(argv)
     model = load_checkpoint(args.model)
     if args.data:
         names = {n for n in args.only.split(",") if n} or None
         items = load_folder(args.data, names=names)
+        if args.ignore_regions:
+            regions = json.loads(Path(args.ignore_regions).read_text())["regions"]
+            items = [ignore_regions(item, regions.get(item.name, [])) for item in items]
     else:
         items = [synthetic_item(SYNTHETIC_TEST_SEED + i) for i in range(args.synthetic)]
     if not items:
         parser.error("Nothing to evaluate: give --data or --synthetic N.")
     report = evaluate_items(model, items, model.config.class_table, Path(args.overlays) if args.overlays else None)
+    if args.ignore_regions:
+        report["ignore_regions"] = args.ignore_regions
     report["model"] = {"path": str(args.model), "name": model.config.name, "version": model.config.version}
     print(format_report(report))
     if args.json:

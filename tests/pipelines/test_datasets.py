@@ -1,8 +1,9 @@
 """Labelled folders: which background of a partially labelled photo the loss may trust."""
 
 import numpy as np
+import pytest
 
-from pipelines.datasets import LabelledImage, color_jitter, dilate, ignore_background
+from pipelines.datasets import LabelledImage, color_jitter, dilate, ignore_background, ignore_regions
 from pipelines.metrics import IGNORE_ID
 
 
@@ -83,3 +84,13 @@ def test_hue_jitter_turns_colours_and_is_off_by_default():
     assert any(t[0, 0, 1] > t[0, 0, 0] or t[0, 0, 2] > t[0, 0, 1] for t in turned)
     # the hue draw comes after the others: the same seed gives the same brightness and contrast
     assert abs(int(turned[0].max()) - int(plain[0].max())) <= 3
+
+
+def test_ignored_regions_are_not_judged_and_bad_boxes_are_refused():
+    mask = np.zeros((10, 20), np.uint8)
+    mask[2:8, 2:8] = 5
+    out = ignore_regions(_photo(mask), [[10, 0, 15, 4], [0, 6, 4, 10]]).mask
+    assert (out[0:4, 10:15] == IGNORE_ID).all() and (out[6:10, 0:4] == IGNORE_ID).all()
+    assert (out[2:6, 4:8] == 5).all() and out[5, 15] == 0 and out[4, 12] == 0 and (mask != IGNORE_ID).all()
+    with pytest.raises(ValueError, match="not a box"):
+        ignore_regions(_photo(mask), [[5, 0, 5, 4]])
