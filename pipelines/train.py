@@ -141,18 +141,24 @@ def train(config: TrainConfig) -> Path:
                 real_train.append(ignore_background(item, edge=config.partial_edge) if item.name in partial else item)
     synthetic_val = [synthetic_item(SYNTHETIC_VALIDATION_SEED + i) for i in range(config.val_synthetic)]
 
-    model_config = ModelConfig(**config.model) if config.model else ModelConfig()
-    network = build_network(model_config)
     provenance: dict[str, Any] = {}
     if config.init:
         from safetensors.torch import load_file
 
+        # the network the init checkpoint describes (architecture, encoder, classes, tiles), with
+        # --model-json's overrides; not its version, metrics or training record
+        initial = read_config(config.init)
+        inherited = {k: v for k, v in initial.to_dict().items() if k not in ("version", "training", "metrics", "extra")}
+        model_config = ModelConfig(**(inherited | config.model))
+        network = build_network(model_config)
         network.load_state_dict(load_file(str(Path(config.init) / "model.safetensors")))
         # the init path (e.g. models/lithoseg-default) may later hold another version: name it
-        initial = read_config(config.init)
         provenance["initialised_from"] = {"path": config.init, "name": initial.name, "version": initial.version}
-    elif config.pretrained == "imagenet":
-        load_imagenet_encoder(network)
+    else:
+        model_config = ModelConfig(**config.model)
+        network = build_network(model_config)
+        if config.pretrained == "imagenet":
+            load_imagenet_encoder(network)
     network = network.to(device)
     if device.type == "cuda":
         network = network.to(memory_format=torch.channels_last)

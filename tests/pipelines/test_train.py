@@ -61,3 +61,17 @@ def test_a_run_started_from_a_checkpoint_names_that_checkpoint_and_its_version(t
     ])
     training = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.training
     assert training["initialised_from"] == {"path": str(tmp_path / "start"), "name": "lithoseg-test", "version": "7"}
+
+
+def test_a_run_started_from_a_checkpoint_keeps_its_architecture(tmp_path):
+    from pipelines.model import ModelConfig, build_network, save_checkpoint
+
+    start = ModelConfig(architecture="FPN", architecture_kwargs={"decoder_pyramid_channels": 32, "decoder_segmentation_channels": 32}, tile_size=128, tile_overlap=32, version="3")
+    save_checkpoint(tmp_path / "start", start, build_network(start))
+    train_main([
+        "--out", str(tmp_path / "run"), "--init", str(tmp_path / "start"), "--steps", "1", "--batch-size", "2", "--crop", "96",
+        "--val-every", "1", "--val-synthetic", "1", "--workers", "0", "--model-json", json.dumps({"tile_overlap": 16}),
+    ])
+    config = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config
+    assert (config.architecture, config.architecture_kwargs["decoder_pyramid_channels"], config.tile_size) == ("FPN", 32, 128)
+    assert config.tile_overlap == 16 and config.version != "3"
