@@ -28,18 +28,14 @@ from pipelines.model import ModelConfig, build_network, read_config
 
 SHIPPED = Path("models/lithoseg-default")
 # smp architectures that take a timm-universal encoder at output stride 32 (or their own dilation)
-CANDIDATES: dict[str, dict[str, Any]] = {
-    "Unet": {"decoder_channels": [128, 64, 48, 32, 16]},
-    "FPN": {},
-    "DeepLabV3Plus": {},
-    "Linknet": {},
-    "MAnet": {},
-    "PAN": {},
-}
+CANDIDATES = ("Unet", "FPN", "DeepLabV3Plus", "Linknet", "MAnet", "PAN")
 
 
 def candidate_config(base: ModelConfig, architecture: str) -> ModelConfig:
-    return ModelConfig.from_dict(base.to_dict() | {"architecture": architecture, "architecture_kwargs": CANDIDATES[architecture], "training": {}, "metrics": {}})
+    """The shipped checkpoint's config with another decoder: the shipped one keeps its own
+    arguments, the others take smp's defaults."""
+    kwargs = base.architecture_kwargs if architecture == base.architecture else {}
+    return ModelConfig.from_dict(base.to_dict() | {"architecture": architecture, "architecture_kwargs": kwargs, "training": {}, "metrics": {}})
 
 
 def multiply_adds(network: torch.nn.Module, tile: int) -> float:
