@@ -148,7 +148,7 @@ def color_jitter(rng: np.random.Generator, image: np.ndarray, hue: float = 0.0) 
         hsv = np.asarray(Image.fromarray(out).convert("HSV")).astype(np.int16)
         hsv[..., 0] = (hsv[..., 0] + int(round(rng.uniform(-hue, hue) * 256))) % 256
         hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(1 - 2 * hue, 1 + 2 * hue), 0, 255)
-        out = np.asarray(Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB"))
+        out = np.array(Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB"))  # writable, for torch.from_numpy
     return out
 
 

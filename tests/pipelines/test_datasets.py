@@ -84,6 +84,8 @@ def test_hue_jitter_turns_colours_and_is_off_by_default():
     assert any(t[0, 0, 1] > t[0, 0, 0] or t[0, 0, 2] > t[0, 0, 1] for t in turned)
     # the hue draw comes after the others: the same seed gives the same brightness and contrast
     assert abs(int(turned[0].max()) - int(plain[0].max())) <= 3
+    # crops go to torch.from_numpy, which warns about (and must not share) read-only arrays
+    assert all(t.flags.writeable for t in turned + plain)
 
 
 def test_ignored_regions_are_not_judged_and_bad_boxes_are_refused():
