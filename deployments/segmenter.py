@@ -97,6 +97,7 @@ class Segmenter:
             "tile_size": config.tile_size,
             "tile_overlap": config.tile_overlap,
             "output_stride": config.output_stride,
+            "max_short_side": config.max_short_side,
             "num_classes": len(config.classes),
             "classes": config.classes,
             "gate_threshold": self.gate_bank.threshold if self.gate_bank else None,

@@ -5,7 +5,9 @@ The tiler owns both ends of the fan-out so that tiles go out in a bounded window
 as they return: only the tiles in flight travel through the object store at any moment, and the
 stitcher keeps float scores only for the strip those tiles touch. `segment` is a streaming method:
 it yields progress as tiles finish and the segmentation last, so the job tracker can report
-`completed_tiles`; cancelling the stream cancels the tiles still out.
+`completed_tiles`; cancelling the stream cancels the tiles still out. A photo whose shorter side
+exceeds the checkpoint's `max_short_side` is tiled scaled down and its segmentation scaled back
+(`pipelines/resolution.py`), so the mask always has the photo's size.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.settings import Settings
 from pipelines.gate import gate_views
+from pipelines.resolution import resample_image, scale_back, working_size
 from pipelines.tiling import Stitcher, Tile, plan_tiles, tile_cut
 
 TILES_IN_FLIGHT = 8  # per image; enough to fill a batch, few enough to bound memory
@@ -32,6 +35,7 @@ PROGRESS_EVERY_S = 0.25
 class Tiler:
     def __init__(self, settings: Settings, segmenter: DeploymentHandle) -> None:
         self.segmenter = segmenter
+        self.max_short_side = settings.max_short_side  # None: the checkpoint's own
         self.running = 0  # images being tiled right now (for tests and metrics)
 
     def active(self) -> int:
@@ -53,7 +57,12 @@ class Tiler:
         tile plan made for the previous one."""
         (reference,) = image_ref
         image: np.ndarray = await reference
-        plan = plan_tiles(image.shape[0], image.shape[1], model["tile_size"], model["tile_overlap"], model["output_stride"])
+        size = image.shape[:2]
+        work = working_size(*size, self.max_short_side if self.max_short_side is not None else model.get("max_short_side"))
+        if work != size:  # a photo larger than the model knows: segment it scaled down (pipelines/resolution.py)
+            reference = ray.put(await asyncio.to_thread(resample_image, image, work))
+        del image
+        plan = plan_tiles(work[0], work[1], model["tile_size"], model["tile_overlap"], model["output_stride"])
         stitcher = Stitcher(plan, model["num_classes"])
         window: set[asyncio.Task[tuple[Tile, np.ndarray]]] = set()
         loop = asyncio.get_running_loop()
@@ -77,7 +86,7 @@ class Tiler:
                 if loop.time() - reported >= PROGRESS_EVERY_S or not window:
                     reported = loop.time()
                     yield {"completed": stitcher.completed, "total": len(plan)}
-            yield ray.put(await asyncio.to_thread(stitcher.finish))
+            yield ray.put(await asyncio.to_thread(lambda: scale_back(stitcher.finish(), size)))
         finally:
             self.running -= 1
             for task in window:  # cancelled job: stop the tiles still out

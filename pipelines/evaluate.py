@@ -12,7 +12,10 @@ error map side by side (green: rock found, blue: background called rock, red: ro
 background, orange: rock of the wrong class), to see where a checkpoint fails. `--ignore-regions
 FILE` leaves out of the count boxes whose labels are known to be wrong: a JSON object whose
 `regions` map photo ids to lists of pixel boxes [x0, y0, x1, y1] (end-exclusive), e.g.
-`models/lithoseg-default/holdout_label_gaps.json`.
+`models/lithoseg-default/holdout_label_gaps.json`. `--rescale F` resamples every photo and its
+labels by F first (a camera of F times the resolution), to see how a checkpoint copes with larger
+or smaller photos; `--native` segments at each photo's own resolution even where the checkpoint
+names a `max_short_side` (`pipelines/resolution.py`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.classes import ClassTable
-from pipelines.datasets import LabelledImage, ignore_regions, load_folder, synthetic_item
+from pipelines.datasets import LabelledImage, ignore_regions, load_folder, rescale_item, synthetic_item
 from pipelines.metrics import IGNORE_ID, ConfusionMatrix
 from pipelines.model import LoadedModel, load_checkpoint
 from pipelines.segment import segment_image
@@ -58,11 +61,11 @@ def overlay_strip(item: LabelledImage, predicted: np.ndarray, class_table: Class
     return np.concatenate([item.image, palette[item.mask], palette[predicted], error_map(item.mask, predicted)], axis=1)
 
 
-def evaluate_items(model: LoadedModel, items: list[LabelledImage], class_table: ClassTable, overlays: Path | None = None) -> dict[str, Any]:
+def evaluate_items(model: LoadedModel, items: list[LabelledImage], class_table: ClassTable, overlays: Path | None = None, native: bool = False) -> dict[str, Any]:
     confusion = ConfusionMatrix(len(class_table))
     per_image = []
     for item in items:
-        predicted = segment_image(model, item.image).class_ids
+        predicted = segment_image(model, item.image, native=native).class_ids
         own = ConfusionMatrix(len(class_table))
         own.update(item.mask, predicted)
         confusion.counts += own.counts
@@ -109,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", help="write the report here")
     parser.add_argument("--ignore-regions", help="JSON file: {\"regions\": {photo id: [[x0, y0, x1, y1], ...]}} of labels not to judge")
     parser.add_argument("--overlays", help="write photo | truth | prediction | error map PNGs to this folder")
+    parser.add_argument("--rescale", type=float, default=1.0, help="resample photos and labels by this factor first (e.g. 2: a camera of twice the resolution)")
+    parser.add_argument("--native", action="store_true", help="segment at each photo's own resolution, ignoring the checkpoint's max_short_side")
     args = parser.parse_args(argv)
     model = load_checkpoint(args.model)
     if args.data:
@@ -121,9 +126,14 @@ def main(argv: list[str] | None = None) -> None:
         items = [synthetic_item(SYNTHETIC_TEST_SEED + i) for i in range(args.synthetic)]
     if not items:
         parser.error("Nothing to evaluate: give --data or --synthetic N.")
-    report = evaluate_items(model, items, model.config.class_table, Path(args.overlays) if args.overlays else None)
+    if args.rescale <= 0:
+        parser.error("--rescale must be a positive factor.")
+    if args.rescale != 1.0:
+        items = [rescale_item(item, args.rescale) for item in items]
+    report = evaluate_items(model, items, model.config.class_table, Path(args.overlays) if args.overlays else None, native=args.native)
     if args.ignore_regions:
         report["ignore_regions"] = args.ignore_regions
+    report["rescale"], report["native_resolution"] = args.rescale, args.native
     report["model"] = {"path": str(args.model), "name": model.config.name, "version": model.config.version}
     print(format_report(report))
     if args.json:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from pipelines.model import LoadedModel, predict_weighted
+from pipelines.resolution import resample_image, scale_back, working_size
 from pipelines.tiling import Segmentation, Stitcher, plan_tiles, tile_cut
 
 # (tiles (h, w, 3) uint8, their blend windows (h, w)) -> weighted probabilities (C, h, w) uint8
@@ -29,8 +30,19 @@ def segment_with(predict: Predict, image: np.ndarray, tile_size: int, overlap: i
     return stitcher.finish()
 
 
-def segment_image(model: LoadedModel, image: np.ndarray, batch_size: int = 1) -> Segmentation:
+def segment_image(model: LoadedModel, image: np.ndarray, batch_size: int = 1, native: bool = False) -> Segmentation:
+    """The service's segmentation of `image`: at the checkpoint's working resolution
+    (`max_short_side`), or with `native` at the image's own."""
     config = model.config
-    return segment_with(
-        lambda tiles, windows: predict_weighted(model, tiles, windows), image, config.tile_size, config.tile_overlap, config.output_stride, len(config.classes), batch_size
+    size = image.shape[:2]
+    work = working_size(*size, None if native else config.max_short_side)
+    segmentation = segment_with(
+        lambda tiles, windows: predict_weighted(model, tiles, windows),
+        resample_image(image, work),
+        config.tile_size,
+        config.tile_overlap,
+        config.output_stride,
+        len(config.classes),
+        batch_size,
     )
+    return scale_back(segmentation, size)

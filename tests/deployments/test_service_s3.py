@@ -14,6 +14,7 @@ from PIL import Image
 
 from deployments.jobs import mask_key, overlay_key, record_key, upload_key
 from pipelines.synthetic import generate_sample
+from pipelines.tiling import plan_tiles
 from pipelines.train import main as train_main
 from tests.conftest import encode
 from tests.deployments.conftest import KEY_A, run_service
@@ -26,6 +27,7 @@ TINY_MODEL = {
     "architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]},
     "tile_size": 128,
     "tile_overlap": 32,
+    "max_short_side": 200,  # photos larger than this are segmented scaled down
 }
 
 
@@ -59,7 +61,10 @@ def test_reference_flow_on_s3_with_a_model_from_s3(s3_service):
     assert info["status"] == "finished", info
     assert info["result"]["model"] == {"name": "tiny-test-model", "version": "t1"}
     overlay = Image.open(io.BytesIO(service.job(job_id, form="png").content))
-    assert overlay.size == (image.shape[1], image.shape[0])
+    mask = Image.open(io.BytesIO(service.job(job_id, form="mask").content))
+    assert overlay.size == mask.size == (image.shape[1], image.shape[0])  # the photo's size, though
+    # tiled at the working size: shorter side 260 -> 200 px
+    assert info["total_tiles"] == len(plan_tiles(231, 200, 128, 32, 32)) < len(plan_tiles(300, 260, 128, 32, 32))
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="service/")["Contents"]}
     assert {f"service/{record_key(job_id)}", f"service/{overlay_key(job_id)}", f"service/{mask_key(job_id)}"} <= keys
     assert f"service/{upload_key(job_id)}" not in keys  # uploads are dropped once a job is done

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipelines.datasets import LabelledImage, color_jitter, dilate, ignore_background, ignore_regions
+from pipelines.datasets import LabelledImage, color_jitter, dilate, ignore_background, ignore_regions, rescale_item
 from pipelines.metrics import IGNORE_ID
 
 
@@ -96,3 +96,16 @@ def test_ignored_regions_are_not_judged_and_bad_boxes_are_refused():
     assert (out[2:6, 4:8] == 5).all() and out[5, 15] == 0 and out[4, 12] == 0 and (mask != IGNORE_ID).all()
     with pytest.raises(ValueError, match="not a box"):
         ignore_regions(_photo(mask), [[5, 0, 5, 4]])
+
+
+def test_a_rescaled_photo_keeps_its_labels_on_its_pixels():
+    mask = np.zeros((10, 20), np.uint8)
+    mask[2:8, 4:12] = 7
+    image = np.where(mask[..., None] == 7, 200, 30).astype(np.uint8).repeat(3, axis=2)
+    big = rescale_item(LabelledImage("p", image, mask), 2.5)
+    assert big.image.shape == (25, 50, 3) and big.mask.shape == (25, 50)
+    assert set(np.unique(big.mask)) == {0, 7}
+    inside = big.mask == 7
+    assert big.image[inside].mean() > 150 and big.image[~inside].mean() < 80
+    with pytest.raises(ValueError, match="positive"):
+        rescale_item(big, 0)

@@ -8,6 +8,7 @@ from deployments.settings import DEFAULT_MODEL
 from pipelines.errors import CheckpointError
 from pipelines.model import ModelConfig, build_network, load_checkpoint, predict_probabilities, save_checkpoint
 from pipelines.pretrained import efficientnet_lite0_state_dict, load_imagenet_encoder
+from pipelines.resolution import resample_image, resample_labels
 from pipelines.segment import segment_image
 from tests.conftest import SMALL_MODEL
 
@@ -38,6 +39,20 @@ def test_segment_image_returns_full_resolution(tmp_path):
     model = load_checkpoint(tmp_path / "ckpt", "cpu")
     result = segment_image(model, np.zeros((150, 333, 3), np.uint8))
     assert result.class_ids.shape == (150, 333) and result.confidence.shape == (150, 333)
+
+
+def test_a_photo_over_the_working_size_is_segmented_scaled_down_and_scaled_back(tmp_path):
+    config = ModelConfig(**SMALL_MODEL, max_short_side=60)
+    save_checkpoint(tmp_path / "ckpt", config, build_network(config))
+    model = load_checkpoint(tmp_path / "ckpt", "cpu")
+    assert model.config.max_short_side == 60  # kept in config.json
+    image = np.random.default_rng(0).integers(0, 256, (150, 330, 3), np.uint8)
+    capped = segment_image(model, image)
+    native = segment_image(model, image, native=True)
+    small = segment_image(model, resample_image(image, (60, 132)), native=True)
+    assert capped.class_ids.shape == native.class_ids.shape == (150, 330)
+    assert np.array_equal(capped.class_ids, resample_labels(small.class_ids, (150, 330)))
+    assert not np.array_equal(capped.confidence, native.confidence)  # the cap did change the work
 
 
 def test_missing_or_mismatched_checkpoint_is_a_clear_error(tmp_path):

@@ -1,0 +1,51 @@
+"""The working resolution: a photo larger than the model was trained on is segmented at a reduced
+size and its segmentation scaled back to the photo's own.
+
+A network learns the size of things in pixels as well as their look. The shipped model saw real
+photos whose shorter side is at most 1,200 px (scaled by 0.5–1.5 in training); a 12-megapixel phone
+photo of the same core box shows every piece about 2.5 times larger, and segmenting it at that size
+scores clearly worse (MODEL_CARD.md, "Photo resolution") while costing six times the tiles. So a
+checkpoint may name `max_short_side` in its `config.json`: images whose shorter side exceeds it
+are resampled (Lanczos, antialiased) to that shorter side, segmented, and the class ids and
+confidence scaled back by nearest neighbour, so the mask always has the photo's size. `None`
+(the default for new checkpoints) segments every image at its own resolution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from pipelines.tiling import Segmentation
+
+
+def working_size(height: int, width: int, max_short_side: int | None) -> tuple[int, int]:
+    """(height, width) to segment an image of this size at: unchanged unless its shorter side
+    exceeds `max_short_side`, else scaled down, aspect kept, to that shorter side."""
+    short = min(height, width)
+    if not max_short_side or short <= max_short_side:
+        return height, width
+    factor = max_short_side / short
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+def resample_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`image` (H, W, 3) uint8 resampled to `size` = (height, width). `reducing_gap` lets Pillow
+    shrink by an integer box filter first, which keeps a 100-megapixel image fast."""
+    height, width = size
+    if image.shape[:2] == (height, width):
+        return image
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.LANCZOS, reducing_gap=3.0))
+
+
+def resample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A (H, W) uint8 label or confidence map resampled to `size` by nearest neighbour."""
+    height, width = size
+    if labels.shape == (height, width):
+        return labels
+    return np.asarray(Image.fromarray(labels).resize((width, height), Image.NEAREST))
+
+
+def scale_back(segmentation: Segmentation, size: tuple[int, int]) -> Segmentation:
+    """A segmentation made at the working size, at the photo's `size` = (height, width)."""
+    return Segmentation(resample_labels(segmentation.class_ids, size), resample_labels(segmentation.confidence, size))

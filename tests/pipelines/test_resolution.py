@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from pipelines.resolution import resample_image, resample_labels, scale_back, working_size
+from pipelines.tiling import Segmentation
+
+
+@pytest.mark.parametrize(
+    ("size", "limit", "expected"),
+    [
+        ((3000, 4000), 1200, (1200, 1600)),  # a 12-megapixel photo: shorter side to the limit
+        ((4000, 3000), 1200, (1600, 1200)),
+        ((1000, 30000), 1200, (1000, 30000)),  # a long scan under the limit is left alone
+        ((1200, 1600), 1200, (1200, 1600)),  # at the limit: unchanged
+        ((2401, 999_999), 1200, (1200, 499_791)),
+        ((3000, 4000), None, (3000, 4000)),  # no limit: every image at its own size
+        ((3000, 4000), 0, (3000, 4000)),
+    ],
+)
+def test_working_size_caps_the_shorter_side_and_keeps_the_aspect(size, limit, expected):
+    assert working_size(*size, limit) == expected
+
+
+def test_a_downscaled_photo_keeps_its_content_where_it_was():
+    image = np.zeros((300, 400, 3), np.uint8)
+    image[:, 200:] = (200, 150, 100)  # right half tan
+    small = resample_image(image, (150, 200))
+    assert small.shape == (150, 200, 3) and small.dtype == np.uint8
+    assert (small[:, :98] < 5).all() and (np.abs(small[:, 102:].astype(int) - (200, 150, 100)) <= 2).all()
+    assert resample_image(image, (300, 400)) is image
+
+
+def test_scaling_back_gives_the_photo_size_and_never_invents_a_class():
+    ids = np.zeros((120, 160), np.uint8)
+    ids[30:90, 40:120] = 7
+    confidence = np.full((120, 160), 200, np.uint8)
+    back = scale_back(Segmentation(ids, confidence), (300, 400))
+    assert back.class_ids.shape == back.confidence.shape == (300, 400)
+    assert set(np.unique(back.class_ids)) == {0, 7}  # nearest neighbour: no blended class ids
+    assert (back.class_ids[75:225, 100:300] == 7).all() and back.class_ids[:70].max() == 0
+    assert (back.confidence == 200).all()
+    assert resample_labels(ids, (120, 160)) is ids
