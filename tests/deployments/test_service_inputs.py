@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import shutil
 import subprocess
 import time
@@ -17,6 +18,9 @@ from PIL import Image
 from ray import serve
 
 from deployments.segmenter import CONCURRENT_BATCHES
+from deployments.settings import DEFAULT_MODEL
+from pipelines.model import ModelConfig
+from pipelines.resolution import working_size
 from pipelines.synthetic import generate_sample
 from pipelines.tiling import plan_tiles
 from tests.conftest import DATA, encode
@@ -60,7 +64,10 @@ def test_a_1500_by_40000_scan_finishes_with_a_full_resolution_mask_and_a_log(ser
     sample = generate_sample(20_000_123, height=40_000, width=1_500)
     image, truth = sample.image, sample.mask
     info = finished(service, service.submit(encode(image, "JPEG", quality=90), filename="scan.jpg", gate="false"))
-    plan = plan_tiles(*image.shape[:2], 512, 64, 32)
+    # tiled at the shipped model's working size (shorter side 1,200 px), answered at full size
+    work = working_size(*image.shape[:2], ModelConfig.from_dict(json.loads((DEFAULT_MODEL / "config.json").read_text())).max_short_side)
+    assert work == (32_000, 1_200)
+    plan = plan_tiles(*work, 512, 64, 32)
     assert info["total_tiles"] == info["completed_tiles"] == len(plan) and info["progress"] == f"{len(plan)}/{len(plan)}"
     mask = png_array(service.job(info["job_id"], form="mask").content)
     heatmap = png_array(service.job(info["job_id"], form="heatmap").content)
@@ -72,6 +79,8 @@ def test_a_1500_by_40000_scan_finishes_with_a_full_resolution_mask_and_a_log(ser
 
 
 def test_a_100_megapixel_image_finishes_with_a_full_resolution_mask(service: Service):
+    # decoded, gated and composited at 10,000², tiled at the working size (1,200²); the stitcher's
+    # memory bound on huge tile plans is measured in tests/pipelines/test_tiling.py
     sample = generate_sample(20_000_321, height=1_000, width=1_000)
     reps = (-(-10_000 // sample.image.shape[0]), -(-10_000 // sample.image.shape[1]), 1)
     image = np.tile(sample.image, reps)[:10_000, :10_000]
