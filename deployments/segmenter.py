@@ -98,6 +98,7 @@ class Segmenter:
             "tile_overlap": config.tile_overlap,
             "output_stride": config.output_stride,
             "max_short_side": config.max_short_side,
+            "scales": config.scales,
             "num_classes": len(config.classes),
             "classes": config.classes,
             "gate_threshold": self.gate_bank.threshold if self.gate_bank else None,

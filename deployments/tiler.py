@@ -6,8 +6,9 @@ as they return: only the tiles in flight travel through the object store at any 
 stitcher keeps float scores only for the strip those tiles touch. `segment` is a streaming method:
 it yields progress as tiles finish and the segmentation last, so the job tracker can report
 `completed_tiles`; cancelling the stream cancels the tiles still out. A photo whose shorter side
-exceeds the checkpoint's `max_short_side` is tiled scaled down and its segmentation scaled back
-(`pipelines/resolution.py`), so the mask always has the photo's size.
+exceeds the checkpoint's `max_short_side` is tiled scaled down, then also at each of the
+checkpoint's `scales` of that size; the most confident segmentation is scaled back to the photo's
+size (`pipelines/resolution.py`). Progress counts the tiles of all of them.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.settings import Settings
 from pipelines.gate import gate_views
-from pipelines.resolution import resample_image, scale_back, working_size
-from pipelines.tiling import Stitcher, Tile, plan_tiles, tile_cut
+from pipelines.resolution import candidate_sizes, mean_confidence, resample_image, scale_back, working_size
+from pipelines.tiling import Stitcher, Tile, TilePlan, plan_tiles, tile_cut
 
 TILES_IN_FLIGHT = 8  # per image; enough to fill a batch, few enough to bound memory
 PROGRESS_EVERY_S = 0.25
@@ -36,6 +37,7 @@ class Tiler:
     def __init__(self, settings: Settings, segmenter: DeploymentHandle) -> None:
         self.segmenter = segmenter
         self.max_short_side = settings.max_short_side  # None: the checkpoint's own
+        self.scale_search = settings.scale_search
         self.running = 0  # images being tiled right now (for tests and metrics)
 
     def active(self) -> int:
@@ -60,33 +62,45 @@ class Tiler:
         size = image.shape[:2]
         work = working_size(*size, self.max_short_side if self.max_short_side is not None else model.get("max_short_side"))
         if work != size:  # a photo larger than the model knows: segment it scaled down (pipelines/resolution.py)
-            reference = ray.put(await asyncio.to_thread(resample_image, image, work))
-        del image
-        plan = plan_tiles(work[0], work[1], model["tile_size"], model["tile_overlap"], model["output_stride"])
-        stitcher = Stitcher(plan, model["num_classes"])
+            image = await asyncio.to_thread(resample_image, image, work)
+            reference = ray.put(image)
+        candidates = candidate_sizes(work, model.get("scales") if self.scale_search else None)
+        plans = [plan_tiles(h, w, model["tile_size"], model["tile_overlap"], model["output_stride"]) for h, w in candidates]
+        total, completed = sum(len(plan) for plan in plans), 0
         window: set[asyncio.Task[tuple[Tile, np.ndarray]]] = set()
         loop = asyncio.get_running_loop()
         reported = loop.time()
+        best, best_confidence = None, -1.0
 
-        async def run(tile: Tile) -> tuple[Tile, np.ndarray]:
-            return tile, await self.segmenter.predict.remote(reference, tile_cut(tile, plan))
+        async def run(tile: Tile, source: ray.ObjectRef, plan: TilePlan) -> tuple[Tile, np.ndarray]:
+            return tile, await self.segmenter.predict.remote(source, tile_cut(tile, plan))
 
         self.running += 1
         try:
-            yield {"completed": 0, "total": len(plan)}
-            tiles = iter(plan.tiles)
-            while True:
-                for tile in itertools.islice(tiles, TILES_IN_FLIGHT - len(window)):
-                    window.add(asyncio.create_task(run(tile)))
-                if not window:
-                    break
-                done, window = await asyncio.wait(window, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    await asyncio.to_thread(stitcher.add, *task.result())
-                if loop.time() - reported >= PROGRESS_EVERY_S or not window:
-                    reported = loop.time()
-                    yield {"completed": stitcher.completed, "total": len(plan)}
-            yield ray.put(await asyncio.to_thread(lambda: scale_back(stitcher.finish(), size)))
+            yield {"completed": 0, "total": total}
+            for candidate, plan in zip(candidates, plans, strict=True):
+                source = reference if candidate == work else ray.put(await asyncio.to_thread(resample_image, image, candidate))
+                stitcher = Stitcher(plan, model["num_classes"])
+                tiles = iter(plan.tiles)
+                while True:
+                    for tile in itertools.islice(tiles, TILES_IN_FLIGHT - len(window)):
+                        window.add(asyncio.create_task(run(tile, source, plan)))
+                    if not window:
+                        break
+                    done, window = await asyncio.wait(window, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        await asyncio.to_thread(stitcher.add, *task.result())
+                    if loop.time() - reported >= PROGRESS_EVERY_S or not window:
+                        reported = loop.time()
+                        yield {"completed": completed + stitcher.completed, "total": total}
+                completed += len(plan)
+                segmentation = await asyncio.to_thread(stitcher.finish)
+                confidence = mean_confidence(segmentation)
+                if confidence > best_confidence:  # ties keep the larger size
+                    best, best_confidence = segmentation, confidence
+            del image
+            assert best is not None  # candidate_sizes always holds the working size
+            yield ray.put(await asyncio.to_thread(scale_back, best, size))
         finally:
             self.running -= 1
             for task in window:  # cancelled job: stop the tiles still out

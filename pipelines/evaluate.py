@@ -14,8 +14,8 @@ FILE` leaves out of the count boxes whose labels are known to be wrong: a JSON o
 `regions` map photo ids to lists of pixel boxes [x0, y0, x1, y1] (end-exclusive), e.g.
 `models/lithoseg-default/holdout_label_gaps.json`. `--rescale F` resamples every photo and its
 labels by F first (a camera of F times the resolution), to see how a checkpoint copes with larger
-or smaller photos; `--native` segments at each photo's own resolution even where the checkpoint
-names a `max_short_side` (`pipelines/resolution.py`).
+or smaller photos; `--native` segments at each photo's own resolution only, even where the
+checkpoint names a `max_short_side` or `scales` (`pipelines/resolution.py`).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ignore-regions", help="JSON file: {\"regions\": {photo id: [[x0, y0, x1, y1], ...]}} of labels not to judge")
     parser.add_argument("--overlays", help="write photo | truth | prediction | error map PNGs to this folder")
     parser.add_argument("--rescale", type=float, default=1.0, help="resample photos and labels by this factor first (e.g. 2: a camera of twice the resolution)")
-    parser.add_argument("--native", action="store_true", help="segment at each photo's own resolution, ignoring the checkpoint's max_short_side")
+    parser.add_argument("--native", action="store_true", help="segment at each photo's own resolution only, ignoring the checkpoint's max_short_side and scales")
     args = parser.parse_args(argv)
     model = load_checkpoint(args.model)
     if args.data:

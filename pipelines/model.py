@@ -40,6 +40,7 @@ class ModelConfig:
     tile_overlap: int = 64
     output_stride: int = 32
     max_short_side: int | None = None  # larger images are segmented scaled down to it (pipelines/resolution.py)
+    scales: list[float] | None = None  # factors of that size also tried; the most confident wins
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     training: dict[str, Any] = field(default_factory=dict)

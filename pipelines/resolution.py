@@ -9,6 +9,14 @@ checkpoint may name `max_short_side` in its `config.json`: images whose shorter 
 are resampled (Lanczos, antialiased) to that shorter side, segmented, and the class ids and
 confidence scaled back by nearest neighbour, so the mask always has the photo's size. `None`
 (the default for new checkpoints) segments every image at its own resolution.
+
+The shorter side stands in badly for what matters, the size of the core in pixels: a narrow crop
+of one core column can show it huge and stay under any cap. So a checkpoint may also name
+`scales`, factors of the working size to try (the shipped model: 1, 0.7, 0.5); the image is
+segmented at each and the segmentation with the highest mean confidence kept. A network is least
+sure of itself at sizes it does not know: on the held-out photos enlarged twice this picks the
+right factor on all five and recovers their own-size accuracy, at about 1.75 times the tiles
+(MODEL_CARD.md, "Photo resolution").
 """
 
 from __future__ import annotations
@@ -27,6 +35,27 @@ def working_size(height: int, width: int, max_short_side: int | None) -> tuple[i
         return height, width
     factor = max_short_side / short
     return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+MIN_SEARCH_SIDE = 128  # no candidate shrinks an image's shorter side below this
+
+
+def candidate_sizes(size: tuple[int, int], scales: list[float] | None) -> list[tuple[int, int]]:
+    """The sizes to segment an image of working `size` at: `size` itself first, then each factor
+    in `scales` below 1 that keeps the shorter side at MIN_SEARCH_SIDE px or more."""
+    height, width = size
+    sizes = [size]
+    for factor in sorted({f for f in scales or [] if 0 < f < 1}, reverse=True):
+        if min(height, width) * factor >= MIN_SEARCH_SIDE:
+            candidate = (max(1, round(height * factor)), max(1, round(width * factor)))
+            if candidate not in sizes:
+                sizes.append(candidate)
+    return sizes
+
+
+def mean_confidence(segmentation: Segmentation) -> float:
+    """The mean of the top class probability over the image, 0–1: how sure the network is."""
+    return float(segmentation.confidence.mean(dtype=np.float64)) / 255.0
 
 
 def resample_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

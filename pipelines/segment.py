@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from pipelines.model import LoadedModel, predict_weighted
-from pipelines.resolution import resample_image, scale_back, working_size
+from pipelines.resolution import candidate_sizes, mean_confidence, resample_image, scale_back, working_size
 from pipelines.tiling import Segmentation, Stitcher, plan_tiles, tile_cut
 
 # (tiles (h, w, 3) uint8, their blend windows (h, w)) -> weighted probabilities (C, h, w) uint8
@@ -32,17 +32,24 @@ def segment_with(predict: Predict, image: np.ndarray, tile_size: int, overlap: i
 
 def segment_image(model: LoadedModel, image: np.ndarray, batch_size: int = 1, native: bool = False) -> Segmentation:
     """The service's segmentation of `image`: at the checkpoint's working resolution
-    (`max_short_side`), or with `native` at the image's own."""
+    (`max_short_side`) and the most confident of its `scales`, or with `native` at the image's
+    own resolution only (`pipelines/resolution.py`)."""
     config = model.config
     size = image.shape[:2]
-    work = working_size(*size, None if native else config.max_short_side)
-    segmentation = segment_with(
-        lambda tiles, windows: predict_weighted(model, tiles, windows),
-        resample_image(image, work),
-        config.tile_size,
-        config.tile_overlap,
-        config.output_stride,
-        len(config.classes),
-        batch_size,
-    )
-    return scale_back(segmentation, size)
+    work = resample_image(image, working_size(*size, None if native else config.max_short_side))
+    best, best_confidence = None, -1.0
+    for candidate in candidate_sizes(work.shape[:2], None if native else config.scales):
+        segmentation = segment_with(
+            lambda tiles, windows: predict_weighted(model, tiles, windows),
+            resample_image(work, candidate),
+            config.tile_size,
+            config.tile_overlap,
+            config.output_stride,
+            len(config.classes),
+            batch_size,
+        )
+        confidence = mean_confidence(segmentation)
+        if confidence > best_confidence:  # ties keep the larger size
+            best, best_confidence = segmentation, confidence
+    assert best is not None
+    return scale_back(best, size)

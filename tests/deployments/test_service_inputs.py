@@ -20,7 +20,7 @@ from ray import serve
 from deployments.segmenter import CONCURRENT_BATCHES
 from deployments.settings import DEFAULT_MODEL
 from pipelines.model import ModelConfig
-from pipelines.resolution import working_size
+from pipelines.resolution import candidate_sizes, working_size
 from pipelines.synthetic import generate_sample
 from pipelines.tiling import plan_tiles
 from tests.conftest import DATA, encode
@@ -64,11 +64,12 @@ def test_a_1500_by_40000_scan_finishes_with_a_full_resolution_mask_and_a_log(ser
     sample = generate_sample(20_000_123, height=40_000, width=1_500)
     image, truth = sample.image, sample.mask
     info = finished(service, service.submit(encode(image, "JPEG", quality=90), filename="scan.jpg", gate="false"))
-    # tiled at the shipped model's working size (shorter side 1,200 px), answered at full size
-    work = working_size(*image.shape[:2], ModelConfig.from_dict(json.loads((DEFAULT_MODEL / "config.json").read_text())).max_short_side)
-    assert work == (32_000, 1_200)
-    plan = plan_tiles(*work, 512, 64, 32)
-    assert info["total_tiles"] == info["completed_tiles"] == len(plan) and info["progress"] == f"{len(plan)}/{len(plan)}"
+    # tiled at the shipped model's working size (shorter side 1,200 px) and its scales of it, answered at full size
+    config = ModelConfig.from_dict(json.loads((DEFAULT_MODEL / "config.json").read_text()))
+    sizes = candidate_sizes(working_size(*image.shape[:2], config.max_short_side), config.scales)
+    assert sizes[0] == (32_000, 1_200) and len(sizes) == len(config.scales)
+    tiles = sum(len(plan_tiles(*size, 512, 64, 32)) for size in sizes)
+    assert info["total_tiles"] == info["completed_tiles"] == tiles and info["progress"] == f"{tiles}/{tiles}"
     mask = png_array(service.job(info["job_id"], form="mask").content)
     heatmap = png_array(service.job(info["job_id"], form="heatmap").content)
     assert mask.shape == heatmap.shape == image.shape[:2]

@@ -8,7 +8,7 @@ from deployments.settings import DEFAULT_MODEL
 from pipelines.errors import CheckpointError
 from pipelines.model import ModelConfig, build_network, load_checkpoint, predict_probabilities, save_checkpoint
 from pipelines.pretrained import efficientnet_lite0_state_dict, load_imagenet_encoder
-from pipelines.resolution import resample_image, resample_labels
+from pipelines.resolution import mean_confidence, resample_image, resample_labels, scale_back
 from pipelines.segment import segment_image
 from tests.conftest import SMALL_MODEL
 
@@ -53,6 +53,19 @@ def test_a_photo_over_the_working_size_is_segmented_scaled_down_and_scaled_back(
     assert capped.class_ids.shape == native.class_ids.shape == (150, 330)
     assert np.array_equal(capped.class_ids, resample_labels(small.class_ids, (150, 330)))
     assert not np.array_equal(capped.confidence, native.confidence)  # the cap did change the work
+
+
+def test_of_the_checkpoint_scales_the_most_confident_segmentation_is_kept(tmp_path):
+    config = ModelConfig(**SMALL_MODEL, scales=[1.0, 0.6])
+    save_checkpoint(tmp_path / "ckpt", config, build_network(config))
+    model = load_checkpoint(tmp_path / "ckpt", "cpu")
+    image = np.random.default_rng(1).integers(0, 256, (300, 200, 3), np.uint8)
+    full = segment_image(model, image, native=True)
+    small = segment_image(model, resample_image(image, (180, 120)), native=True)
+    chosen = segment_image(model, image)
+    expected = full if mean_confidence(full) >= mean_confidence(small) else scale_back(small, (300, 200))
+    assert chosen.class_ids.shape == (300, 200)
+    assert np.array_equal(chosen.class_ids, expected.class_ids) and np.array_equal(chosen.confidence, expected.confidence)
 
 
 def test_missing_or_mismatched_checkpoint_is_a_clear_error(tmp_path):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipelines.resolution import resample_image, resample_labels, scale_back, working_size
+from pipelines.resolution import candidate_sizes, mean_confidence, resample_image, resample_labels, scale_back, working_size
 from pipelines.tiling import Segmentation
 
 
@@ -40,3 +40,16 @@ def test_scaling_back_gives_the_photo_size_and_never_invents_a_class():
     assert (back.class_ids[75:225, 100:300] == 7).all() and back.class_ids[:70].max() == 0
     assert (back.confidence == 200).all()
     assert resample_labels(ids, (120, 160)) is ids
+
+
+def test_candidate_sizes_start_at_the_working_size_and_never_shrink_below_the_floor():
+    assert candidate_sizes((1200, 1600), [1.0, 0.7, 0.5]) == [(1200, 1600), (840, 1120), (600, 800)]
+    assert candidate_sizes((1200, 1600), [0.5, 0.7, 1.0, 0.7]) == [(1200, 1600), (840, 1120), (600, 800)]
+    assert candidate_sizes((200, 5000), [1.0, 0.7, 0.5]) == [(200, 5000), (140, 3500)]  # 100 px: too small
+    assert candidate_sizes((100, 100), [0.5]) == [(100, 100)]
+    assert candidate_sizes((1200, 1600), None) == candidate_sizes((1200, 1600), [2.0, 0]) == [(1200, 1600)]
+
+
+def test_mean_confidence_is_the_mean_top_probability():
+    confidence = np.array([[255, 0], [255, 0]], np.uint8)
+    assert mean_confidence(Segmentation(np.zeros((2, 2), np.uint8), confidence)) == pytest.approx(0.5)
