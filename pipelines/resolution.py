@@ -15,7 +15,7 @@ of one core column can show it huge and stay under any cap. So a checkpoint may 
 `scales`, factors of the working size to try (the shipped model: 1, 0.7, 0.5); the image is
 segmented at each and the segmentation with the highest mean confidence kept. A network is least
 sure of itself at sizes it does not know: on the held-out photos enlarged twice this picks the
-right factor on all five and recovers their own-size accuracy, at about 1.75 times the tiles
+right factor on all five and recovers their own-size accuracy, at 1.8-2.25 times the tiles
 (MODEL_CARD.md, "Photo resolution").
 """
 
