@@ -37,6 +37,16 @@ def service(serve_port, tmp_path_factory):
         yield service
 
 
+def shipped_sizes(height: int, width: int) -> list[tuple[int, int]]:
+    """The sizes the service segments an image of this size at with the shipped checkpoint."""
+    config = ModelConfig.from_dict(json.loads((DEFAULT_MODEL / "config.json").read_text()))
+    return candidate_sizes(working_size(height, width, config.max_short_side), config.scales)
+
+
+def shipped_tiles(height: int, width: int) -> int:
+    return sum(len(plan_tiles(*size, 512, 64, 32)) for size in shipped_sizes(height, width))
+
+
 def png_array(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)))
 
@@ -65,10 +75,9 @@ def test_a_1500_by_40000_scan_finishes_with_a_full_resolution_mask_and_a_log(ser
     image, truth = sample.image, sample.mask
     info = finished(service, service.submit(encode(image, "JPEG", quality=90), filename="scan.jpg", gate="false"))
     # tiled at the shipped model's working size (shorter side 1,200 px) and its scales of it, answered at full size
-    config = ModelConfig.from_dict(json.loads((DEFAULT_MODEL / "config.json").read_text()))
-    sizes = candidate_sizes(working_size(*image.shape[:2], config.max_short_side), config.scales)
-    assert sizes[0] == (32_000, 1_200) and len(sizes) == len(config.scales)
-    tiles = sum(len(plan_tiles(*size, 512, 64, 32)) for size in sizes)
+    sizes = shipped_sizes(*image.shape[:2])
+    assert sizes[0] == (32_000, 1_200) and len(sizes) == 3
+    tiles = shipped_tiles(*image.shape[:2])
     assert info["total_tiles"] == info["completed_tiles"] == tiles and info["progress"] == f"{tiles}/{tiles}"
     mask = png_array(service.job(info["job_id"], form="mask").content)
     heatmap = png_array(service.job(info["job_id"], form="heatmap").content)
@@ -106,7 +115,7 @@ def test_progress_is_reported_and_cancel_stops_the_tiles_at_once(service: Servic
             break
         assert info["status"] in ("queued", "started") and time.monotonic() < deadline
         time.sleep(0.1)
-    total = len(plan_tiles(*long_scan.shape[:2], 512, 64, 32))
+    total = shipped_tiles(*long_scan.shape[:2])
     assert info["total_tiles"] == total and info["progress"] == f"{info['completed_tiles']}/{total}"
     assert info["remaining_tiles"] == total - info["completed_tiles"]
 
