@@ -26,7 +26,7 @@ from ray.serve.handle import DeploymentHandle
 from deployments.settings import Settings
 from pipelines.gate import gate_views
 from pipelines.resolution import candidate_sizes, mean_confidence, resample_image, scale_back, working_size
-from pipelines.tiling import Stitcher, Tile, TilePlan, plan_tiles, tile_cut
+from pipelines.tiling import Stitcher, Tile, plan_tiles, tile_cut
 
 TILES_IN_FLIGHT = 8  # per image; enough to fill a batch, few enough to bound memory
 PROGRESS_EVERY_S = 0.25
@@ -67,37 +67,45 @@ class Tiler:
         candidates = candidate_sizes(work, model.get("scales") if self.scale_search else None)
         plans = [plan_tiles(h, w, model["tile_size"], model["tile_overlap"], model["output_stride"]) for h, w in candidates]
         total, completed = sum(len(plan) for plan in plans), 0
-        window: set[asyncio.Task[tuple[Tile, np.ndarray]]] = set()
+        # one window over the tiles of every pass, so a job never drains between passes; a pass's
+        # image is made when its first tile goes out and dropped when its last comes back
+        work_items = ((index, tile) for index, plan in enumerate(plans) for tile in plan.tiles)
+        sources: dict[int, ray.ObjectRef] = {}
+        stitchers: dict[int, Stitcher] = {}
+        window: set[asyncio.Task[tuple[int, Tile, np.ndarray]]] = set()
         loop = asyncio.get_running_loop()
         reported = loop.time()
-        best, best_confidence = None, -1.0
+        best, best_key = None, (-1.0, 0)
 
-        async def run(tile: Tile, source: ray.ObjectRef, plan: TilePlan) -> tuple[Tile, np.ndarray]:
-            return tile, await self.segmenter.predict.remote(source, tile_cut(tile, plan))
+        async def run(index: int, tile: Tile) -> tuple[int, Tile, np.ndarray]:
+            return index, tile, await self.segmenter.predict.remote(sources[index], tile_cut(tile, plans[index]))
 
         self.running += 1
         try:
             yield {"completed": 0, "total": total}
-            for candidate, plan in zip(candidates, plans, strict=True):
-                source = reference if candidate == work else ray.put(await asyncio.to_thread(resample_image, image, candidate))
-                stitcher = Stitcher(plan, model["num_classes"])
-                tiles = iter(plan.tiles)
-                while True:
-                    for tile in itertools.islice(tiles, TILES_IN_FLIGHT - len(window)):
-                        window.add(asyncio.create_task(run(tile, source, plan)))
-                    if not window:
-                        break
-                    done, window = await asyncio.wait(window, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        await asyncio.to_thread(stitcher.add, *task.result())
-                    if loop.time() - reported >= PROGRESS_EVERY_S or not window:
-                        reported = loop.time()
-                        yield {"completed": completed + stitcher.completed, "total": total}
-                completed += len(plan)
-                segmentation = await asyncio.to_thread(stitcher.finish)
-                confidence = mean_confidence(segmentation)
-                if confidence > best_confidence:  # ties keep the larger size
-                    best, best_confidence = segmentation, confidence
+            while True:
+                for index, tile in itertools.islice(work_items, TILES_IN_FLIGHT - len(window)):
+                    if index not in stitchers:
+                        sources[index] = reference if index == 0 else ray.put(await asyncio.to_thread(resample_image, image, candidates[index]))
+                        stitchers[index] = Stitcher(plans[index], model["num_classes"])
+                    window.add(asyncio.create_task(run(index, tile)))
+                if not window:
+                    break
+                done, window = await asyncio.wait(window, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    index, tile, weighted = task.result()
+                    stitcher = stitchers[index]
+                    await asyncio.to_thread(stitcher.add, tile, weighted)
+                    completed += 1
+                    if stitcher.completed == len(plans[index]):  # a pass is done: keep it if it is the surest
+                        segmentation = await asyncio.to_thread(stitcher.finish)
+                        del stitchers[index], sources[index]
+                        key = (mean_confidence(segmentation), -index)  # ties keep the larger size
+                        if key > best_key:
+                            best, best_key = segmentation, key
+                if loop.time() - reported >= PROGRESS_EVERY_S or not window:
+                    reported = loop.time()
+                    yield {"completed": completed, "total": total}
             del image
             assert best is not None  # candidate_sizes always holds the working size
             yield ray.put(await asyncio.to_thread(scale_back, best, size))
