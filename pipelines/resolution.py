@@ -4,7 +4,7 @@ size and its segmentation scaled back to the photo's own.
 A network learns the size of things in pixels as well as their look. The shipped model saw real
 photos whose shorter side is at most 1,200 px (scaled by 0.5–1.5 in training); a 12-megapixel phone
 photo of the same core box shows every piece about 2.5 times larger, and segmenting it at that size
-scores clearly worse (MODEL_CARD.md, "Photo resolution") while costing six times the tiles. So a
+scores clearly worse (MODEL_CARD.md, "Photo resolution") while costing five times the tiles. So a
 checkpoint may name `max_short_side` in its `config.json`: images whose shorter side exceeds it
 are resampled (Lanczos, antialiased) to that shorter side, segmented, and the class ids and
 confidence scaled back by nearest neighbour, so the mask always has the photo's size. `None`
@@ -14,8 +14,8 @@ The shorter side stands in badly for what matters, the size of the core in pixel
 of one core column can show it huge and stay under any cap. So a checkpoint may also name
 `scales`, factors of the working size to try (the shipped model: 1, 0.7, 0.5); the image is
 segmented at each and the segmentation with the highest mean confidence kept. A network is least
-sure of itself at sizes it does not know: on the held-out photos enlarged twice this picks the
-right factor on all five and recovers their own-size accuracy, at 1.8-2.25 times the tiles
+sure of itself at sizes it does not know: on the held-out photos enlarged twice this picks a
+reduced size for all five and recovers their own-size accuracy, at 1.8-2.25 times the tiles
 (MODEL_CARD.md, "Photo resolution").
 """
 
