@@ -25,7 +25,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.settings import Settings
 from pipelines.gate import gate_views
-from pipelines.resolution import candidate_sizes, mean_confidence, resample_image, scale_back, working_size
+from pipelines.resolution import MostConfident, resample_image, scale_back, segmentation_sizes
 from pipelines.tiling import Stitcher, Tile, plan_tiles, tile_cut
 
 TILES_IN_FLIGHT = 8  # per image; enough to fill a batch, few enough to bound memory
@@ -60,11 +60,11 @@ class Tiler:
         (reference,) = image_ref
         image: np.ndarray = await reference
         size = image.shape[:2]
-        work = working_size(*size, self.max_short_side if self.max_short_side is not None else model.get("max_short_side"))
-        if work != size:  # a photo larger than the model knows: segment it scaled down (pipelines/resolution.py)
-            image = await asyncio.to_thread(resample_image, image, work)
+        max_short_side = self.max_short_side if self.max_short_side is not None else model.get("max_short_side")
+        candidates = segmentation_sizes(*size, max_short_side, model.get("scales") if self.scale_search else None)
+        if candidates[0] != size:  # a photo larger than the model knows: segment it scaled down (pipelines/resolution.py)
+            image = await asyncio.to_thread(resample_image, image, candidates[0])
             reference = ray.put(image)
-        candidates = candidate_sizes(work, model.get("scales") if self.scale_search else None)
         plans = [plan_tiles(h, w, model["tile_size"], model["tile_overlap"], model["output_stride"]) for h, w in candidates]
         total, completed = sum(len(plan) for plan in plans), 0
         # one window over the tiles of every pass, so a job never drains between passes; a pass's
@@ -75,7 +75,7 @@ class Tiler:
         window: set[asyncio.Task[tuple[int, Tile, np.ndarray]]] = set()
         loop = asyncio.get_running_loop()
         reported = loop.time()
-        best, best_key = None, (-1.0, 0)
+        chooser = MostConfident()
 
         async def run(index: int, tile: Tile) -> tuple[int, Tile, np.ndarray]:
             return index, tile, await self.segmenter.predict.remote(sources[index], tile_cut(tile, plans[index]))
@@ -98,17 +98,14 @@ class Tiler:
                     await asyncio.to_thread(stitcher.add, tile, weighted)
                     completed += 1
                     if stitcher.completed == len(plans[index]):  # a pass is done: keep it if it is the surest
-                        segmentation = await asyncio.to_thread(stitcher.finish)
+                        chooser.offer(index, await asyncio.to_thread(stitcher.finish))
                         del stitchers[index], sources[index]
-                        key = (mean_confidence(segmentation), -index)  # ties keep the larger size
-                        if key > best_key:
-                            best, best_key = segmentation, key
                 if loop.time() - reported >= PROGRESS_EVERY_S or not window:
                     reported = loop.time()
                     yield {"completed": completed, "total": total}
             del image
-            assert best is not None  # candidate_sizes always holds the working size
-            yield ray.put(await asyncio.to_thread(scale_back, best, size))
+            assert chooser.best is not None  # the sizes always hold the working size
+            yield ray.put(await asyncio.to_thread(scale_back, chooser.best, size))
         finally:
             self.running -= 1
             for task in window:  # cancelled job: stop the tiles still out

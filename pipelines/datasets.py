@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.metrics import IGNORE_ID
-from pipelines.resolution import resample_image, resample_labels
+from pipelines.resolution import resample_image, resample_labels, scaled_size
 from pipelines.synthetic import generate_sample
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
@@ -106,8 +106,7 @@ def rescale_item(item: LabelledImage, factor: float) -> LabelledImage:
     photos larger or smaller than those it was trained on."""
     if factor <= 0:
         raise ValueError(f"A rescale factor must be positive, not {factor}.")
-    height, width = item.mask.shape
-    size = (max(1, round(height * factor)), max(1, round(width * factor)))
+    size = scaled_size(*item.mask.shape, factor)
     return LabelledImage(item.name, resample_image(item.image, size), resample_labels(item.mask, size))
 
 

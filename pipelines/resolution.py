@@ -27,14 +27,18 @@ from PIL import Image
 from pipelines.tiling import Segmentation
 
 
+def scaled_size(height: int, width: int, factor: float) -> tuple[int, int]:
+    """(height, width) times `factor`, rounded, at least 1 px each."""
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
 def working_size(height: int, width: int, max_short_side: int | None) -> tuple[int, int]:
     """(height, width) to segment an image of this size at: unchanged unless its shorter side
     exceeds `max_short_side`, else scaled down, aspect kept, to that shorter side."""
     short = min(height, width)
     if not max_short_side or short <= max_short_side:
         return height, width
-    factor = max_short_side / short
-    return max(1, round(height * factor)), max(1, round(width * factor))
+    return scaled_size(height, width, max_short_side / short)
 
 
 MIN_SEARCH_SIDE = 128  # no candidate shrinks an image's shorter side below this
@@ -47,10 +51,31 @@ def candidate_sizes(size: tuple[int, int], scales: list[float] | None) -> list[t
     sizes = [size]
     for factor in sorted({f for f in scales or [] if 0 < f < 1}, reverse=True):
         if min(height, width) * factor >= MIN_SEARCH_SIDE:
-            candidate = (max(1, round(height * factor)), max(1, round(width * factor)))
+            candidate = scaled_size(height, width, factor)
             if candidate not in sizes:
                 sizes.append(candidate)
     return sizes
+
+
+def segmentation_sizes(height: int, width: int, max_short_side: int | None, scales: list[float] | None) -> list[tuple[int, int]]:
+    """Every size an image of (height, width) is segmented at: its working size, then the
+    candidates of the scale search."""
+    return candidate_sizes(working_size(height, width, max_short_side), scales)
+
+
+class MostConfident:
+    """Keeps the surest of the segmentations of one image at the sizes of `segmentation_sizes`,
+    offered in any order with their index in that list; ties go to the lower index (the larger
+    size), so the service and `segment_image` choose alike whatever order passes finish in."""
+
+    def __init__(self) -> None:
+        self.best: Segmentation | None = None
+        self._key = (-1.0, 0)
+
+    def offer(self, index: int, segmentation: Segmentation) -> None:
+        key = (mean_confidence(segmentation), -index)
+        if key > self._key:
+            self.best, self._key = segmentation, key
 
 
 def mean_confidence(segmentation: Segmentation) -> float:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from pipelines.model import LoadedModel, predict_weighted
-from pipelines.resolution import candidate_sizes, mean_confidence, resample_image, scale_back, working_size
+from pipelines.resolution import MostConfident, resample_image, scale_back, segmentation_sizes
 from pipelines.tiling import Segmentation, Stitcher, plan_tiles, tile_cut
 
 # (tiles (h, w, 3) uint8, their blend windows (h, w)) -> weighted probabilities (C, h, w) uint8
@@ -36,9 +36,10 @@ def segment_image(model: LoadedModel, image: np.ndarray, batch_size: int = 1, na
     own resolution only (`pipelines/resolution.py`)."""
     config = model.config
     size = image.shape[:2]
-    work = resample_image(image, working_size(*size, None if native else config.max_short_side))
-    best, best_confidence = None, -1.0
-    for candidate in candidate_sizes(work.shape[:2], None if native else config.scales):
+    sizes = segmentation_sizes(*size, None if native else config.max_short_side, None if native else config.scales)
+    work = resample_image(image, sizes[0])
+    chooser = MostConfident()
+    for index, candidate in enumerate(sizes):
         segmentation = segment_with(
             lambda tiles, windows: predict_weighted(model, tiles, windows),
             resample_image(work, candidate),
@@ -48,8 +49,6 @@ def segment_image(model: LoadedModel, image: np.ndarray, batch_size: int = 1, na
             len(config.classes),
             batch_size,
         )
-        confidence = mean_confidence(segmentation)
-        if confidence > best_confidence:  # ties keep the larger size
-            best, best_confidence = segmentation, confidence
-    assert best is not None
-    return scale_back(best, size)
+        chooser.offer(index, segmentation)
+    assert chooser.best is not None
+    return scale_back(chooser.best, size)

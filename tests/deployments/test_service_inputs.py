@@ -20,7 +20,7 @@ from ray import serve
 from deployments.segmenter import CONCURRENT_BATCHES
 from deployments.settings import DEFAULT_MODEL
 from pipelines.model import ModelConfig
-from pipelines.resolution import candidate_sizes, working_size
+from pipelines.resolution import segmentation_sizes
 from pipelines.synthetic import generate_sample
 from pipelines.tiling import plan_tiles
 from tests.conftest import DATA, encode
@@ -40,7 +40,7 @@ def service(serve_port, tmp_path_factory):
 def shipped_sizes(height: int, width: int) -> list[tuple[int, int]]:
     """The sizes the service segments an image of this size at with the shipped checkpoint."""
     config = ModelConfig.from_dict(json.loads((DEFAULT_MODEL / "config.json").read_text()))
-    return candidate_sizes(working_size(height, width, config.max_short_side), config.scales)
+    return segmentation_sizes(height, width, config.max_short_side, config.scales)
 
 
 def shipped_tiles(height: int, width: int) -> int:
