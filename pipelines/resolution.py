@@ -11,12 +11,15 @@ confidence scaled back by nearest neighbour, so the mask always has the photo's 
 (the default for new checkpoints) segments every image at its own resolution.
 
 The shorter side stands in badly for what matters, the size of the core in pixels: a narrow crop
-of one core column can show it huge and stay under any cap. So a checkpoint may also name
-`scales`, factors of the working size to try (the shipped model: 1, 0.7, 0.5); the image is
-segmented at each and the segmentation with the highest mean confidence kept. A network is least
-sure of itself at sizes it does not know: on the held-out photos enlarged twice this picks a
-reduced size for all five and recovers their own-size accuracy, at 1.8-2.25 times the tiles
-(MODEL_CARD.md, "Photo resolution").
+of one core column can show it huge and stay under any cap, and a small photo of a whole box shows
+it smaller than any training photo did. So a checkpoint may also name `scales`, factors of the
+working size to try (the shipped model: 1.4, 1, 0.7, 0.5); the image is segmented at each and the
+segmentation with the highest mean confidence kept. A network is least sure of itself at sizes it
+does not know: on the held-out photos enlarged twice this picks a reduced size for all five and
+recovers their own-size accuracy. Two guards: a factor above 1 is tried only while the enlarged
+shorter side stays within `max_short_side` (no image is segmented larger than the largest training
+photo), and a segmentation that has lost much of the rock the others see is never kept, since
+calling everything background is a confident answer too (MODEL_CARD.md, "Photo resolution").
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from pipelines.classes import BACKGROUND_ID
 from pipelines.tiling import Segmentation
 
 
@@ -42,15 +46,25 @@ def working_size(height: int, width: int, max_short_side: int | None) -> tuple[i
 
 
 MIN_SEARCH_SIDE = 128  # no candidate shrinks an image's shorter side below this
+PHOTO_ASPECT = 4 / 3  # an enlarged image stays within a camera photo's frame at the cap
+ROCK_KEPT = 0.5  # a candidate with under half the rock cover of the one with most is out
 
 
-def candidate_sizes(size: tuple[int, int], scales: list[float] | None) -> list[tuple[int, int]]:
-    """The sizes to segment an image of working `size` at: `size` itself first, then each factor
-    in `scales` below 1 that keeps the shorter side at MIN_SEARCH_SIDE px or more."""
+def candidate_sizes(size: tuple[int, int], scales: list[float] | None, max_short_side: int | None = None) -> list[tuple[int, int]]:
+    """The sizes to segment an image of working `size` at: `size` itself first, then those of
+    the other factors in `scales`, largest first. A factor below 1 counts while the shorter side
+    stays at MIN_SEARCH_SIDE px or more; one above 1 only while the image stays within the frame
+    of a 4:3 photo at the cap, `max_short_side` by 4/3 of it (so never without a cap, and never
+    for a long scan)."""
     height, width = size
     sizes = [size]
-    for factor in sorted({f for f in scales or [] if 0 < f < 1}, reverse=True):
-        if min(height, width) * factor >= MIN_SEARCH_SIDE:
+    for factor in sorted({f for f in scales or [] if f > 0 and f != 1}, reverse=True):
+        short, long = min(height, width) * factor, max(height, width) * factor
+        if factor < 1:
+            counts = short >= MIN_SEARCH_SIDE
+        else:
+            counts = bool(max_short_side) and short <= max_short_side and long <= PHOTO_ASPECT * max_short_side
+        if counts:
             candidate = scaled_size(height, width, factor)
             if candidate not in sizes:
                 sizes.append(candidate)
@@ -60,27 +74,45 @@ def candidate_sizes(size: tuple[int, int], scales: list[float] | None) -> list[t
 def segmentation_sizes(height: int, width: int, max_short_side: int | None, scales: list[float] | None) -> list[tuple[int, int]]:
     """Every size an image of (height, width) is segmented at: its working size, then the
     candidates of the scale search."""
-    return candidate_sizes(working_size(height, width, max_short_side), scales)
+    return candidate_sizes(working_size(height, width, max_short_side), scales, max_short_side)
 
 
 class MostConfident:
     """Keeps the surest of the segmentations of one image at the sizes of `segmentation_sizes`,
-    offered in any order with their index in that list; ties go to the lower index (the larger
-    size), so the service and `segment_image` choose alike whatever order passes finish in."""
+    offered in any order with their index in that list, among those that keep the rock: one whose
+    rock covers less than ROCK_KEPT of the largest rock cover offered is out (a network shown core
+    too small for it calls the pieces background, and is sure of it). Ties go to the lower index
+    (the working size first), so the service and `segment_image` choose alike whatever order
+    passes finish in. Holds only the segmentations that can still be chosen."""
 
     def __init__(self) -> None:
-        self.best: Segmentation | None = None
-        self._key = (-1.0, 0)
+        self._candidates: list[tuple[tuple[float, int], float, Segmentation]] = []  # (key, rock cover, segmentation)
+        self._most_rock = 0.0
 
     def offer(self, index: int, segmentation: Segmentation) -> None:
-        key = (mean_confidence(segmentation), -index)
-        if key > self._key:
-            self.best, self._key = segmentation, key
+        key, rock = (mean_confidence(segmentation), -index), rock_cover(segmentation)
+        self._most_rock = max(self._most_rock, rock)
+        candidates = [*self._candidates, (key, rock, segmentation)]
+        # out for good: too little rock (the largest cover only grows), or beaten on both counts
+        self._candidates = [
+            c for c in candidates
+            if c[1] >= ROCK_KEPT * self._most_rock and not any(o[0] > c[0] and o[1] >= c[1] for o in candidates)
+        ]
+
+    @property
+    def best(self) -> Segmentation | None:
+        kept = [c for c in self._candidates if c[1] >= ROCK_KEPT * self._most_rock]
+        return max(kept, key=lambda c: c[0])[2] if kept else None
 
 
 def mean_confidence(segmentation: Segmentation) -> float:
     """The mean of the top class probability over the image, 0–1: how sure the network is."""
     return float(segmentation.confidence.mean(dtype=np.float64)) / 255.0
+
+
+def rock_cover(segmentation: Segmentation) -> float:
+    """The share of the image's pixels given a rock class, 0–1."""
+    return float(np.count_nonzero(segmentation.class_ids != BACKGROUND_ID)) / segmentation.class_ids.size
 
 
 def resample_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -8,7 +8,7 @@ from deployments.settings import DEFAULT_MODEL
 from pipelines.errors import CheckpointError
 from pipelines.model import ModelConfig, build_network, load_checkpoint, predict_probabilities, save_checkpoint
 from pipelines.pretrained import efficientnet_lite0_state_dict, load_imagenet_encoder
-from pipelines.resolution import mean_confidence, resample_image, resample_labels, scale_back
+from pipelines.resolution import MostConfident, resample_image, resample_labels, scale_back
 from pipelines.segment import segment_image
 from tests.conftest import SMALL_MODEL
 
@@ -63,7 +63,10 @@ def test_of_the_checkpoint_scales_the_most_confident_segmentation_is_kept(tmp_pa
     full = segment_image(model, image, native=True)
     small = segment_image(model, resample_image(image, (180, 120)), native=True)
     chosen = segment_image(model, image)
-    expected = full if mean_confidence(full) >= mean_confidence(small) else scale_back(small, (300, 200))
+    chooser = MostConfident()  # the rule itself is tested in test_resolution.py
+    chooser.offer(1, small)
+    chooser.offer(0, full)
+    expected = full if chooser.best is full else scale_back(small, (300, 200))
     assert chosen.class_ids.shape == (300, 200)
     assert np.array_equal(chosen.class_ids, expected.class_ids) and np.array_equal(chosen.confidence, expected.confidence)
 

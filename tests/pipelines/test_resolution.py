@@ -1,7 +1,16 @@
 import numpy as np
 import pytest
 
-from pipelines.resolution import candidate_sizes, mean_confidence, resample_image, resample_labels, scale_back, working_size
+from pipelines.resolution import (
+    MostConfident,
+    candidate_sizes,
+    mean_confidence,
+    resample_image,
+    resample_labels,
+    rock_cover,
+    scale_back,
+    working_size,
+)
 from pipelines.tiling import Segmentation
 
 
@@ -48,6 +57,57 @@ def test_candidate_sizes_start_at_the_working_size_and_never_shrink_below_the_fl
     assert candidate_sizes((200, 5000), [1.0, 0.7, 0.5]) == [(200, 5000), (140, 3500)]  # 100 px: too small
     assert candidate_sizes((100, 100), [0.5]) == [(100, 100)]
     assert candidate_sizes((1200, 1600), None) == candidate_sizes((1200, 1600), [2.0, 0]) == [(1200, 1600)]
+
+
+def test_an_image_is_enlarged_only_within_the_cap():
+    # a small photo is also tried enlarged, largest size after the working size
+    assert candidate_sizes((600, 800), [1.0, 0.7, 1.4], 1200) == [(600, 800), (840, 1120), (420, 560)]
+    assert candidate_sizes((900, 1200), [1.4, 0.7], 1200) == [(900, 1200), (630, 840)]  # 1,260 px: over the cap
+    assert candidate_sizes((1200, 1600), [1.4], 1200) == [(1200, 1600)]
+    assert candidate_sizes((600, 800), [1.4], None) == [(600, 800)]  # no cap: never enlarged
+    assert candidate_sizes((800, 300), [1.4], 1200) == [(800, 300), (1120, 420)]
+    assert candidate_sizes((1600, 388), [1.4], 1200) == [(1600, 388)]  # 2,240 px long: over a photo's frame
+    assert candidate_sizes((800, 40_000), [1.4], 1200) == [(800, 40_000)]  # a scan is never enlarged
+
+
+def segmentation(confidence: int, rock_rows: int) -> Segmentation:
+    ids = np.zeros((10, 10), np.uint8)
+    ids[:rock_rows] = 5
+    return Segmentation(ids, np.full((10, 10), confidence, np.uint8))
+
+
+def test_the_most_confident_segmentation_is_kept_and_ties_go_to_the_first_size():
+    chooser = MostConfident()
+    first, surer, as_sure = segmentation(200, 4), segmentation(220, 4), segmentation(220, 4)
+    for index, candidate in ((2, as_sure), (0, first), (1, surer)):  # offered in any order
+        chooser.offer(index, candidate)
+    assert chooser.best is surer
+    assert rock_cover(surer) == pytest.approx(0.4)
+
+
+def test_a_segmentation_that_lost_the_rock_is_never_kept_however_sure():
+    # a photo shrunk too far: the pieces become background, confidently
+    chooser = MostConfident()
+    working, shrunk = segmentation(200, 4), segmentation(250, 1)
+    chooser.offer(1, shrunk)
+    chooser.offer(0, working)
+    assert chooser.best is working
+    chooser = MostConfident()
+    chooser.offer(0, segmentation(200, 8))
+    chooser.offer(1, kept := segmentation(210, 5))  # 5/8 of the rock: still a candidate
+    assert chooser.best is kept
+    chooser = MostConfident()  # a picture without rock: every candidate counts
+    chooser.offer(0, segmentation(200, 0))
+    chooser.offer(1, calm := segmentation(240, 0))
+    assert chooser.best is calm
+
+
+def test_the_chooser_holds_only_segmentations_it_could_still_keep():
+    chooser = MostConfident()
+    chooser.offer(0, segmentation(200, 4))
+    chooser.offer(1, segmentation(250, 5))  # surer and with more rock: the first can never win
+    chooser.offer(2, segmentation(255, 1))  # too little rock, for good
+    assert len(chooser._candidates) == 1
 
 
 def test_mean_confidence_is_the_mean_top_probability():
