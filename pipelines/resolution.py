@@ -17,8 +17,8 @@ working size to try (the shipped model: 1.4, 1, 0.7, 0.5); the image is segmente
 segmentation with the highest mean confidence kept. A network is least sure of itself at sizes it
 does not know: on the held-out photos enlarged twice this picks a reduced size for all five and
 recovers their own-size accuracy. Two guards: a factor above 1 is tried only while the enlarged
-shorter side stays within `max_short_side` (no image is segmented larger than the largest training
-photo), and a segmentation that has lost much of the rock the others see is never kept, since
+image stays within a 4:3 photo's frame at `max_short_side` (no image is segmented larger than the
+largest training photo, and scans are never enlarged), and a segmentation that has lost much of the rock the others see is never kept, since
 calling everything background is a confident answer too (MODEL_CARD.md, "Photo resolution").
 """
 

@@ -61,8 +61,20 @@ class TrainConfig:
     ema: float = 0.0
     hue_jitter: float = 0.0
     partial_edge: int = 0
+    rock_loss: float = 0.0  # weight of a Lovasz hinge on rock vs background (0: off)
     keep_checkpoints: bool = False
     model: dict[str, Any] = field(default_factory=dict)
+
+
+def rock_logit(logits: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) class logits -> (N, H, W) logit of "any rock class" against background (id 0):
+    log P(rock) - log P(background)."""
+    return torch.logsumexp(logits[:, 1:], dim=1) - logits[:, 0]
+
+
+def rock_target(masks: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) class ids -> 1 for rock, 0 for background, IGNORE_ID kept."""
+    return torch.where(masks == IGNORE_ID, masks, (masks != 0).to(masks.dtype))
 
 
 class CropStream(IterableDataset):
@@ -174,6 +186,7 @@ def train(config: TrainConfig) -> Path:
 
     dice = smp.losses.DiceLoss("multiclass", ignore_index=IGNORE_ID)
     cross_entropy = torch.nn.CrossEntropyLoss(ignore_index=IGNORE_ID)
+    rock_lovasz = smp.losses.LovaszLoss("binary", ignore_index=IGNORE_ID) if config.rock_loss else None
 
     step, history = 0, []
     state_path = out / "state.pt"
@@ -205,6 +218,8 @@ def train(config: TrainConfig) -> Path:
             logits = network(x)
         logits = logits.float()
         loss = cross_entropy(logits, y) + dice(logits, y)
+        if rock_lovasz is not None:  # the rock-vs-background IoU itself, through its Lovasz extension
+            loss = loss + config.rock_loss * rock_lovasz(rock_logit(logits), rock_target(y))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -267,6 +282,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--ema", type=float, default=0.0, help="validate and save an exponential moving average of the weights with this decay per step (e.g. 0.998; 0: the raw weights)")
     parser.add_argument("--hue-jitter", type=float, default=0.0, help="random hue shift of up to this fraction of the colour wheel (e.g. 0.05), with a saturation gain of 1 ± twice it")
     parser.add_argument("--partial-edge", type=int, default=0, help="on photos flagged partial, keep background within this many pixels of labelled rock (0: ignore all background near the rock)")
+    parser.add_argument("--rock-loss", type=float, default=0.0, help="add this weight times a binary Lovasz hinge on rock vs background, the IoU the service is judged on (0: off)")
     parser.add_argument("--keep-checkpoints", action="store_true", help="also keep every validation's checkpoint as checkpoints/step-NNNNNN/ (checkpoint/ is always the latest)")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
@@ -275,7 +291,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         batch_size=args.batch_size, crop=args.crop, lr=args.lr, real_fraction=args.real_fraction,
         pretrained=args.pretrained, init=args.init, val_every=args.val_every, val_synthetic=args.val_synthetic,
         seed=args.seed, workers=args.workers, threads=args.threads, resume=args.resume, ema=args.ema, hue_jitter=args.hue_jitter, partial_edge=args.partial_edge,
-        keep_checkpoints=args.keep_checkpoints, model=json.loads(args.model_json),
+        rock_loss=args.rock_loss, keep_checkpoints=args.keep_checkpoints, model=json.loads(args.model_json),
     )
 
 

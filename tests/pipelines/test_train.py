@@ -75,3 +75,27 @@ def test_a_run_started_from_a_checkpoint_keeps_its_architecture(tmp_path):
     config = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config
     assert (config.architecture, config.architecture_kwargs["decoder_pyramid_channels"], config.tile_size) == ("FPN", 32, 128)
     assert config.tile_overlap == 16 and config.version != "3"
+
+
+def test_the_rock_logit_is_the_log_odds_of_any_rock_class():
+    import torch
+
+    from pipelines.metrics import IGNORE_ID
+    from pipelines.train import rock_logit, rock_target
+
+    logits = torch.randn(2, 12, 4, 5)
+    probabilities = logits.softmax(dim=1)
+    rock = probabilities[:, 1:].sum(dim=1)
+    assert torch.allclose(rock_logit(logits), torch.log(rock / probabilities[:, 0]), atol=1e-5)
+    masks = torch.tensor([[[0, 3, IGNORE_ID, 11]]])
+    assert rock_target(masks).tolist() == [[[0, 1, IGNORE_ID, 1]]]
+
+
+def test_the_rock_loss_trains(tmp_path):
+    model_json = '{"architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}, "tile_size": 128, "tile_overlap": 32}'
+    train_main([
+        "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2", "--crop", "96", "--rock-loss", "1",
+        "--val-every", "2", "--val-synthetic", "1", "--workers", "0", "--pretrained", "none", "--model-json", model_json,
+    ])
+    training = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.training
+    assert training["steps_done"] == 2 and training["recipe"]["rock_loss"] == 1
