@@ -149,7 +149,10 @@ def test_a_picture_without_core_is_rejected_without_tiling(service: Service):
     assert info["total_tiles"] is None  # no tile was planned
     assert result["detected_classes"] == {} and result["base64"]  # the reference client still gets a PNG
     overridden = finished(service, service.submit(chelsea, filename="chelsea.jpg", gate="false"))
-    assert overridden["result"]["rejected"] is False and overridden["total_tiles"] >= 1
+    assert overridden["result"]["rejected"] is False
+    width, height = Image.open(io.BytesIO(chelsea)).size
+    assert len(shipped_sizes(height, width)) == 4  # a small picture: also segmented enlarged by 1.4
+    assert overridden["total_tiles"] == overridden["completed_tiles"] == shipped_tiles(height, width)
 
 
 def test_a_core_photo_passes_the_gate(service: Service, core_jpeg):
