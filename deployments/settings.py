@@ -37,7 +37,7 @@ class Settings(BaseSettings):
         None, ge=0, description="Images whose shorter side exceeds this many pixels are segmented scaled down to it and the mask scaled back; unset: the checkpoint's own (`max_short_side` in config.json); 0: always at the image's own resolution."
     )
     scale_search: bool = Field(
-        True, description="Also segment at the checkpoint's `scales` of the working size and keep the most confident result (1.8-2.25x the tiles for the shipped model); false: the working size only."
+        True, description="Also segment at the checkpoint's `scales` of the working size and keep the most confident result (1.8-2.25x the tiles for the shipped model, about twice that for photos small enough to be enlarged); false: the working size only."
     )
     segment_max_pixels: int = Field(16_000_000, gt=0, description="Largest image POST /segment (synchronous) accepts; larger ones go through POST /predict.")
     batch_max_entries: int = Field(500, gt=0, description="Most files a POST /predict/batch ZIP may hold.")

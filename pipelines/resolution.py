@@ -18,8 +18,9 @@ segmentation with the highest mean confidence kept. A network is least sure of i
 does not know: on the held-out photos enlarged twice this picks a reduced size for all five and
 recovers their own-size accuracy. Two guards: a factor above 1 is tried only while the enlarged
 image stays within a 4:3 photo's frame at `max_short_side` (no image is segmented larger than the
-largest training photo, and scans are never enlarged), and a segmentation that has lost much of the rock the others see is never kept, since
-calling everything background is a confident answer too (MODEL_CARD.md, "Photo resolution").
+largest training photo, and scans are never enlarged), and a segmentation that has lost much of
+the rock the others see is never kept, since calling everything background is a confident answer
+too (MODEL_CARD.md, "Photo resolution").
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ class MostConfident:
 
     @property
     def best(self) -> Segmentation | None:
-        kept = [c for c in self._candidates if c[1] >= ROCK_KEPT * self._most_rock]
-        return max(kept, key=lambda c: c[0])[2] if kept else None
+        # `offer` has already dropped every candidate that cannot be chosen
+        return max(self._candidates, key=lambda c: c[0])[2] if self._candidates else None
 
 
 def mean_confidence(segmentation: Segmentation) -> float:

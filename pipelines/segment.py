@@ -39,9 +39,13 @@ def segment_image(model: LoadedModel, image: np.ndarray, batch_size: int = 1, na
     sizes = segmentation_sizes(*size, None if native else config.max_short_side, None if native else config.scales)
     work = resample_image(image, sizes[0])
     chooser = MostConfident()
+
+    def predict(tiles: list[np.ndarray], windows: list[np.ndarray]) -> list[np.ndarray]:
+        return predict_weighted(model, tiles, windows)
+
     for index, candidate in enumerate(sizes):
         segmentation = segment_with(
-            lambda tiles, windows: predict_weighted(model, tiles, windows),
+            predict,
             resample_image(work, candidate),
             config.tile_size,
             config.tile_overlap,

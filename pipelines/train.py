@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from pipelines.classes import BACKGROUND_ID
 from pipelines.datasets import LabelledImage, color_jitter, ignore_background, load_folder, partially_labelled, random_crop, synthetic_item
 from pipelines.evaluate import evaluate_items
 from pipelines.metrics import IGNORE_ID
@@ -67,14 +68,14 @@ class TrainConfig:
 
 
 def rock_logit(logits: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) class logits -> (N, H, W) logit of "any rock class" against background (id 0):
-    log P(rock) - log P(background)."""
-    return torch.logsumexp(logits[:, 1:], dim=1) - logits[:, 0]
+    """(N, C, H, W) class logits -> (N, H, W) logit of "any rock class" against background (id 0,
+    the class table's first): log P(rock) - log P(background)."""
+    return torch.logsumexp(logits[:, BACKGROUND_ID + 1 :], dim=1) - logits[:, BACKGROUND_ID]
 
 
 def rock_target(masks: torch.Tensor) -> torch.Tensor:
     """(N, H, W) class ids -> 1 for rock, 0 for background, IGNORE_ID kept."""
-    return torch.where(masks == IGNORE_ID, masks, (masks != 0).to(masks.dtype))
+    return torch.where(masks == IGNORE_ID, masks, (masks != BACKGROUND_ID).to(masks.dtype))
 
 
 class CropStream(IterableDataset):
