@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -80,6 +81,8 @@ class Segmenter:
         if uri != self.model_uri:
             directory = fetch_checkpoint(uri, self.settings.s3_endpoint_url)
             self.model = load_checkpoint(directory)
+            if not self.settings.guided_filter:
+                self.model.refine = None
             self.gate_bank = GateBank.load(directory)
             if self.gate_bank is not None and self.gate_encoder is None:
                 self.gate_encoder = GateEncoder(self.model.device)
@@ -99,6 +102,7 @@ class Segmenter:
             "output_stride": config.output_stride,
             "max_short_side": config.max_short_side,
             "scales": config.scales,
+            "guided_filter": None if self.model.refine is None else asdict(self.model.refine),
             "num_classes": len(config.classes),
             "classes": config.classes,
             "gate_threshold": self.gate_bank.threshold if self.gate_bank else None,

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     scale_search: bool = Field(
         True, description="Also segment at the checkpoint's `scales` of the working size and keep the most confident result (1.8-2.25x the tiles for the shipped model, about twice that for photos small enough to be enlarged); false: the working size only."
     )
+    guided_filter: bool = Field(
+        True, description="Refine each tile's class probabilities along the photo's edges as the checkpoint's `guided_filter` says (about 15 % of a CPU tile's time); false: the network's probabilities as they are."
+    )
     segment_max_pixels: int = Field(16_000_000, gt=0, description="Largest image POST /segment (synchronous) accepts; larger ones go through POST /predict.")
     batch_max_entries: int = Field(500, gt=0, description="Most files a POST /predict/batch ZIP may hold.")
     batch_max_total_bytes: int = Field(1024 * 1024 * 1024, gt=0, description="Most bytes a batch ZIP may inflate to in total.")

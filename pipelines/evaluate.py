@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +115,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overlays", help="write photo | truth | prediction | error map PNGs to this folder")
     parser.add_argument("--rescale", type=float, default=1.0, help="resample photos and labels by this factor first (e.g. 2: a camera of twice the resolution)")
     parser.add_argument("--native", action="store_true", help="segment at each photo's own resolution only, ignoring the checkpoint's max_short_side and scales")
+    parser.add_argument("--no-guided-filter", action="store_true", help="use the network's probabilities as they are, without the checkpoint's guided_filter")
     args = parser.parse_args(argv)
     model = load_checkpoint(args.model)
+    if args.no_guided_filter:
+        model.refine = None
     if args.data:
         names = {n for n in args.only.split(",") if n} or None
         items = load_folder(args.data, names=names)
@@ -134,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.ignore_regions:
         report["ignore_regions"] = args.ignore_regions
     report["rescale"], report["native_resolution"] = args.rescale, args.native
+    report["guided_filter"] = None if model.refine is None else asdict(model.refine)
     report["model"] = {"path": str(args.model), "name": model.config.name, "version": model.config.version}
     print(format_report(report))
     if args.json:

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from pipelines.classes import ClassTable, default_class_table
 from pipelines.errors import CheckpointError
+from pipelines.refine import GuidedFilter
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -41,6 +42,7 @@ class ModelConfig:
     output_stride: int = 32
     max_short_side: int | None = None  # larger images are segmented scaled down to it (pipelines/resolution.py)
     scales: list[float] | None = None  # factors of that size also tried; the most confident wins
+    guided_filter: dict[str, Any] | None = None  # edge-aware refinement of the probabilities (pipelines/refine.py)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     training: dict[str, Any] = field(default_factory=dict)
@@ -69,6 +71,7 @@ class LoadedModel:
     config: ModelConfig
     network: torch.nn.Module
     device: torch.device
+    refine: GuidedFilter | None = None  # applied to every tile's probabilities; None: the network's own
 
 
 def select_device(preferred: str = "auto") -> torch.device:
@@ -123,11 +126,12 @@ def load_checkpoint(directory: str | Path, device: torch.device | str = "auto") 
         network.load_state_dict(load_file(str(weights)), strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"The weights in {weights} do not fit the network in {CONFIG_FILE}: {exc}") from exc
+    refine = GuidedFilter.from_config(config.guided_filter)
     target = select_device(device) if isinstance(device, str) else device
     network = network.to(target).eval()
     if target.type == "cuda":
         network = network.to(memory_format=torch.channels_last)
-    return LoadedModel(config, network, target)
+    return LoadedModel(config, network, target, refine)
 
 
 def normalise(images: torch.Tensor, config: ModelConfig, device: torch.device) -> torch.Tensor:
@@ -141,25 +145,23 @@ def normalise(images: torch.Tensor, config: ModelConfig, device: torch.device) -
     return batch
 
 
-def to_input_tensor(tiles: np.ndarray, config: ModelConfig, device: torch.device) -> torch.Tensor:
-    return normalise(torch.from_numpy(np.ascontiguousarray(tiles)), config, device)
-
-
 def _forward(model: LoadedModel, tiles: list[np.ndarray]) -> Iterator[tuple[list[int], torch.Tensor]]:
-    """(indices, softmax probabilities (N, C, H, W) float32 on the model's device) for the tiles,
-    grouped by shape: tiles of one shape run as one batch. H and W must be multiples of the
-    output stride. Call under `torch.inference_mode()`."""
+    """(indices, softmax probabilities (N, C, H, W) float32 on the model's device, refined when the
+    checkpoint says so) for the tiles, grouped by shape: tiles of one shape run as one batch. H and
+    W must be multiples of the output stride. Call under `torch.inference_mode()`."""
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for index, tile in enumerate(tiles):
         by_shape.setdefault(tile.shape, []).append(index)
     for indices in by_shape.values():
-        batch = to_input_tensor(np.stack([tiles[i] for i in indices]), model.config, model.device)
+        stacked = torch.from_numpy(np.stack([tiles[i] for i in indices])).to(model.device)  # uint8: the guide of `refine` too
+        batch = normalise(stacked, model.config, model.device)
         if model.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 logits = model.network(batch)
         else:
             logits = model.network(batch)
-        yield indices, torch.softmax(logits.float(), dim=1)
+        probabilities = torch.softmax(logits.float(), dim=1)
+        yield indices, probabilities if model.refine is None else model.refine(probabilities, stacked)
 
 
 def predict_probabilities(model: LoadedModel, tiles: list[np.ndarray]) -> list[np.ndarray]:

@@ -137,6 +137,12 @@ def test_progress_is_reported_and_cancel_stops_the_tiles_at_once(service: Servic
     print(f"cancel → tiling stopped in {stopped_after:.2f} s")
 
 
+def test_the_running_segmenter_refines_as_the_shipped_checkpoint_says(service: Service):
+    shipped = json.loads((DEFAULT_MODEL / "config.json").read_text())["guided_filter"]
+    assert shipped is not None
+    assert serve.get_deployment_handle("Segmenter", app_name=APP).info.remote().result()["guided_filter"] == shipped
+
+
 # -- the content gate --------------------------------------------------------------------------
 
 
