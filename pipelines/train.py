@@ -171,7 +171,7 @@ def train(config: TrainConfig) -> Path:
         model_config = ModelConfig(**config.model)
         network = build_network(model_config)
         if config.pretrained == "imagenet":
-            load_imagenet_encoder(network)
+            load_imagenet_encoder(network, model_config.encoder)
     network = network.to(device)
     if device.type == "cuda":
         network = network.to(memory_format=torch.channels_last)

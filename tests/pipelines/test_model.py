@@ -83,6 +83,11 @@ def test_missing_or_mismatched_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(tmp_path / "a", "cpu")
 
 
+def test_an_encoder_without_offline_weights_is_a_clear_error():
+    with pytest.raises(ValueError, match="No offline ImageNet weights for tf_efficientnet_b3"):
+        load_imagenet_encoder(build_network(ModelConfig(**SMALL_MODEL)), "tu-tf_efficientnet_b3")
+
+
 def test_imagenet_weights_map_onto_the_encoder():
     state = efficientnet_lite0_state_dict()
     network = build_network(ModelConfig(**SMALL_MODEL))
