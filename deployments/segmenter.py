@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -102,7 +101,7 @@ class Segmenter:
             "output_stride": config.output_stride,
             "max_short_side": config.max_short_side,
             "scales": config.scales,
-            "guided_filter": None if self.model.refine is None else asdict(self.model.refine),
+            "guided_filter": self.model.refinement,
             "num_classes": len(config.classes),
             "classes": config.classes,
             "gate_threshold": self.gate_bank.threshold if self.gate_bank else None,

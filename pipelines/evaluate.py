@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.ignore_regions:
         report["ignore_regions"] = args.ignore_regions
     report["rescale"], report["native_resolution"] = args.rescale, args.native
-    report["guided_filter"] = None if model.refine is None else asdict(model.refine)
+    report["guided_filter"] = model.refinement
     report["model"] = {"path": str(args.model), "name": model.config.name, "version": model.config.version}
     print(format_report(report))
     if args.json:

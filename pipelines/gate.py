@@ -68,11 +68,11 @@ class GateEncoder:
         import timm  # torch is imported here, not at module level: the Tiler cuts views without it
         import torch
 
-        from pipelines.pretrained import efficientnet_lite0_state_dict
+        from pipelines.pretrained import efficientnet_lite_state_dict
 
         self.device = torch.device(str(device))
         network = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)
-        weights = {k: v for k, v in efficientnet_lite0_state_dict().items() if not k.startswith("classifier.")}
+        weights = {k: v for k, v in efficientnet_lite_state_dict("tf_efficientnet_lite0").items() if not k.startswith("classifier.")}
         network.load_state_dict(weights)
         self.network = network.eval().to(self.device)
 

@@ -73,6 +73,11 @@ class LoadedModel:
     device: torch.device
     refine: GuidedFilter | None = None  # applied to every tile's probabilities; None: the network's own
 
+    @property
+    def refinement(self) -> dict[str, Any] | None:
+        """The guided filter in use, as `config.json` writes it (None: off)."""
+        return None if self.refine is None else self.refine.to_config()
+
 
 def select_device(preferred: str = "auto") -> torch.device:
     """CUDA when present (or asked for), CPU otherwise."""

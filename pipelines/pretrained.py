@@ -47,10 +47,6 @@ def efficientnet_lite_state_dict(timm_name: str = "tf_efficientnet_lite0") -> di
     return mapped
 
 
-def efficientnet_lite0_state_dict() -> dict[str, torch.Tensor]:
-    return efficientnet_lite_state_dict("tf_efficientnet_lite0")
-
-
 def load_imagenet_encoder(network: torch.nn.Module, encoder: str = "tu-tf_efficientnet_lite0") -> int:
     """Copy the ImageNet weights into an smp network whose encoder is `encoder` (smp's name, with
     its `tu-` prefix). Returns the number of tensors loaded. The smp encoder wraps a features-only

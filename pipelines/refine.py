@@ -6,14 +6,15 @@ The network's probabilities change smoothly across the edge of a piece of core, 
 class often stops a few pixels short of it (the missed rock on the held-out photos lies mostly
 within 20 px of background). The filter fits the probabilities, window by window, as a linear
 function of the photo's brightness, so that where the photo has an edge the probabilities change
-at that edge. It is linear, so the classes' probabilities still sum to one; clipping the small
-overshoot keeps them in 0–1 (and they are divided by their sum again). Its size and strength are part of the checkpoint (`config.json`,
-`guided_filter`), measured for that network (MODEL_CARD.md).
+at that edge. It is linear, so the classes' probabilities still sum to one; the small overshoot is
+clipped to 0–1 and the sum restored. Its size and strength are part of the checkpoint
+(`config.json`, `guided_filter`), measured for that network (MODEL_CARD.md); the defaults here
+are the shipped model's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -23,7 +24,7 @@ from pipelines.errors import CheckpointError
 
 @dataclass(frozen=True)
 class GuidedFilter:
-    kernel_size: int = 13  # the window, in pixels of the tile, over which each linear fit is made
+    kernel_size: int = 17  # the window, in pixels of the tile, over which each linear fit is made
     eps: float = 1e-3  # regularisation: a window whose grey-level variance is well under eps is smoothed, not followed
     subsample: int = 2  # fit on every n-th pixel and interpolate the fits ("fast guided filter"): n² less work
 
@@ -38,6 +39,9 @@ class GuidedFilter:
         if spec.kernel_size < 3 or spec.kernel_size % 2 == 0 or spec.eps <= 0 or spec.subsample < 1:
             raise CheckpointError(f"guided_filter in config.json is not valid: {raw} (kernel_size odd and ≥ 3, eps > 0, subsample ≥ 1).")
         return spec
+
+    def to_config(self) -> dict[str, Any]:
+        return asdict(self)
 
     def __call__(self, probabilities: torch.Tensor, tiles: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) probabilities refined along the edges of (B, H, W, 3) uint8 tiles (in place)."""

@@ -7,7 +7,7 @@ import torch
 from deployments.settings import DEFAULT_MODEL
 from pipelines.errors import CheckpointError
 from pipelines.model import ModelConfig, build_network, load_checkpoint, predict_probabilities, save_checkpoint
-from pipelines.pretrained import efficientnet_lite0_state_dict, load_imagenet_encoder
+from pipelines.pretrained import efficientnet_lite_state_dict, load_imagenet_encoder
 from pipelines.resolution import MostConfident, resample_image, resample_labels, scale_back
 from pipelines.segment import segment_image
 from tests.conftest import SMALL_MODEL
@@ -89,7 +89,7 @@ def test_an_encoder_without_offline_weights_is_a_clear_error():
 
 
 def test_imagenet_weights_map_onto_the_encoder():
-    state = efficientnet_lite0_state_dict()
+    state = efficientnet_lite_state_dict("tf_efficientnet_lite0")
     network = build_network(ModelConfig(**SMALL_MODEL))
     loaded = load_imagenet_encoder(network)
     assert loaded > 200
