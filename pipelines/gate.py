@@ -14,7 +14,7 @@ without one is served ungated.
 
     python -m pipelines.gate build --images ../shared/data/real_cores/images --out models/lithoseg-default
     python -m pipelines.gate evaluate --model models/lithoseg-default \\
-        --cores ../shared/data/real_cores/images --not-cores ../shared/data/not_cores
+        --cores ../shared/data/real_cores/images --not-cores ../shared/data/not_cores --edits
 """
 
 from __future__ import annotations
@@ -32,8 +32,11 @@ GATE_SIZE = 224
 BANK_FILE = "gate.npz"
 NEIGHBOURS = 3
 MAX_VIEWS = 5  # the whole picture + up to four crops along a long scan
+GRID_CELLS = (2, 3)  # the bank's close-ups: quadrants, and a 3 × 3 grid
+MIN_DETAIL = 4.0  # grey-level standard deviation below which a view is blank (the flattest cell of a core photo: 10.8)
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _STD = np.array([0.229, 0.224, 0.225], np.float32)
+_GREY = np.array([0.299, 0.587, 0.114], np.float32)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
@@ -44,8 +47,10 @@ def _resize(image: np.ndarray) -> np.ndarray:
 def gate_views(image: np.ndarray, grid: bool = False) -> list[np.ndarray]:
     """224 × 224 RGB views of an (H, W, 3) uint8 image: the whole of it and, when one side is more
     than 1.5 times the other, up to four square crops spread along the long side (a squashed long
-    scan looks like nothing). `grid` adds the four quadrants (used to build a bank that also knows
-    close-ups). A large image is first subsampled by striding, so the cost does not grow with it."""
+    scan looks like nothing). `grid` adds the four quadrants and the nine cells of a 3 × 3 grid
+    (used to build a bank that also knows close-ups of a few pieces). A large image is first
+    subsampled by striding, so the cost does not grow with it. Blank views (a single colour, under
+    `MIN_DETAIL`) are left out: there is no core in them, and a blank picture has no view at all."""
     step = max(1, math.ceil(max(image.shape[:2]) / (4 * GATE_SIZE)))
     small = image[::step, ::step]
     h, w = small.shape[:2]
@@ -56,9 +61,12 @@ def gate_views(image: np.ndarray, grid: bool = False) -> list[np.ndarray]:
         for i in range(n):
             o = round(i * (long - side) / (n - 1))
             views.append(small[o : o + side] if h > w else small[:, o : o + side])
-    if grid and h >= 2 and w >= 2:
-        views += [small[y : y + h // 2, x : x + w // 2] for y in (0, h // 2) for x in (0, w // 2)]
-    return [_resize(np.ascontiguousarray(v)) for v in views]
+    if grid:
+        for n in GRID_CELLS:
+            if h >= n and w >= n:
+                views += [small[i * h // n : (i + 1) * h // n, j * w // n : (j + 1) * w // n] for i in range(n) for j in range(n)]
+    resized = (_resize(np.ascontiguousarray(v)) for v in views)
+    return [v for v in resized if float((v.astype(np.float32) @ _GREY).std()) >= MIN_DETAIL]
 
 
 class GateEncoder:
@@ -79,6 +87,8 @@ class GateEncoder:
     def embed(self, views: list[np.ndarray]) -> np.ndarray:
         import torch
 
+        if not views:
+            return np.zeros((0, self.network.num_features), np.float32)
         batch = (np.stack(views).astype(np.float32) / 255.0 - _MEAN) / _STD
         with torch.inference_mode():
             x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
@@ -106,7 +116,10 @@ class GateBank:
             return cls(data["embeddings"].astype(np.float32), data["sources"], float(data["threshold"]))
 
     def score(self, embeddings: np.ndarray, exclude: str | None = None) -> float:
-        """The best view's mean similarity to its nearest bank entries (optionally leaving one photo out)."""
+        """The best view's mean similarity to its nearest bank entries (optionally leaving one photo
+        out); 0 for a picture without a view (a blank one)."""
+        if len(embeddings) == 0:
+            return 0.0
         bank = self.embeddings if exclude is None else self.embeddings[self.sources != exclude]
         similarities = embeddings @ bank.T.astype(np.float32)
         k = min(NEIGHBOURS, similarities.shape[1])
@@ -144,10 +157,51 @@ def build_bank(encoder: GateEncoder, folder: str | Path, threshold: float) -> Ga
     return GateBank(np.concatenate(vectors).astype(np.float16), np.array(sources), threshold)
 
 
-def evaluate(encoder: GateEncoder, bank: GateBank, cores: str | Path | None, not_cores: str | Path | None) -> dict[str, object]:
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def _middle(image: np.ndarray, fraction: float) -> np.ndarray:
+    h, w = image.shape[:2]
+    dy, dx = round(h * (1 - fraction) / 2), round(w * (1 - fraction) / 2)
+    return image[dy : h - dy, dx : w - dx]
+
+
+def _strip(image: np.ndarray) -> np.ndarray:
+    """A sixth of the short side, along the long one: one core column, as a slab scan shows it."""
+    h, w = image.shape[:2]
+    return image[:, w // 2 - w // 12 : w // 2 + w // 12] if h > w else image[h // 2 - h // 12 : h // 2 + h // 12]
+
+
+EDITS = {  # what a user's core photo may look like that ours do not: the gate should still accept it
+    "middle half (close-up)": lambda a: _middle(a, 0.5),
+    "middle quarter (close-up)": lambda a: _middle(a, 0.25),
+    "one column strip": _strip,
+    "turned 30 degrees": lambda a: np.asarray(Image.fromarray(a).rotate(30, expand=True)),
+    "greyscale": lambda a: np.asarray(Image.fromarray(a).convert("L").convert("RGB")),
+    "under-exposed (x0.45)": lambda a: (a * 0.45).astype(np.uint8),
+    "JPEG quality 15": lambda a: _jpeg(a, 15),
+}
+
+
+def evaluate(encoder: GateEncoder, bank: GateBank, cores: str | Path | None, not_cores: str | Path | None, edits: bool = False) -> dict[str, object]:
     """Acceptance rate on core photos (each scored with its own photo left out of the bank) and
-    rejection rate on photos that are not cores."""
+    rejection rate on photos that are not cores; with `edits`, also the acceptance of the core
+    photos edited by each of `EDITS` (close-ups, a strip, turned, grey, dark, coarse JPEG)."""
     report: dict[str, object] = {"threshold": bank.threshold}
+    if edits and cores is not None:
+        photos = {p.stem: _read(p) for p in list_images(cores)}
+        edited: dict[str, object] = {}
+        for name, edit in EDITS.items():
+            scores = {k: bank.score(encoder.embed(gate_views(np.ascontiguousarray(edit(a)))), exclude=k) for k, a in photos.items()}
+            lowest = min(scores, key=scores.__getitem__)
+            accepted = sum(s >= bank.threshold for s in scores.values())
+            edited[name] = {"rate": accepted / len(scores), "count": len(scores), "lowest": {lowest: round(scores[lowest], 4)}}
+        report["edited_cores"] = edited
     for label, folder, want in (("cores", cores, True), ("not_cores", not_cores, False)):
         if folder is None:
             continue
@@ -169,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     check.add_argument("--cores")
     check.add_argument("--not-cores")
     check.add_argument("--json", help="write the report here")
+    check.add_argument("--edits", action="store_true", help="also score the core photos close up, as a strip, turned, grey, dark and coarsely compressed")
     args = parser.parse_args(argv)
     encoder = GateEncoder()
     if args.command == "build":
@@ -178,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     bank = GateBank.load(args.model)
     if bank is None:
         raise SystemExit(f"{args.model} has no {BANK_FILE}.")
-    report = evaluate(encoder, bank, args.cores, args.not_cores)
+    report = evaluate(encoder, bank, args.cores, args.not_cores, edits=args.edits)
     for label in ("cores", "not_cores"):
         if label in report:
             part = report[label]
@@ -186,6 +241,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{label}: {'accepted' if label == 'cores' else 'rejected'} {part['rate']:.0%} of {part['count']}")
             for name, score in part["scores"].items():
                 print(f"  {name:<24} {score:.3f}")
+    for name, part in report.get("edited_cores", {}).items():  # type: ignore[union-attr]
+        ((photo, score),) = part["lowest"].items()
+        print(f"cores, {name}: accepted {part['rate']:.0%} of {part['count']} (lowest {score:.3f}, {photo})")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 

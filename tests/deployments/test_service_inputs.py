@@ -161,6 +161,12 @@ def test_a_picture_without_core_is_rejected_without_tiling(service: Service):
     assert overridden["total_tiles"] == overridden["completed_tiles"] == shipped_tiles(height, width)
 
 
+def test_a_blank_picture_is_rejected_by_the_gate(service: Service):
+    result = finished(service, service.submit(encode(np.zeros((240, 320, 3), np.uint8)), filename="black.png"))["result"]
+    assert result["rejected"] is True and result["rejection_reason"] == "not_a_core_photo"
+    assert result["core_score"] == 0
+
+
 def test_a_core_photo_passes_the_gate(service: Service, core_jpeg):
     result = finished(service, service.submit(core_jpeg, filename="cc05.jpg"))["result"]
     assert result["rejected"] is False and result["rejection_reason"] is None

@@ -12,9 +12,30 @@ MODEL = Path(__file__).resolve().parents[2] / "models" / "lithoseg-default"
 
 @pytest.mark.parametrize("shape,count", [((300, 400), 1), ((154, 1600), 5), ((40000, 1500), 5), ((100, 160), 3), ((5, 5), 1)])
 def test_views_are_gate_sized_and_follow_long_scans(shape, count):
-    views = gate_views(np.zeros((*shape, 3), np.uint8))
+    views = gate_views(np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8))
     assert len(views) == count
     assert all(v.shape == (GATE_SIZE, GATE_SIZE, 3) and v.dtype == np.uint8 for v in views)
+
+
+def test_the_bank_views_add_quadrants_and_a_three_by_three_grid():
+    image = np.random.default_rng(1).integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    assert len(gate_views(image, grid=True)) == 1 + 4 + 9
+
+
+@pytest.mark.parametrize("value", [0, 128, 255])
+def test_a_blank_picture_has_no_view_and_scores_zero(value):
+    image = np.full((480, 640, 3), value, np.uint8)
+    image[::7, ::5] = value + 1 if value < 255 else value - 1  # a whisper of noise is still blank
+    assert gate_views(image) == []
+    bank = GateBank(np.eye(4, dtype=np.float16), np.array(["a"] * 4), 0.5)
+    assert bank.score(np.zeros((0, 4), np.float32)) == 0.0
+
+
+def test_blank_views_are_dropped_but_a_scan_with_one_blank_end_keeps_the_rest():
+    image = np.random.default_rng(2).integers(0, 256, (200, 1000, 3), dtype=np.uint8)
+    image[:, :200] = 90  # a blank leader before the core
+    views = gate_views(image)
+    assert 1 <= len(views) < 5 and all(float(v.std()) > 4 for v in views)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +56,21 @@ def test_a_core_scan_is_accepted_even_with_its_own_photo_left_out_of_the_bank(ga
     assert score(gate, "cc05.jpg", exclude="cc05") >= bank.threshold
 
 
+def test_a_close_up_of_a_few_pieces_is_accepted_even_with_its_own_photo_left_out(gate):
+    encoder, bank = gate
+    image = decode_image((DATA / "cc05.jpg").read_bytes(), 100_000_000)
+    h, w = image.shape[:2]
+    close_up = np.ascontiguousarray(image[3 * h // 8 : 5 * h // 8, 3 * w // 8 : 5 * w // 8])  # a quarter of each side
+    assert bank.score(encoder.embed(gate_views(close_up)), exclude="cc05") >= bank.threshold
+
+
+def test_the_encoder_embeds_no_views_as_an_empty_batch(gate):
+    encoder, bank = gate
+    embedded = encoder.embed([])
+    assert embedded.shape == (0, bank.embeddings.shape[1])
+    assert bank.score(embedded) == 0.0
+
+
 @pytest.mark.parametrize("name", ["brick.jpg", "chelsea.jpg"])
 def test_pictures_that_are_not_cores_are_rejected(gate, name):
     _, bank = gate
@@ -49,3 +85,16 @@ def test_bank_round_trip(tmp_path):
     query = np.array([[1.0, 0, 0, 0]], np.float32)
     assert loaded.score(query) == pytest.approx(1 / 3)  # mean of the 3 nearest: 1, 0, 0
     assert GateBank.load(tmp_path / "nowhere") is None
+
+
+def test_evaluate_scores_each_edit_of_the_core_photos_leaving_the_photo_out(gate, tmp_path):
+    from pipelines.gate import EDITS, evaluate
+
+    encoder, bank = gate
+    (tmp_path / "cc05.jpg").write_bytes((DATA / "cc05.jpg").read_bytes())
+    report = evaluate(encoder, bank, tmp_path, None, edits=True)
+    edited = report["edited_cores"]
+    assert set(edited) == set(EDITS)
+    for part in edited.values():
+        ((photo, score),) = part["lowest"].items()
+        assert photo == "cc05" and part["count"] == 1 and part["rate"] == float(score >= bank.threshold)
