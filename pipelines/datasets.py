@@ -89,6 +89,35 @@ def ignore_background(item: LabelledImage, margin: float = PARTIAL_LABEL_MARGIN,
     return LabelledImage(item.name, item.image, mask)
 
 
+def box_mean(values: np.ndarray, radius: int) -> np.ndarray:
+    """Mean of `values` over the (2·radius + 1)² square around each pixel, by summed-area table;
+    at the border over the part of the square inside the image."""
+    padded = np.zeros((values.shape[0] + 1, values.shape[1] + 1))
+    padded[1:, 1:] = values.astype(np.float64).cumsum(0).cumsum(1)
+    h, w = values.shape
+    y0, y1 = np.clip(np.arange(h) - radius, 0, h), np.clip(np.arange(h) + radius + 1, 0, h)
+    x0, x1 = np.clip(np.arange(w) - radius, 0, w), np.clip(np.arange(w) + radius + 1, 0, w)
+    total = padded[y1][:, x1] - padded[y0][:, x1] - padded[y1][:, x0] + padded[y0][:, x0]
+    return total / np.outer(y1 - y0, x1 - x0)
+
+
+def ignore_fragmented(item: LabelledImage, density: float, radius: int = 7) -> LabelledImage:
+    """`item` with its label marked IGNORE_ID where the rock/background outline is fragmented:
+    where more than `density` of the pixels in the (2·radius + 1)² square around a pixel lie on a
+    rock/background boundary. A clean outline through the square puts about 1/(2·radius + 1) of
+    its pixels on the boundary (0.07 for radius 7); the semi-automatic labels of the handheld
+    training photos break up into speckle along dark laminae and fractures (background specks
+    inside rock), where they are not to be trusted either way."""
+    valid = item.mask != IGNORE_ID
+    rock = (item.mask != 0) & valid
+    boundary = np.zeros(rock.shape, bool)
+    boundary[1:] |= (rock[1:] != rock[:-1]) & valid[1:] & valid[:-1]
+    boundary[:, 1:] |= (rock[:, 1:] != rock[:, :-1]) & valid[:, 1:] & valid[:, :-1]
+    mask = item.mask.copy()
+    mask[box_mean(boundary, radius) > density] = IGNORE_ID
+    return LabelledImage(item.name, item.image, mask)
+
+
 def ignore_regions(item: LabelledImage, boxes: list[list[int]]) -> LabelledImage:
     """`item` with its label marked IGNORE_ID inside each pixel box (x0, y0, x1, y1), end-exclusive:
     regions whose label is known to be wrong (e.g. rock the source left unlabelled) are not judged."""

@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pipelines.classes import BACKGROUND_ID
-from pipelines.datasets import LabelledImage, color_jitter, ignore_background, load_folder, partially_labelled, random_crop, synthetic_item
+from pipelines.datasets import LabelledImage, color_jitter, ignore_background, ignore_fragmented, load_folder, partially_labelled, random_crop, synthetic_item
 from pipelines.evaluate import evaluate_items
 from pipelines.metrics import IGNORE_ID
 from pipelines.model import ModelConfig, build_network, normalise, read_config, save_checkpoint, select_device
@@ -62,6 +62,7 @@ class TrainConfig:
     ema: float = 0.0
     hue_jitter: float = 0.0
     partial_edge: int = 0
+    fragmented: float = 0.0  # ignore labels where the rock outline's density passes this (0: off); see datasets.ignore_fragmented
     rock_loss: float = 0.0  # weight of a Lovasz hinge on rock vs background (0: off)
     keep_checkpoints: bool = False
     model: dict[str, Any] = field(default_factory=dict)
@@ -151,7 +152,8 @@ def train(config: TrainConfig) -> Path:
             if item.name in holdout:
                 real_val.append(item)
             else:
-                real_train.append(ignore_background(item, edge=config.partial_edge) if item.name in partial else item)
+                item = ignore_background(item, edge=config.partial_edge) if item.name in partial else item
+                real_train.append(ignore_fragmented(item, config.fragmented) if config.fragmented else item)
     synthetic_val = [synthetic_item(SYNTHETIC_VALIDATION_SEED + i) for i in range(config.val_synthetic)]
 
     provenance: dict[str, Any] = {}
@@ -282,6 +284,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--model-json", default="{}", help="ModelConfig overrides as JSON, e.g. '{\"tile_size\": 256}'")
     parser.add_argument("--ema", type=float, default=0.0, help="validate and save an exponential moving average of the weights with this decay per step (e.g. 0.998; 0: the raw weights)")
     parser.add_argument("--hue-jitter", type=float, default=0.0, help="random hue shift of up to this fraction of the colour wheel (e.g. 0.05), with a saturation gain of 1 ± twice it")
+    parser.add_argument("--fragmented", type=float, default=0.0, help="ignore training labels where over this fraction of a 15 px square lies on a rock/background boundary (speckled labels; 0: off)")
     parser.add_argument("--partial-edge", type=int, default=0, help="on photos flagged partial, keep background within this many pixels of labelled rock (0: ignore all background near the rock)")
     parser.add_argument("--rock-loss", type=float, default=0.0, help="add this weight times a binary Lovasz hinge on rock vs background, the IoU the service is judged on (0: off)")
     parser.add_argument("--keep-checkpoints", action="store_true", help="also keep every validation's checkpoint as checkpoints/step-NNNNNN/ (checkpoint/ is always the latest)")
@@ -292,6 +295,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         batch_size=args.batch_size, crop=args.crop, lr=args.lr, real_fraction=args.real_fraction,
         pretrained=args.pretrained, init=args.init, val_every=args.val_every, val_synthetic=args.val_synthetic,
         seed=args.seed, workers=args.workers, threads=args.threads, resume=args.resume, ema=args.ema, hue_jitter=args.hue_jitter, partial_edge=args.partial_edge,
+        fragmented=args.fragmented,
         rock_loss=args.rock_loss, keep_checkpoints=args.keep_checkpoints, model=json.loads(args.model_json),
     )
 

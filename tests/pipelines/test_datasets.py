@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipelines.datasets import LabelledImage, color_jitter, dilate, ignore_background, ignore_regions, rescale_item
+from pipelines.datasets import LabelledImage, box_mean, color_jitter, dilate, ignore_background, ignore_fragmented, ignore_regions, rescale_item
 from pipelines.metrics import IGNORE_ID
 
 
@@ -109,3 +109,34 @@ def test_a_rescaled_photo_keeps_its_labels_on_its_pixels():
     assert big.image[inside].mean() > 150 and big.image[~inside].mean() < 80
     with pytest.raises(ValueError, match="positive"):
         rescale_item(big, 0)
+
+
+def test_box_mean_averages_the_square_inside_the_image():
+    values = np.arange(30, dtype=np.float64).reshape(5, 6)
+    out = box_mean(values, 1)
+    assert out[2, 2] == pytest.approx(values[1:4, 1:4].mean())
+    assert out[0, 0] == pytest.approx(values[:2, :2].mean())  # the corner: only what lies inside
+    assert out[4, 5] == pytest.approx(values[3:, 4:].mean())
+    assert np.allclose(box_mean(values, 0), values)
+
+
+def test_fragmented_labels_are_ignored_and_clean_outlines_kept():
+    mask = np.zeros((80, 160), np.uint8)
+    mask[:, 40:120] = 1  # a piece of core with a straight outline on both sides
+    speckle = np.random.default_rng(0).random((30, 30)) < 0.5
+    mask[25:55, 60:90][speckle] = 0  # background specks inside it: a speckled dark lamina
+
+    out = ignore_fragmented(_photo(mask), density=0.2).mask
+
+    assert (out[25:55, 60:90][5:-5, 5:-5] == IGNORE_ID).all()
+    assert (out[:, :30] == 0).all() and (out[:, 130:] == 0).all()  # far from the speckle, untouched
+    assert (out[:15, 35:45] == mask[:15, 35:45]).all()  # a clean outline is trusted: 1/15 of its square
+    assert (out[:15, 115:125] == mask[:15, 115:125]).all()
+    assert (out != IGNORE_ID).sum() > 0.8 * out.size
+
+
+def test_ignored_pixels_do_not_make_an_outline():
+    mask = np.zeros((40, 40), np.uint8)
+    mask[::2, ::2] = IGNORE_ID  # a lattice of ignored pixels in plain background is not speckle
+    out = ignore_fragmented(_photo(mask), density=0.2).mask
+    assert (out == mask).all()
