@@ -48,6 +48,8 @@ def _open(data: bytes) -> Image.Image:
         raise UnsupportedImageError(
             "The upload is not an image lithoseg can read; send JPEG, PNG, TIFF, BMP or WebP."
         ) from exc
+    except (OSError, SyntaxError, ValueError, struct.error) as exc:  # a known format, its header cut short or damaged
+        raise UnsupportedImageError("The image's header is damaged or cut short, so it cannot be decoded; send the whole file.") from exc
     if image.format not in SUPPORTED_FORMATS:
         raise UnsupportedImageError(f"{image.format} images are not supported; send JPEG, PNG, TIFF, BMP or WebP.")
     return image
@@ -101,7 +103,8 @@ def to_rgb8(image: Image.Image) -> np.ndarray:
     """Any Pillow mode → (H, W, 3) uint8 RGB. 16-bit and 32-bit integer data are rescaled, not clipped."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
+        big = float(np.finfo(np.float32).max)  # a float TIFF may hold NaN or infinities
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=big, neginf=-big)
         top = 65535.0 if mode.startswith("I;16") or (mode == "I" and values.max(initial=0) > 255) else 255.0
         if mode == "F":
             top = 1.0 if values.max(initial=0) <= 1.0 else 255.0

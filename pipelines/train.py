@@ -30,7 +30,16 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pipelines.classes import BACKGROUND_ID
-from pipelines.datasets import LabelledImage, color_jitter, ignore_background, ignore_fragmented, load_folder, partially_labelled, random_crop, synthetic_item
+from pipelines.datasets import (
+    LabelledImage,
+    color_jitter,
+    ignore_background,
+    ignore_fragmented,
+    load_folder,
+    partially_labelled,
+    random_crop,
+    synthetic_item,
+)
 from pipelines.evaluate import evaluate_items
 from pipelines.metrics import IGNORE_ID
 from pipelines.model import ModelConfig, build_network, normalise, read_config, save_checkpoint, select_device

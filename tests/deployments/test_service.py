@@ -168,6 +168,8 @@ def _bad_requests(service: Service, core_jpeg: bytes, own_job: str) -> list[tupl
         ("empty file", post(url("/predict"), headers=a, files={"file": ("e.jpg", b"")}), 400),
         ("text file", post(url("/predict"), headers=a, files={"file": ("t.jpg", b"just some text")}), 415),
         ("truncated jpeg", post(url("/predict"), headers=a, files={"file": ("c.jpg", core_jpeg[:3000])}), 415),
+        ("jpeg cut inside its header", post(url("/predict"), headers=a, files={"file": ("c.jpg", core_jpeg[:300])}), 415),
+        ("webp cut inside its header", post(url("/predict"), headers=a, files={"file": ("c.webp", encode(np.zeros((8, 8, 3), np.uint8), "WEBP")[:20])}), 415),
         ("decompression bomb", post(url("/predict"), headers=a, files={"file": ("b.png", bomb_png(30_000, 30_000))}), 413),
         ("too many pixels", post(url("/predict"), headers=a, files={"file": ("h.png", huge_pixels)}), 413),
         ("too many bytes", post(url("/predict"), headers=a, files={"file": ("big.jpg", b"\xff" * 3_100_000)}), 413),

@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from pipelines.datasets import LabelledImage, box_mean, color_jitter, dilate, ignore_background, ignore_fragmented, ignore_regions, rescale_item
+from pipelines.datasets import (
+    LabelledImage,
+    box_mean,
+    color_jitter,
+    dilate,
+    ignore_background,
+    ignore_fragmented,
+    ignore_regions,
+    rescale_item,
+)
 from pipelines.metrics import IGNORE_ID
 
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from pipelines.decode import RawSpec, check_raw, decode_image, decode_raw, demosaic_rggb, probe_image
-from pipelines.errors import EmptyUploadError, ImageTooLargeError, InvalidParameterError, UnsupportedImageError
+from pipelines.errors import EmptyUploadError, ImageTooLargeError, InputError, InvalidParameterError, UnsupportedImageError
 from tests.conftest import encode
 
 LIMIT = 50_000_000
@@ -217,3 +217,35 @@ def test_bayer_demosaic_in_strips_equals_one_pass():
 def test_raw_buffers_are_checked_against_their_byte_count(size, spec, error):
     with pytest.raises(error):
         check_raw(size, spec, LIMIT)
+
+
+def _formats() -> dict[str, bytes]:
+    image = Image.fromarray(np.random.default_rng(3).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    options = {"JPEG": {}, "PNG": {}, "TIFF": {"compression": "tiff_lzw"}, "BMP": {}, "WEBP": {}}
+    files = {}
+    for fmt, kwargs in options.items():
+        buffer = io.BytesIO()
+        image.save(buffer, fmt, **kwargs)
+        files[fmt] = buffer.getvalue()
+    return files
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF", "BMP", "WEBP"])
+def test_cut_or_damaged_files_are_input_errors_never_crashes(fmt):
+    """Every cut point and a few hundred random byte changes: the file decodes, or the probe or
+    the decode says why in an InputError (a 4xx); no other exception (a 500) gets out."""
+    data = _formats()[fmt]
+    rng = np.random.default_rng(4)
+    variants = [data[:n] for n in range(1, len(data), max(1, len(data) // 150))]
+    for _ in range(200):
+        damaged = bytearray(data)
+        for position in rng.integers(0, len(damaged), 3):
+            damaged[position] = int(rng.integers(0, 256))
+        variants.append(bytes(damaged))
+    for variant in variants:
+        try:
+            probe_image(variant, LIMIT)
+            decoded = decode_image(variant, LIMIT)
+        except InputError:
+            continue
+        assert decoded.dtype == np.uint8 and decoded.ndim == 3 and decoded.shape[2] == 3
