@@ -14,8 +14,11 @@ every entry that is not a plain image file is skipped with a reason:
 
 from __future__ import annotations
 
+import lzma
 import stat
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import PurePosixPath
@@ -49,6 +52,8 @@ class ArchiveContents:
 
 def unsafe_name(name: str) -> str | None:
     """Why an entry name is unsafe, or None."""
+    if not name:
+        return "It has no name."
     if "\x00" in name or "\\" in name:
         return "Its name contains a backslash or NUL character."
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
@@ -67,6 +72,11 @@ def nested_archive(head: bytes) -> str | None:
     return None
 
 
+# what reading a damaged entry raises: zipfile's own errors, and each decompressor's (deflate's
+# zlib.error and LZMA's LZMAError are not OSErrors; bzip2's is)
+DAMAGED_ENTRY = (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError, EOFError, zlib.error, lzma.LZMAError)
+
+
 def read_archive(data: bytes, max_entries: int, max_entry_bytes: int, max_total_bytes: int) -> ArchiveContents:
     """The image entries of a ZIP (name, bytes) in archive order, and what was skipped and why.
 
@@ -75,10 +85,10 @@ def read_archive(data: bytes, max_entries: int, max_entry_bytes: int, max_total_
     """
     try:
         archive = zipfile.ZipFile(BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError, struct.error) as exc:
         raise ArchiveError("The archive is not a readable ZIP file.") from exc
     with archive:
-        infos = [i for i in archive.infolist() if not i.is_dir()]
+        infos = [i for i in archive.infolist() if not i.filename.endswith("/")]  # is_dir() fails on an empty name
         if not infos:
             raise ArchiveError("The ZIP archive holds no files.")
         if len(infos) > max_entries:
@@ -98,7 +108,7 @@ def read_archive(data: bytes, max_entries: int, max_entry_bytes: int, max_total_
             try:
                 with archive.open(info) as stream:
                     body = stream.read(max_entry_bytes + 1)
-            except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError, EOFError):
+            except DAMAGED_ENTRY:
                 contents.skip(name, "The entry is damaged and could not be read.")
                 continue
             inflated += len(body)

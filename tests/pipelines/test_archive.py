@@ -102,3 +102,36 @@ def test_unreadable_or_empty_archives_are_refused(data, message):
 def test_too_many_entries_are_refused():
     with pytest.raises(ArchiveError, match="limit"):
         read(make_zip([(f"{i}.png", PNG) for i in range(5)]), entries=4)
+
+
+def test_a_damaged_archive_is_refused_or_read_never_crashes():
+    """Cut at every few bytes and a few thousand random byte changes in an archive of deflated,
+    bzip2, LZMA and stored entries: each either reads (damaged entries skipped with a reason) or
+    is refused with an ArchiveError (a 4xx); nothing else gets out (zlib.error, LZMAError, a
+    NotImplementedError for a damaged version field, an empty entry name all did)."""
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.png", rng.bytes(3000), compress_type=zipfile.ZIP_DEFLATED)
+        archive.writestr("dir/b.jpg", b"x" * 5000, compress_type=zipfile.ZIP_BZIP2)
+        archive.writestr("c.jpg", b"y" * 2000, compress_type=zipfile.ZIP_LZMA)
+        archive.writestr("d.txt", b"hello", compress_type=zipfile.ZIP_STORED)
+    data = buffer.getvalue()
+    variants = [data[:n] for n in range(0, len(data), 7)]
+    for _ in range(3000):
+        damaged = bytearray(data)
+        for position in rng.integers(0, len(damaged), int(rng.integers(1, 6))):
+            damaged[position] = int(rng.integers(0, 256))
+        variants.append(bytes(damaged))
+    for variant in variants:
+        try:
+            contents = read_archive(variant, 100, 10 * MB, 100 * MB)
+        except ArchiveError:
+            continue
+        assert all(isinstance(name, str) and body for name, body in contents.images)
+
+
+def test_an_entry_without_a_name_is_skipped():
+    contents = read_archive(make_zip([zipfile.ZipInfo(""), ("ok.png", PNG)]), 10, MB, 10 * MB)
+    assert [name for name, _ in contents.images] == ["ok.png"]
+    assert contents.skipped == [{"name": "", "reason": "It has no name."}]
