@@ -145,6 +145,11 @@ class Ingress:
         try:
             form = await request.form(max_files=1, max_fields=16)
         except Exception as exc:  # malformed multipart bodies raise a variety of parser errors
+            reason = str(getattr(exc, "detail", None) or getattr(exc, "message", None) or exc)
+            if reason.startswith("Too many files"):
+                raise BadRequest(f"Send one {what} per request, in field `{field}`; several images go in one ZIP archive to POST /predict/batch.") from exc
+            if reason.startswith("Too many fields"):
+                raise BadRequest(f"The form has too many fields; send the {what} in `{field}` and at most mask_weight and gate.") from exc
             raise BadRequest("The multipart/form-data body could not be parsed.") from exc
         upload = form.get(field)
         if upload is None:

@@ -180,6 +180,8 @@ def _bad_requests(service: Service, core_jpeg: bytes, own_job: str) -> list[tupl
         ("mask_weight nan", post(url("/predict"), headers=a, files={"file": png}, data={"mask_weight": "nan"}), 422),
         ("mask_weight inf", post(url("/predict"), headers=a, files={"file": png}, data={"mask_weight": "inf"}), 422),
         ("no file field", post(url("/predict"), headers=a, files={"image": png}), 400),
+        ("two files", post(url("/predict"), headers=a, files=[("file", ("a.png", png)), ("file", ("b.png", png))]), 400),
+        ("too many fields", post(url("/predict"), headers=a, files={"file": png}, data={f"x{i}": "1" for i in range(20)}), 400),
         ("file as text field", post(url("/predict"), headers=a, files={"file": (None, "not a file")}), 400),
         ("form-encoded body", post(url("/predict"), headers=a, data={"file": "not a file"}), 415),
         ("not multipart", post(url("/predict"), headers={**a, "content-type": "application/json"}, data=b"{}"), 415),
@@ -200,6 +202,8 @@ def test_bad_inputs_get_a_4xx_sentence_and_the_service_stays_healthy(service: Se
     assert len(cases) >= 15
     for name, response, status in cases:
         assert response.status_code == status, f"{name}: {response.status_code} {response.text}"
+        if name == "two files":
+            assert "one image per request" in response.json()["detail"]
         detail = response.json()["detail"]
         assert isinstance(detail, str) and detail[0].isupper() and detail.rstrip().endswith("."), f"{name}: {detail!r}"
     assert requests.get(service.url("/health"), timeout=10).status_code == 200
