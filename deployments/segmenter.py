@@ -82,6 +82,8 @@ class Segmenter:
             self.model = load_checkpoint(directory)
             if not self.settings.guided_filter:
                 self.model.refine = None
+            if not self.settings.auto_exposure:
+                self.model.exposure = None
             self.gate_bank = GateBank.load(directory)
             if self.gate_bank is not None and self.gate_encoder is None:
                 self.gate_encoder = GateEncoder(self.model.device)
@@ -102,6 +104,7 @@ class Segmenter:
             "max_short_side": config.max_short_side,
             "scales": config.scales,
             "guided_filter": self.model.refinement,
+            "auto_exposure": self.model.auto_exposure,
             "num_classes": len(config.classes),
             "classes": config.classes,
             "gate_threshold": self.gate_bank.threshold if self.gate_bank else None,

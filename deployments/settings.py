@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     guided_filter: bool = Field(
         True, description="Refine each tile's class probabilities along the photo's edges as the checkpoint's `guided_filter` says (about 15 % of a CPU tile's time); false: the network's probabilities as they are."
     )
+    auto_exposure: bool = Field(
+        True, description="Brighten an under-exposed photo before segmenting it as the checkpoint's `auto_exposure` says (the overlay keeps the photo as sent); false: the photo as it comes."
+    )
     segment_max_pixels: int = Field(16_000_000, gt=0, description="Largest image POST /segment (synchronous) accepts; larger ones go through POST /predict.")
     batch_max_entries: int = Field(500, gt=0, description="Most files a POST /predict/batch ZIP may hold.")
     batch_max_total_bytes: int = Field(1024 * 1024 * 1024, gt=0, description="Most bytes a batch ZIP may inflate to in total.")

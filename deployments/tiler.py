@@ -24,6 +24,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from deployments.settings import Settings
+from pipelines.exposure import AutoExposure
 from pipelines.gate import gate_views
 from pipelines.resolution import MostConfident, resample_image, scale_back, segmentation_sizes
 from pipelines.tiling import Stitcher, Tile, plan_tiles, tile_cut
@@ -62,9 +63,14 @@ class Tiler:
         size = image.shape[:2]
         max_short_side = self.max_short_side if self.max_short_side is not None else model.get("max_short_side")
         candidates = segmentation_sizes(*size, max_short_side, model.get("scales") if self.scale_search else None)
+        work = image
         if candidates[0] != size:  # a photo larger than the model knows: segment it scaled down (pipelines/resolution.py)
-            image = await asyncio.to_thread(resample_image, image, candidates[0])
-            reference = ray.put(image)
+            work = await asyncio.to_thread(resample_image, work, candidates[0])
+        exposure = AutoExposure.from_config(model.get("auto_exposure"))
+        if exposure is not None:  # an under-exposed photo brightened (pipelines/exposure.py); the overlay keeps the original
+            work = await asyncio.to_thread(exposure, work)
+        if work is not image:
+            image, reference = work, ray.put(work)
         plans = [plan_tiles(h, w, model["tile_size"], model["tile_overlap"], model["output_stride"]) for h, w in candidates]
         total, completed = sum(len(plan) for plan in plans), 0
         # one window over the tiles of every pass, so a job never drains between passes; a pass's

@@ -129,6 +129,14 @@ def ignore_regions(item: LabelledImage, boxes: list[list[int]]) -> LabelledImage
     return LabelledImage(item.name, item.image, mask)
 
 
+def expose_item(item: LabelledImage, factor: float) -> LabelledImage:
+    """`item` as a camera exposing `factor` times as long would have taken it: pixel values
+    multiplied by `factor`, clipped at 255. To measure how a checkpoint copes with dark photos."""
+    if factor <= 0:
+        raise ValueError(f"An exposure factor must be positive, not {factor}.")
+    return LabelledImage(item.name, np.clip(item.image.astype(np.float32) * factor + 0.5, 0, 255).astype(np.uint8), item.mask)
+
+
 def rescale_item(item: LabelledImage, factor: float) -> LabelledImage:
     """`item` as a camera of `factor` times its resolution would have taken it: the photo
     resampled (Lanczos), the labels by nearest neighbour. To measure how a checkpoint copes with

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.classes import ClassTable
-from pipelines.datasets import LabelledImage, ignore_regions, load_folder, rescale_item, synthetic_item
+from pipelines.datasets import LabelledImage, expose_item, ignore_regions, load_folder, rescale_item, synthetic_item
 from pipelines.metrics import IGNORE_ID, ConfusionMatrix
 from pipelines.model import LoadedModel, load_checkpoint
 from pipelines.segment import segment_image
@@ -115,10 +115,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rescale", type=float, default=1.0, help="resample photos and labels by this factor first (e.g. 2: a camera of twice the resolution)")
     parser.add_argument("--native", action="store_true", help="segment at each photo's own resolution only, ignoring the checkpoint's max_short_side and scales")
     parser.add_argument("--no-guided-filter", action="store_true", help="use the network's probabilities as they are, without the checkpoint's guided_filter")
+    parser.add_argument("--exposure", type=float, default=1.0, help="multiply the photos' pixel values by this first (e.g. 0.45: an under-exposed camera), clipped at 255")
+    parser.add_argument("--no-auto-exposure", action="store_true", help="segment the photos as they are, without the checkpoint's auto_exposure")
     args = parser.parse_args(argv)
     model = load_checkpoint(args.model)
     if args.no_guided_filter:
         model.refine = None
+    if args.no_auto_exposure:
+        model.exposure = None
     if args.data:
         names = {n for n in args.only.split(",") if n} or None
         items = load_folder(args.data, names=names)
@@ -133,11 +137,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--rescale must be a positive factor.")
     if args.rescale != 1.0:
         items = [rescale_item(item, args.rescale) for item in items]
+    if args.exposure <= 0:
+        parser.error("--exposure must be a positive factor.")
+    if args.exposure != 1.0:
+        items = [expose_item(item, args.exposure) for item in items]
     report = evaluate_items(model, items, model.config.class_table, Path(args.overlays) if args.overlays else None, native=args.native)
     if args.ignore_regions:
         report["ignore_regions"] = args.ignore_regions
     report["rescale"], report["native_resolution"] = args.rescale, args.native
-    report["guided_filter"] = model.refinement
+    report["guided_filter"], report["auto_exposure"], report["exposure"] = model.refinement, model.auto_exposure, args.exposure
     report["model"] = {"path": str(args.model), "name": model.config.name, "version": model.config.version}
     print(format_report(report))
     if args.json:

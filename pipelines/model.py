@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from pipelines.classes import ClassTable, default_class_table
 from pipelines.errors import CheckpointError
+from pipelines.exposure import AutoExposure
 from pipelines.refine import GuidedFilter
 
 CONFIG_FILE = "config.json"
@@ -43,6 +44,7 @@ class ModelConfig:
     max_short_side: int | None = None  # larger images are segmented scaled down to it (pipelines/resolution.py)
     scales: list[float] | None = None  # factors of that size also tried; the most confident wins
     guided_filter: dict[str, Any] | None = None  # edge-aware refinement of the probabilities (pipelines/refine.py)
+    auto_exposure: dict[str, Any] | None = None  # under-exposed photos brightened before tiling (pipelines/exposure.py)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     training: dict[str, Any] = field(default_factory=dict)
@@ -72,11 +74,17 @@ class LoadedModel:
     network: torch.nn.Module
     device: torch.device
     refine: GuidedFilter | None = None  # applied to every tile's probabilities; None: the network's own
+    exposure: AutoExposure | None = None  # applied to the whole image before tiling; None: as it comes
 
     @property
     def refinement(self) -> dict[str, Any] | None:
         """The guided filter in use, as `config.json` writes it (None: off)."""
         return None if self.refine is None else self.refine.to_config()
+
+    @property
+    def auto_exposure(self) -> dict[str, Any] | None:
+        """The auto-exposure in use, as `config.json` writes it (None: off)."""
+        return None if self.exposure is None else self.exposure.to_config()
 
 
 def select_device(preferred: str = "auto") -> torch.device:
@@ -136,7 +144,7 @@ def load_checkpoint(directory: str | Path, device: torch.device | str = "auto") 
     network = network.to(target).eval()
     if target.type == "cuda":
         network = network.to(memory_format=torch.channels_last)
-    return LoadedModel(config, network, target, refine)
+    return LoadedModel(config, network, target, refine, AutoExposure.from_config(config.auto_exposure))
 
 
 def normalise(images: torch.Tensor, config: ModelConfig, device: torch.device) -> torch.Tensor:

@@ -33,11 +33,14 @@ def segment_with(predict: Predict, image: np.ndarray, tile_size: int, overlap: i
 def segment_image(model: LoadedModel, image: np.ndarray, batch_size: int = 1, native: bool = False) -> Segmentation:
     """The service's segmentation of `image`: at the checkpoint's working resolution
     (`max_short_side`) and the most confident of its `scales`, or with `native` at the image's
-    own resolution only (`pipelines/resolution.py`)."""
+    own resolution only (`pipelines/resolution.py`); brightened first if under-exposed, as the
+    checkpoint's `auto_exposure` says (`pipelines/exposure.py`)."""
     config = model.config
     size = image.shape[:2]
     sizes = segmentation_sizes(*size, None if native else config.max_short_side, None if native else config.scales)
     work = resample_image(image, sizes[0])
+    if model.exposure is not None:
+        work = model.exposure(work)
     chooser = MostConfident()
 
     def predict(tiles: list[np.ndarray], windows: list[np.ndarray]) -> list[np.ndarray]:

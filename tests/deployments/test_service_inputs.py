@@ -19,6 +19,7 @@ from ray import serve
 
 from deployments.segmenter import CONCURRENT_BATCHES
 from deployments.settings import DEFAULT_MODEL
+from pipelines.exposure import AutoExposure
 from pipelines.model import ModelConfig
 from pipelines.resolution import segmentation_sizes
 from pipelines.synthetic import generate_sample
@@ -141,6 +142,24 @@ def test_the_running_segmenter_refines_as_the_shipped_checkpoint_says(service: S
     shipped = json.loads((DEFAULT_MODEL / "config.json").read_text())["guided_filter"]
     assert shipped is not None
     assert serve.get_deployment_handle("Segmenter", app_name=APP).info.remote().result()["guided_filter"] == shipped
+
+
+def test_an_under_exposed_photo_is_segmented_brightened_and_shown_as_sent(service: Service, core_jpeg):
+    """The Tiler brightens a dark photo as the checkpoint's auto_exposure says: the dark upload gets
+    the mask of the same photo brightened beforehand (without the gain the two differ on 7 % of
+    the pixels), and its overlay is still the photo as it was sent."""
+    shipped = json.loads((DEFAULT_MODEL / "config.json").read_text())["auto_exposure"]
+    assert serve.get_deployment_handle("Segmenter", app_name=APP).info.remote().result()["auto_exposure"] == shipped
+    image = np.asarray(Image.open(io.BytesIO(core_jpeg)).convert("RGB"))
+    dark = (image * 0.4).astype(np.uint8)
+    exposure = AutoExposure.from_config(shipped)
+    assert exposure is not None and exposure.gain(dark) > 1.5
+    as_sent = finished(service, service.submit(encode(dark), filename="dark.png", gate="false", mask_weight="0"))
+    brightened = finished(service, service.submit(encode(exposure(dark)), filename="brightened.png", gate="false"))
+    dark_ids = png_array(service.job(as_sent["job_id"], form="mask").content)
+    bright_ids = png_array(service.job(brightened["job_id"], form="mask").content)
+    assert (dark_ids == bright_ids).mean() > 0.995
+    assert np.array_equal(png_array(service.job(as_sent["job_id"], form="png").content), dark)
 
 
 # -- the content gate --------------------------------------------------------------------------
