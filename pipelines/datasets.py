@@ -183,10 +183,11 @@ def random_crop(rng: np.random.Generator, item: LabelledImage, size: int, scale_
     return np.ascontiguousarray(image), np.ascontiguousarray(mask)
 
 
-def color_jitter(rng: np.random.Generator, image: np.ndarray, hue: float = 0.0) -> np.ndarray:
+def color_jitter(rng: np.random.Generator, image: np.ndarray, hue: float = 0.0, grey: float = 0.0) -> np.ndarray:
     """Brightness, per-channel gain and contrast; with `hue` > 0 also a hue shift of up to ±`hue`
-    of the colour wheel and a saturation gain of 1 ± 2·`hue` (no random draws for them at 0, so
-    recipes without it crop and jitter exactly as before)."""
+    of the colour wheel and a saturation gain of 1 ± 2·`hue`; with `grey` > 0, that share of the
+    crops turned to grey levels (archive photos are often black and white). No random draws for
+    either at 0, so recipes without them crop and jitter exactly as before."""
     rgb = image.astype(np.float32)
     rgb = rgb * rng.uniform(0.75, 1.25) * rng.normal(1, 0.05, 3)[None, None, :]
     mean = rgb.mean()
@@ -197,6 +198,8 @@ def color_jitter(rng: np.random.Generator, image: np.ndarray, hue: float = 0.0) 
         hsv[..., 0] = (hsv[..., 0] + int(round(rng.uniform(-hue, hue) * 256))) % 256
         hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(1 - 2 * hue, 1 + 2 * hue), 0, 255)
         out = np.array(Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB"))  # writable, for torch.from_numpy
+    if grey > 0 and rng.random() < grey:
+        out = np.array(Image.fromarray(out).convert("L").convert("RGB"))
     return out
 
 

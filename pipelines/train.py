@@ -71,6 +71,7 @@ class TrainConfig:
     ema: float = 0.0
     hue_jitter: float = 0.0
     partial_edge: int = 0
+    grey_fraction: float = 0.0  # share of crops turned to grey levels (0: none)
     fragmented: float = 0.0  # ignore labels where the rock outline's density passes this (0: off); see datasets.ignore_fragmented
     rock_loss: float = 0.0  # weight of a Lovasz hinge on rock vs background (0: off)
     keep_checkpoints: bool = False
@@ -110,7 +111,7 @@ class CropStream(IterableDataset):
                     synthetic_seed = (synthetic_seed + 1) % SYNTHETIC_VALIDATION_SEED
                 item, uses = cached, uses + 1
             image, mask = random_crop(rng, item, self.config.crop)
-            image = color_jitter(rng, image, self.config.hue_jitter)
+            image = color_jitter(rng, image, self.config.hue_jitter, self.config.grey_fraction)
             yield torch.from_numpy(image), torch.from_numpy(mask.astype(np.int64))
 
 
@@ -293,6 +294,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--model-json", default="{}", help="ModelConfig overrides as JSON, e.g. '{\"tile_size\": 256}'")
     parser.add_argument("--ema", type=float, default=0.0, help="validate and save an exponential moving average of the weights with this decay per step (e.g. 0.998; 0: the raw weights)")
     parser.add_argument("--hue-jitter", type=float, default=0.0, help="random hue shift of up to this fraction of the colour wheel (e.g. 0.05), with a saturation gain of 1 ± twice it")
+    parser.add_argument("--grey-fraction", type=float, default=0.0, help="turn this share of the training crops to grey levels (black-and-white photos; 0: none)")
     parser.add_argument("--fragmented", type=float, default=0.0, help="ignore training labels where over this fraction of a 15 px square lies on a rock/background boundary (speckled labels; 0: off)")
     parser.add_argument("--partial-edge", type=int, default=0, help="on photos flagged partial, keep background within this many pixels of labelled rock (0: ignore all background near the rock)")
     parser.add_argument("--rock-loss", type=float, default=0.0, help="add this weight times a binary Lovasz hinge on rock vs background, the IoU the service is judged on (0: off)")
@@ -305,6 +307,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         pretrained=args.pretrained, init=args.init, val_every=args.val_every, val_synthetic=args.val_synthetic,
         seed=args.seed, workers=args.workers, threads=args.threads, resume=args.resume, ema=args.ema, hue_jitter=args.hue_jitter, partial_edge=args.partial_edge,
         fragmented=args.fragmented,
+        grey_fraction=args.grey_fraction,
         rock_loss=args.rock_loss, keep_checkpoints=args.keep_checkpoints, model=json.loads(args.model_json),
     )
 

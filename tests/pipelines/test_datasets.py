@@ -97,6 +97,16 @@ def test_hue_jitter_turns_colours_and_is_off_by_default():
     assert all(t.flags.writeable for t in turned + plain)
 
 
+def test_grey_fraction_turns_that_share_of_crops_grey():
+    tan = np.zeros((16, 16, 3), np.uint8)
+    tan[...] = (200, 160, 100)
+    crops = [color_jitter(np.random.default_rng(seed), tan, grey=0.3) for seed in range(200)]
+    grey = [c for c in crops if (c[..., 0] == c[..., 1]).all() and (c[..., 1] == c[..., 2]).all()]
+    assert 0.2 < len(grey) / len(crops) < 0.4
+    assert all(c.flags.writeable for c in crops)
+    assert not any((c[..., 0] == c[..., 2]).all() for c in (color_jitter(np.random.default_rng(s), tan) for s in range(50)))
+
+
 def test_ignored_regions_are_not_judged_and_bad_boxes_are_refused():
     mask = np.zeros((10, 20), np.uint8)
     mask[2:8, 2:8] = 5
