@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pipelines.exposure import scale_brightness
 from pipelines.metrics import IGNORE_ID
 from pipelines.resolution import resample_image, resample_labels, scaled_size
 from pipelines.synthetic import generate_sample
@@ -134,7 +135,7 @@ def expose_item(item: LabelledImage, factor: float) -> LabelledImage:
     multiplied by `factor`, clipped at 255. To measure how a checkpoint copes with dark photos."""
     if factor <= 0:
         raise ValueError(f"An exposure factor must be positive, not {factor}.")
-    return LabelledImage(item.name, np.clip(item.image.astype(np.float32) * factor + 0.5, 0, 255).astype(np.uint8), item.mask)
+    return LabelledImage(item.name, scale_brightness(item.image, factor), item.mask)
 
 
 def rescale_item(item: LabelledImage, factor: float) -> LabelledImage:

@@ -11,6 +11,13 @@
 Messages are complete English sentences: they are shown to API users as they are.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+Section = TypeVar("Section")
+
 
 class LithosegError(Exception):
     """Base of every error lithoseg raises on purpose."""
@@ -38,3 +45,17 @@ class InvalidParameterError(InputError):
 
 class CheckpointError(LithosegError):
     pass
+
+
+def checkpoint_section(cls: Callable[..., Section], key: str, raw: dict[str, Any] | None, valid: Callable[[Section], bool], rule: str) -> Section | None:
+    """An optional section of a checkpoint's config.json (`raw`, None when absent) as `cls`; a
+    CheckpointError naming `key` when its fields are unknown or break `rule` (`valid` is False)."""
+    if raw is None:
+        return None
+    try:
+        spec = cls(**raw)
+    except TypeError as exc:
+        raise CheckpointError(f"{key} in config.json is not valid: {exc}.") from exc
+    if not valid(spec):
+        raise CheckpointError(f"{key} in config.json is not valid: {raw} ({rule}).")
+    return spec

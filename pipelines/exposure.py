@@ -21,10 +21,26 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.errors import CheckpointError
+from pipelines.errors import checkpoint_section
 
-_GREY = np.array([0.299, 0.587, 0.114], np.float32)
+_GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma, as Pillow's convert("L")
 SAMPLE_PIXELS = 1_000_000  # the percentile is read from a strided sample of about this many pixels
+
+
+def grey_levels(image: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 RGB → (...) float32 grey levels, 0–255."""
+    return image.astype(np.float32) @ _GREY
+
+
+def scale_brightness(image: np.ndarray, factor: float) -> np.ndarray:
+    """A copy of an (H, W, 3) uint8 image with its pixel values times `factor`, rounded and
+    clipped at 255: a longer (or shorter) exposure. Done in bands, so no float copy of a whole
+    scan is ever made."""
+    out = np.empty_like(image)
+    for start in range(0, image.shape[0], 256):
+        band = image[start : start + 256].astype(np.float32)
+        out[start : start + 256] = np.clip(band * factor + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 @dataclass(frozen=True)
@@ -35,15 +51,9 @@ class AutoExposure:
 
     @classmethod
     def from_config(cls, raw: dict[str, Any] | None) -> AutoExposure | None:
-        if raw is None:
-            return None
-        try:
-            spec = cls(**raw)
-        except TypeError as exc:
-            raise CheckpointError(f"auto_exposure in config.json is not valid: {exc}.") from exc
-        if not (0 < spec.target <= 255 and spec.max_gain >= 1 and 0 < spec.percentile <= 100):
-            raise CheckpointError(f"auto_exposure in config.json is not valid: {raw} (target in (0, 255], max_gain ≥ 1, percentile in (0, 100]).")
-        return spec
+        return checkpoint_section(
+            cls, "auto_exposure", raw, lambda s: 0 < s.target <= 255 and s.max_gain >= 1 and 0 < s.percentile <= 100, "target in (0, 255], max_gain ≥ 1, percentile in (0, 100]"
+        )
 
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,7 +61,7 @@ class AutoExposure:
     def gain(self, image: np.ndarray) -> float:
         """The gain for an (H, W, 3) uint8 image: 1 when its bright end already reaches `target`."""
         step = max(1, math.isqrt(image.shape[0] * image.shape[1] // SAMPLE_PIXELS))
-        grey = image[::step, ::step].reshape(-1, 3).astype(np.float32) @ _GREY
+        grey = grey_levels(image[::step, ::step].reshape(-1, 3))
         if grey.size == 0:
             return 1.0
         bright = float(np.percentile(grey, self.percentile))
@@ -60,10 +70,4 @@ class AutoExposure:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """`image` itself when its gain is 1, else a brightened copy (clipped at 255)."""
         gain = self.gain(image)
-        if gain == 1.0:
-            return image
-        out = np.empty_like(image)
-        for start in range(0, image.shape[0], 256):  # in bands: no float copy of a whole scan
-            band = image[start : start + 256].astype(np.float32)
-            out[start : start + 256] = np.clip(band * gain + 0.5, 0, 255).astype(np.uint8)
-        return out
+        return image if gain == 1.0 else scale_brightness(image, gain)

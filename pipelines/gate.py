@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pipelines.exposure import grey_levels
+
 GATE_SIZE = 224
 BANK_FILE = "gate.npz"
 NEIGHBOURS = 3
@@ -36,7 +38,6 @@ GRID_CELLS = (2, 3)  # the bank's close-ups: quadrants, and a 3 × 3 grid
 MIN_DETAIL = 4.0  # grey-level standard deviation below which a view is blank (the flattest cell of a core photo: 10.8)
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _STD = np.array([0.229, 0.224, 0.225], np.float32)
-_GREY = np.array([0.299, 0.587, 0.114], np.float32)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
@@ -66,7 +67,7 @@ def gate_views(image: np.ndarray, grid: bool = False) -> list[np.ndarray]:
             if h >= n and w >= n:
                 views += [small[i * h // n : (i + 1) * h // n, j * w // n : (j + 1) * w // n] for i in range(n) for j in range(n)]
     resized = (_resize(np.ascontiguousarray(v)) for v in views)
-    return [v for v in resized if float((v.astype(np.float32) @ _GREY).std()) >= MIN_DETAIL]
+    return [v for v in resized if float(grey_levels(v).std()) >= MIN_DETAIL]
 
 
 class GateEncoder:

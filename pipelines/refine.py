@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from pipelines.errors import CheckpointError
+from pipelines.errors import checkpoint_section
 
 
 @dataclass(frozen=True)
@@ -30,15 +30,9 @@ class GuidedFilter:
 
     @classmethod
     def from_config(cls, raw: dict[str, Any] | None) -> GuidedFilter | None:
-        if raw is None:
-            return None
-        try:
-            spec = cls(**raw)
-        except TypeError as exc:
-            raise CheckpointError(f"guided_filter in config.json is not valid: {exc}.") from exc
-        if spec.kernel_size < 3 or spec.kernel_size % 2 == 0 or spec.eps <= 0 or spec.subsample < 1:
-            raise CheckpointError(f"guided_filter in config.json is not valid: {raw} (kernel_size odd and ≥ 3, eps > 0, subsample ≥ 1).")
-        return spec
+        return checkpoint_section(
+            cls, "guided_filter", raw, lambda s: s.kernel_size >= 3 and s.kernel_size % 2 == 1 and s.eps > 0 and s.subsample >= 1, "kernel_size odd and ≥ 3, eps > 0, subsample ≥ 1"
+        )
 
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
