@@ -13,14 +13,15 @@ confidence scaled back by nearest neighbour, so the mask always has the photo's 
 The shorter side stands in badly for what matters, the size of the core in pixels: a narrow crop
 of one core column can show it huge and stay under any cap, and a small photo of a whole box shows
 it smaller than any training photo did. So a checkpoint may also name `scales`, factors of the
-working size to try (the shipped model: 1.4, 1, 0.7, 0.5); the image is segmented at each and the
+working size to try (the shipped model: 1.4, 1, 0.7, 0.5, 0.35, 0.25); the image is segmented at each and the
 segmentation with the highest mean confidence kept. A network is least sure of itself at sizes it
 does not know: on the held-out photos enlarged twice this picks a reduced size for all five and
-recovers their own-size accuracy. Two guards: a factor above 1 is tried only while the enlarged
+recovers their own-size accuracy. Three guards: a factor above 1 is tried only while the enlarged
 image stays within a 4:3 photo's frame at `max_short_side` (no image is segmented larger than the
-largest training photo, and scans are never enlarged), and a segmentation that has lost much of
-the rock the others see is never kept, since calling everything background is a confident answer
-too (MODEL_CARD.md, "Photo resolution").
+largest training photo, and scans are never enlarged); a segmentation that has lost much of the
+rock the others see is never kept, since calling everything background is a confident answer
+too; nor is one that calls the whole picture rock where another sees background, which is the
+other confident answer of a network shown core far too small (MODEL_CARD.md, "Photo resolution").
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def working_size(height: int, width: int, max_short_side: int | None) -> tuple[i
 MIN_SEARCH_SIDE = 128  # no candidate shrinks an image's shorter side below this
 PHOTO_ASPECT = 4 / 3  # an enlarged image stays within a camera photo's frame at the cap
 ROCK_KEPT = 0.5  # a candidate with under half the rock cover of the one with most is out
+WHOLE_ROCK = 0.99  # a candidate giving this share of the picture or more to rock is out...
+SOME_BACKGROUND = 0.1  # ...once another gives at least this share to the background
 
 
 def candidate_sizes(size: tuple[int, int], scales: list[float] | None, max_short_side: int | None = None) -> list[tuple[int, int]]:
@@ -80,30 +83,41 @@ def segmentation_sizes(height: int, width: int, max_short_side: int | None, scal
 
 class MostConfident:
     """Keeps the surest of the segmentations of one image at the sizes of `segmentation_sizes`,
-    offered in any order with their index in that list, among those that keep the rock: one whose
-    rock covers less than ROCK_KEPT of the largest rock cover offered is out (a network shown core
-    too small for it calls the pieces background, and is sure of it). Ties go to the lower index
-    (the working size first), so the service and `segment_image` choose alike whatever order
-    passes finish in. Holds only the segmentations that can still be chosen."""
+    offered in any order with their index in that list. A network shown core too small for it
+    calls the pieces background, or the whole picture rock, and is sure of either; so one whose
+    rock covers less than ROCK_KEPT of the largest rock cover offered is out, and so is one that
+    gives WHOLE_ROCK of the picture to rock while another gives SOME_BACKGROUND to the background.
+    If that leaves none, the working size's (index 0) is kept: the answer without a search. Ties
+    go to the lower index (the working size first), so the service and `segment_image` choose
+    alike whatever order passes finish in. Holds only the segmentations that can still be chosen,
+    and the working size's."""
 
     def __init__(self) -> None:
         self._candidates: list[tuple[tuple[float, int], float, Segmentation]] = []  # (key, rock cover, segmentation)
         self._most_rock = 0.0
+        self._least_rock = 1.0
+        self._working: Segmentation | None = None
 
     def offer(self, index: int, segmentation: Segmentation) -> None:
         key, rock = (mean_confidence(segmentation), -index), rock_cover(segmentation)
-        self._most_rock = max(self._most_rock, rock)
+        self._most_rock, self._least_rock = max(self._most_rock, rock), min(self._least_rock, rock)
+        if index == 0:
+            self._working = segmentation
         candidates = [*self._candidates, (key, rock, segmentation)]
-        # out for good: too little rock (the largest cover only grows), or beaten on both counts
+        # out for good: too little rock, or all rock beside one with background (the largest cover
+        # only grows, the smallest only shrinks); or beaten on both counts by one that is never out
+        # for all rock
         self._candidates = [
             c for c in candidates
-            if c[1] >= ROCK_KEPT * self._most_rock and not any(o[0] > c[0] and o[1] >= c[1] for o in candidates)
+            if c[1] >= ROCK_KEPT * self._most_rock
+            and not (c[1] >= WHOLE_ROCK and self._least_rock <= 1.0 - SOME_BACKGROUND)
+            and not any(o[0] > c[0] and c[1] <= o[1] < WHOLE_ROCK for o in candidates)
         ]
 
     @property
     def best(self) -> Segmentation | None:
         # `offer` has already dropped every candidate that cannot be chosen
-        return max(self._candidates, key=lambda c: c[0])[2] if self._candidates else None
+        return max(self._candidates, key=lambda c: c[0])[2] if self._candidates else self._working
 
 
 def mean_confidence(segmentation: Segmentation) -> float:

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -100,6 +102,40 @@ def test_a_segmentation_that_lost_the_rock_is_never_kept_however_sure():
     chooser.offer(0, segmentation(200, 0))
     chooser.offer(1, calm := segmentation(240, 0))
     assert chooser.best is calm
+
+
+def test_a_segmentation_that_calls_everything_rock_is_never_kept_however_sure():
+    # a picture whose core is already small, shrunk further: one texture, all of it "rock"; with
+    # the working size out for too little rock beside it, the working size is the answer
+    for order in ((0, 1), (1, 0)):
+        chooser = MostConfident()
+        candidates = {0: (working := segmentation(200, 4)), 1: segmentation(250, 10)}
+        for index in order:
+            chooser.offer(index, candidates[index])
+        assert chooser.best is working
+    chooser = MostConfident()
+    chooser.offer(0, segmentation(200, 6))
+    chooser.offer(1, kept := segmentation(210, 9))  # a quarter of the background: still a candidate
+    assert chooser.best is kept
+    chooser = MostConfident()  # core filling the picture at every size: every candidate counts
+    chooser.offer(0, segmentation(200, 10))
+    chooser.offer(1, calm := segmentation(240, 10))
+    assert chooser.best is calm
+
+
+def test_a_segmentation_that_may_still_lose_its_background_beats_none_for_good():
+    def covering(confidence: int, rock: float) -> Segmentation:
+        ids = np.zeros((100, 100), np.uint8)
+        ids.flat[: round(rock * ids.size)] = 5
+        return Segmentation(ids, np.full(ids.shape, confidence, np.uint8))
+
+    # the surest calls all but 0.5 % rock, and stays a candidate until the third shows background
+    candidates = {0: covering(150, 0.5), 1: covering(200, 0.92), 2: covering(250, 0.995)}
+    for order in itertools.permutations(candidates):
+        chooser = MostConfident()
+        for index in order:
+            chooser.offer(index, candidates[index])
+        assert chooser.best is candidates[1], order
 
 
 def test_the_chooser_holds_only_segmentations_it_could_still_keep():
