@@ -13,8 +13,8 @@ confidence scaled back by nearest neighbour, so the mask always has the photo's 
 The shorter side stands in badly for what matters, the size of the core in pixels: a narrow crop
 of one core column can show it huge and stay under any cap, and a small photo of a whole box shows
 it smaller than any training photo did. So a checkpoint may also name `scales`, factors of the
-working size to try (the shipped model: 1.4, 1, 0.7, 0.5, 0.35, 0.25); the image is segmented at each and the
-segmentation with the highest mean confidence kept. A network is least sure of itself at sizes it
+working size to try (the shipped model: 1.4, 1, 0.7, 0.5, 0.35, 0.25); the image is segmented at
+each and the segmentation with the highest mean confidence kept. A network is least sure of itself at sizes it
 does not know: on the held-out photos enlarged twice this picks a reduced size for all five and
 recovers their own-size accuracy. Three guards: a factor above 1 is tried only while the enlarged
 image stays within a 4:3 photo's frame at `max_short_side` (no image is segmented larger than the
