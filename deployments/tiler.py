@@ -26,7 +26,7 @@ from ray.serve.handle import DeploymentHandle
 from deployments.settings import Settings
 from pipelines.exposure import AutoExposure
 from pipelines.gate import gate_views
-from pipelines.resolution import MostConfident, resample_image, scale_back, segmentation_sizes
+from pipelines.resolution import MostConfident, resample_image, scale_back, segmentation_sizes, working_image
 from pipelines.tiling import Stitcher, Tile, plan_tiles, tile_cut
 
 TILES_IN_FLIGHT = 8  # per image; enough to fill a batch, few enough to bound memory
@@ -63,12 +63,9 @@ class Tiler:
         size = image.shape[:2]
         max_short_side = self.max_short_side if self.max_short_side is not None else model.get("max_short_side")
         candidates = segmentation_sizes(*size, max_short_side, model.get("scales") if self.scale_search else None)
-        work = image
-        if candidates[0] != size:  # a photo larger than the model knows: segment it scaled down (pipelines/resolution.py)
-            work = await asyncio.to_thread(resample_image, work, candidates[0])
-        exposure = AutoExposure.from_config(model.get("auto_exposure"))
-        if exposure is not None:  # an under-exposed photo brightened (pipelines/exposure.py); the overlay keeps the original
-            work = await asyncio.to_thread(exposure, work)
+        # a photo larger than the model knows scaled down, an under-exposed one brightened; the
+        # overlay keeps the photo as sent
+        work = await asyncio.to_thread(working_image, image, candidates[0], AutoExposure.from_config(model.get("auto_exposure")))
         if work is not image:
             image, reference = work, ray.put(work)
         plans = [plan_tiles(h, w, model["tile_size"], model["tile_overlap"], model["output_stride"]) for h, w in candidates]

@@ -14,9 +14,9 @@ The shorter side stands in badly for what matters, the size of the core in pixel
 of one core column can show it huge and stay under any cap, and a small photo of a whole box shows
 it smaller than any training photo did. So a checkpoint may also name `scales`, factors of the
 working size to try (the shipped model: 1.4, 1, 0.7, 0.5, 0.35, 0.25); the image is segmented at
-each and the segmentation with the highest mean confidence kept. A network is least sure of itself at sizes it
-does not know: on the held-out photos enlarged twice this picks a reduced size for all five and
-recovers their own-size accuracy. Three guards: a factor above 1 is tried only while the enlarged
+each and the segmentation with the highest mean confidence kept. A network is least sure of
+itself at sizes it does not know: on the held-out photos enlarged twice this picks a reduced size
+for all five and recovers their own-size accuracy. Three guards: a factor above 1 is tried only while the enlarged
 image stays within a 4:3 photo's frame at `max_short_side` (no image is segmented larger than the
 largest training photo, and scans are never enlarged); a segmentation that has lost much of the
 rock the others see is never kept, since calling everything background is a confident answer
@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.classes import BACKGROUND_ID
+from pipelines.exposure import AutoExposure
 from pipelines.tiling import Segmentation
 
 
@@ -137,6 +138,14 @@ def resample_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if image.shape[:2] == (height, width):
         return image
     return np.asarray(Image.fromarray(image).resize((width, height), Image.LANCZOS, reducing_gap=3.0))
+
+
+def working_image(image: np.ndarray, size: tuple[int, int], exposure: AutoExposure | None) -> np.ndarray:
+    """`image` as the network is shown it: resampled to the working `size` and, if `exposure` finds
+    it under-exposed, brightened (`pipelines/exposure.py`); `image` itself when neither applies.
+    The service's Tiler and `segment_image` both start here, so they segment the same pixels."""
+    work = resample_image(image, size)
+    return work if exposure is None else exposure(work)
 
 
 def resample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

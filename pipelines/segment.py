@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from pipelines.model import LoadedModel, predict_weighted
-from pipelines.resolution import MostConfident, resample_image, scale_back, segmentation_sizes
+from pipelines.resolution import MostConfident, resample_image, scale_back, segmentation_sizes, working_image
 from pipelines.tiling import Segmentation, Stitcher, plan_tiles, tile_cut
 
 # (tiles (h, w, 3) uint8, their blend windows (h, w)) -> weighted probabilities (C, h, w) uint8
@@ -38,9 +38,7 @@ def segment_image(model: LoadedModel, image: np.ndarray, batch_size: int = 1, na
     config = model.config
     size = image.shape[:2]
     sizes = segmentation_sizes(*size, None if native else config.max_short_side, None if native else config.scales)
-    work = resample_image(image, sizes[0])
-    if model.exposure is not None:
-        work = model.exposure(work)
+    work = working_image(image, sizes[0], model.exposure)
     chooser = MostConfident()
 
     def predict(tiles: list[np.ndarray], windows: list[np.ndarray]) -> list[np.ndarray]:

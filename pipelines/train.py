@@ -306,8 +306,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         batch_size=args.batch_size, crop=args.crop, lr=args.lr, real_fraction=args.real_fraction,
         pretrained=args.pretrained, init=args.init, val_every=args.val_every, val_synthetic=args.val_synthetic,
         seed=args.seed, workers=args.workers, threads=args.threads, resume=args.resume, ema=args.ema, hue_jitter=args.hue_jitter, partial_edge=args.partial_edge,
-        fragmented=args.fragmented,
-        grey_fraction=args.grey_fraction,
+        fragmented=args.fragmented, grey_fraction=args.grey_fraction,
         rock_loss=args.rock_loss, keep_checkpoints=args.keep_checkpoints, model=json.loads(args.model_json),
     )
 
