@@ -1,26 +1,55 @@
 """Labelled image folders and training crops.
 
-A dataset directory holds `images/<id>.(jpg|png)` and `masks/<id>.png` (single channel, class ids),
-as `../shared/data/real_cores` does; an optional `manifest.json` may flag photos whose labels are
+A dataset directory holds `images/<id>.<jpg|png|tif|webp|bmp>` and `masks/<id>.png`, as
+`../shared/data/real_cores` does; an optional `manifest.json` may flag photos whose labels are
 `partial` (unlabelled rock is marked background there). On those, background is ignored in the loss
 near the labelled rock, where the unlabelled pieces lie, and kept far from it (`ignore_background`).
+
+Photos are decoded as the service decodes uploads (`pipelines.decode.read_image_file`: EXIF
+orientation applied, 16-bit and alpha handled), so a model learns and is judged on the pixels it
+will be sent. Masks are read as labelling tools write them (`read_mask`): class ids in a grey or
+palette PNG, or the class table's colours in an RGB PNG; 255 (white in a colour mask) marks pixels
+not to judge. A mask that
+fits the photo only as stored, before its EXIF orientation, is turned with it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from pipelines.classes import ClassTable, default_class_table
+from pipelines.decode import IMAGE_SUFFIXES, exif_orientation, read_image_file
+from pipelines.errors import InputError
 from pipelines.exposure import scale_brightness
 from pipelines.metrics import IGNORE_ID
 from pipelines.resolution import resample_image, resample_labels, scaled_size
 from pipelines.synthetic import generate_sample
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
+log = logging.getLogger(__name__)
+
+# Pillow's transpose for each EXIF orientation: what ImageOps.exif_transpose does to the photo
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+IGNORE_COLOUR = (255, 255, 255)  # in a mask drawn in the class colours: pixels not to judge
+
+
+class DatasetError(ValueError):
+    """A labelled folder, photo or mask that cannot be used as it is; the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -31,16 +60,72 @@ class LabelledImage:
 
 
 def list_pairs(directory: str | Path) -> list[tuple[str, Path, Path]]:
+    """(id, photo, mask) for each photo under `images/` with a mask of its name under `masks/`.
+    Photos without a mask, and masks without a photo, are named in a warning and left out."""
     root = Path(directory)
-    pairs = []
+    if not (root / "images").is_dir() or not (root / "masks").is_dir():
+        raise DatasetError(f"{root} is not a labelled folder: it needs images/ (photos) and masks/ (PNG masks of the same names).")
+    pairs, unlabelled = [], []
     for image_path in sorted((root / "images").iterdir()):
         if image_path.suffix.lower() in IMAGE_SUFFIXES:
             mask_path = root / "masks" / f"{image_path.stem}.png"
             if mask_path.is_file():
                 pairs.append((image_path.stem, image_path, mask_path))
+            else:
+                unlabelled.append(image_path.name)
+    orphans = sorted({p.stem for p in (root / "masks").glob("*.png")} - {name for name, _, _ in pairs})
+    if unlabelled:
+        log.warning("%s: %d photo(s) without a mask in masks/ left out: %s", root, len(unlabelled), ", ".join(unlabelled[:10]))
+    if orphans:
+        log.warning("%s: %d mask(s) without a photo in images/ left out: %s", root, len(orphans), ", ".join(orphans[:10]))
     if not pairs:
-        raise FileNotFoundError(f"No image/mask pairs under {root} (expected images/*.jpg and masks/*.png).")
+        raise DatasetError(f"No photo/mask pairs under {root}: expected images/<id>.jpg (or .png, .tif, .webp, .bmp) and masks/<id>.png.")
     return pairs
+
+
+def read_mask(path: str | Path, classes: ClassTable | None = None) -> np.ndarray:
+    """A mask PNG as (H, W) uint8 class ids. Grey, palette (the index is the class id) and 16-bit
+    masks hold ids; an RGB mask holds either ids in all three channels or the class table's
+    colours (`classes.json`, white for pixels not to judge). Any other value is refused with the
+    values it found."""
+    classes = classes or default_class_table()
+    with Image.open(path) as image:
+        if image.mode in ("RGB", "RGBA"):
+            ids = _colours_to_ids(np.asarray(image.convert("RGB")), classes, path)
+        elif image.mode in ("LA", "PA"):
+            ids = np.asarray(image.getchannel(0))
+        else:
+            ids = np.asarray(image)
+    ids = np.asarray(ids, dtype=np.int64)
+    bad = (ids < 0) | ((ids >= len(classes)) & (ids != IGNORE_ID))
+    if bad.any():
+        values, counts = np.unique(ids[bad], return_counts=True)
+        found = ", ".join(f"{v} ({c:,} px)" for v, c in zip(values[:5].tolist(), counts[:5].tolist(), strict=True))
+        raise DatasetError(f"{path} holds values that are not class ids: {found}; ids run from 0 to {len(classes) - 1}, and 255 marks pixels not to judge.")
+    return ids.astype(np.uint8)
+
+
+def _colours_to_ids(rgb: np.ndarray, classes: ClassTable, path: str | Path) -> np.ndarray:
+    grey = (rgb[..., 0] == rgb[..., 1]) & (rgb[..., 1] == rgb[..., 2])
+    if grey.all():
+        ids = rgb[..., 0]
+        if ((ids < len(classes)) | (ids == IGNORE_ID)).all():
+            return ids  # ids saved as an RGB picture
+    codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+    palette = np.vstack([classes.palette, [IGNORE_COLOUR]]).astype(np.int64)
+    known = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
+    ids = np.array([c.id for c in classes.classes] + [IGNORE_ID], np.int64)
+    order = np.argsort(known)
+    at = np.clip(np.searchsorted(known[order], codes), 0, len(known) - 1)
+    match = known[order][at] == codes
+    if not match.all():
+        values, counts = np.unique(codes[~match], return_counts=True)
+        found = ", ".join(f"({v >> 16}, {v >> 8 & 255}, {v & 255}) {c:,} px" for v, c in zip(values[:5].tolist(), counts[:5].tolist(), strict=True))
+        raise DatasetError(
+            f"{path} is an RGB mask with colours that are not in the class table: {found}; "
+            "save masks as class ids (a grey or palette PNG) or in the colours of classes.json."
+        )
+    return ids[order][at]
 
 
 def partially_labelled(directory: str | Path) -> set[str]:
@@ -148,17 +233,29 @@ def rescale_item(item: LabelledImage, factor: float) -> LabelledImage:
     return LabelledImage(item.name, resample_image(item.image, size), resample_labels(item.mask, size))
 
 
-def load_folder(directory: str | Path, names: set[str] | None = None) -> list[LabelledImage]:
+def load_folder(directory: str | Path, names: set[str] | None = None, classes: ClassTable | None = None) -> list[LabelledImage]:
     items = []
     for name, image_path, mask_path in list_pairs(directory):
         if names is not None and name not in names:
             continue
-        image = np.asarray(Image.open(image_path).convert("RGB"))
-        mask = np.array(Image.open(mask_path))
-        if mask.shape != image.shape[:2]:
-            raise ValueError(f"{mask_path} is {mask.shape[::-1]} but its image is {image.shape[1::-1]}.")
-        items.append(LabelledImage(name, image, mask))
+        try:
+            image = read_image_file(image_path)
+        except InputError as exc:
+            raise DatasetError(str(exc)) from exc
+        items.append(LabelledImage(name, image, _aligned_mask(read_mask(mask_path, classes), image, image_path, mask_path)))
     return items
+
+
+def _aligned_mask(mask: np.ndarray, image: np.ndarray, image_path: Path, mask_path: Path) -> np.ndarray:
+    """The mask in the photo's display orientation. A mask drawn on the photo as stored (by a tool
+    that ignores EXIF) fits it only before the turn: it is turned with the photo."""
+    if mask.shape == image.shape[:2]:
+        return mask
+    orientation = exif_orientation(image_path)
+    if orientation in (5, 6, 7, 8) and mask.shape == image.shape[1::-1]:
+        return np.asarray(Image.fromarray(mask).transpose(_ORIENTATION_TRANSPOSE[orientation]))
+    height, width = image.shape[:2]
+    raise DatasetError(f"{mask_path} is {mask.shape[1]} x {mask.shape[0]} pixels but its photo is {width} x {height} (as displayed); a mask must cover its photo pixel for pixel.")
 
 
 def random_crop(rng: np.random.Generator, item: LabelledImage, size: int, scale_range: tuple[float, float] = (0.5, 1.5)) -> tuple[np.ndarray, np.ndarray]:

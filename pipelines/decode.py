@@ -12,14 +12,17 @@ import io
 import struct
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipelines.errors import EmptyUploadError, ImageTooLargeError, InvalidParameterError, UnsupportedImageError
+from pipelines.errors import EmptyUploadError, ImageTooLargeError, InputError, InvalidParameterError, UnsupportedImageError
 from pipelines.strips import strip_rows
 
 SUPPORTED_FORMATS = ("JPEG", "MPO", "PNG", "TIFF", "BMP", "WEBP")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")  # of photos read from folders
+FILE_MAX_PIXELS = 200_000_000  # a photo read from disk to train, evaluate or build a gate bank
 _TRANSPARENT_FILL = (255, 255, 255)  # where an image has alpha, it is shown over white
 
 # lithoseg enforces its own pixel limit before decoding; Pillow's global one would only warn at
@@ -141,6 +144,28 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         return np.ascontiguousarray(to_rgb8(image))
     except (OSError, SyntaxError, ValueError, struct.error, Image.DecompressionBombError) as exc:
         raise UnsupportedImageError(f"The {image.format} file is damaged or truncated and cannot be decoded.") from exc
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The photos in `folder`, by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_image_file(path: str | Path, max_pixels: int = FILE_MAX_PIXELS) -> np.ndarray:
+    """A photo on disk decoded as the service decodes an upload of it (EXIF orientation applied,
+    16-bit and alpha handled as `to_rgb8` says), so that training, evaluation and the gate see the
+    pixels the service will. Errors name the file."""
+    try:
+        return decode_image(Path(path).read_bytes(), max_pixels)
+    except InputError as exc:
+        raise type(exc)(f"{path}: {exc}") from exc
+
+
+def exif_orientation(path: str | Path) -> int:
+    """The EXIF orientation tag of an image file (1, as stored, when it has none)."""
+    with Image.open(path) as image:
+        value = image.getexif().get(0x0112, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 # -- raw pixel buffers -------------------------------------------------------------------------

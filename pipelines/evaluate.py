@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.classes import ClassTable
-from pipelines.datasets import LabelledImage, expose_item, ignore_regions, load_folder, rescale_item, synthetic_item
+from pipelines.datasets import DatasetError, LabelledImage, expose_item, ignore_regions, load_folder, rescale_item, synthetic_item
 from pipelines.metrics import IGNORE_ID, ConfusionMatrix
 from pipelines.model import LoadedModel, load_checkpoint
 from pipelines.segment import segment_image
@@ -125,7 +125,10 @@ def main(argv: list[str] | None = None) -> None:
         model.exposure = None
     if args.data:
         names = {n for n in args.only.split(",") if n} or None
-        items = load_folder(args.data, names=names)
+        try:
+            items = load_folder(args.data, names=names)
+        except DatasetError as exc:
+            parser.error(str(exc))
         if args.ignore_regions:
             regions = json.loads(Path(args.ignore_regions).read_text())["regions"]
             items = [ignore_regions(item, regions.get(item.name, [])) for item in items]

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pipelines.decode import list_images, read_image_file
 from pipelines.exposure import grey_levels
 
 GATE_SIZE = 224
@@ -38,7 +39,6 @@ GRID_CELLS = (2, 3)  # the bank's close-ups: quadrants, and a 3 × 3 grid
 MIN_DETAIL = 4.0  # grey-level standard deviation below which a view is blank (the flattest cell of a core photo: 10.8)
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _STD = np.array([0.229, 0.224, 0.225], np.float32)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
 def _resize(image: np.ndarray) -> np.ndarray:
@@ -138,20 +138,10 @@ class GateDecision:
         return self.score >= self.threshold
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _read(path: Path) -> np.ndarray:
-    from pipelines.decode import decode_image
-
-    return decode_image(path.read_bytes(), max_pixels=200_000_000)
-
-
 def build_bank(encoder: GateEncoder, folder: str | Path, threshold: float) -> GateBank:
     vectors, sources = [], []
     for path in list_images(folder):
-        image = _read(path)  # and turned a quarter: core boxes are photographed either way round
+        image = read_image_file(path)  # and turned a quarter: core boxes are photographed either way round
         embedded = encoder.embed(gate_views(image, grid=True) + gate_views(np.ascontiguousarray(np.rot90(image)), grid=True))
         vectors.append(embedded)
         sources += [path.stem] * len(embedded)
@@ -195,7 +185,7 @@ def evaluate(encoder: GateEncoder, bank: GateBank, cores: str | Path | None, not
     photos edited by each of `EDITS` (close-ups, a strip, turned, grey, dark, coarse JPEG)."""
     report: dict[str, object] = {"threshold": bank.threshold}
     if edits and cores is not None:
-        photos = {p.stem: _read(p) for p in list_images(cores)}
+        photos = {p.stem: read_image_file(p) for p in list_images(cores)}
         edited: dict[str, object] = {}
         for name, edit in EDITS.items():
             scores = {k: bank.score(encoder.embed(gate_views(np.ascontiguousarray(edit(a)))), exclude=k) for k, a in photos.items()}
@@ -206,7 +196,7 @@ def evaluate(encoder: GateEncoder, bank: GateBank, cores: str | Path | None, not
     for label, folder, want in (("cores", cores, True), ("not_cores", not_cores, False)):
         if folder is None:
             continue
-        scores = {p.stem: bank.score(encoder.embed(gate_views(_read(p))), exclude=p.stem) for p in list_images(folder)}
+        scores = {p.stem: bank.score(encoder.embed(gate_views(read_image_file(p))), exclude=p.stem) for p in list_images(folder)}
         right = sum((s >= bank.threshold) == want for s in scores.values())
         report[label] = {"scores": {k: round(v, 4) for k, v in scores.items()}, "rate": right / len(scores) if scores else None, "count": len(scores)}
     return report

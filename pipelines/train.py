@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pipelines.classes import BACKGROUND_ID
 from pipelines.datasets import (
+    DatasetError,
     LabelledImage,
     color_jitter,
     ignore_background,
@@ -312,7 +313,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
-    out = train(parse_args(argv))
+    try:
+        out = train(parse_args(argv))
+    except DatasetError as exc:
+        raise SystemExit(f"error: {exc}") from exc
     print(f"checkpoint written to {out / 'checkpoint'}")
 
 

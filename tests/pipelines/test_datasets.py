@@ -1,9 +1,15 @@
-"""Labelled folders: which background of a partially labelled photo the loss may trust."""
+"""Labelled folders: how photos and masks are read, and which background of a partially labelled
+photo the loss may trust."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from pipelines.classes import default_class_table
 from pipelines.datasets import (
+    DatasetError,
     LabelledImage,
     box_mean,
     color_jitter,
@@ -11,6 +17,8 @@ from pipelines.datasets import (
     ignore_background,
     ignore_fragmented,
     ignore_regions,
+    load_folder,
+    read_mask,
     rescale_item,
 )
 from pipelines.metrics import IGNORE_ID
@@ -159,3 +167,120 @@ def test_ignored_pixels_do_not_make_an_outline():
     mask[::2, ::2] = IGNORE_ID  # a lattice of ignored pixels in plain background is not speckle
     out = ignore_fragmented(_photo(mask), density=0.2).mask
     assert (out == mask).all()
+
+
+# -- labelled folders as labelling tools write them ---------------------------------------------
+
+
+def _labels() -> np.ndarray:
+    """A 30 × 50 mask (not square, so a quarter turn shows) with background, two rock classes and
+    an ignored patch."""
+    mask = np.zeros((30, 50), np.uint8)
+    mask[5:25, 5:20] = 1
+    mask[5:25, 25:45] = 7
+    mask[0:3, 0:3] = IGNORE_ID
+    return mask
+
+
+def _folder(root, photo: Image.Image, mask: Image.Image, name: str = "a", photo_suffix: str = ".jpg", **save):
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(exist_ok=True)
+    photo.save(root / "images" / f"{name}{photo_suffix}", **save)
+    mask.save(root / "masks" / f"{name}.png")
+    return root
+
+
+def _rgb(shape) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(1).integers(0, 255, (*shape, 3), dtype=np.uint8))
+
+
+def test_masks_in_class_colours_palette_or_ids_read_as_the_same_ids(tmp_path):
+    labels = _labels()
+    colours = default_class_table().palette[np.where(labels == IGNORE_ID, 0, labels)]
+    colours[labels == IGNORE_ID] = 255  # white: 255 in all three channels is the ignore id
+    palette = Image.fromarray(labels)
+    entries = np.zeros((256, 3), np.uint8)  # a whole palette, as VOC-style tools write, 255 white
+    entries[: len(default_class_table())] = default_class_table().palette
+    entries[IGNORE_ID] = 255
+    palette.putpalette(entries.flatten().tolist())  # an "L" picture becomes "P", indices kept
+    assert palette.mode == "P"
+
+    for kind, mask in {
+        "grey": Image.fromarray(labels),
+        "rgb ids": Image.fromarray(np.repeat(labels[..., None], 3, axis=2)),
+        "class colours": Image.fromarray(colours),
+        "palette": palette,
+        "16-bit": Image.fromarray(labels.astype(np.uint16)),
+    }.items():
+        mask.save(tmp_path / f"{kind}.png")
+        assert (read_mask(tmp_path / f"{kind}.png") == labels).all(), kind
+
+
+def test_a_mask_with_values_that_are_not_class_ids_is_refused_with_them(tmp_path):
+    labels = _labels()
+    labels[10, 10] = 17
+    Image.fromarray(labels).save(tmp_path / "ids.png")
+    with pytest.raises(DatasetError, match=r"ids.png holds values that are not class ids: 17 \(1 px\)"):
+        read_mask(tmp_path / "ids.png")
+    colours = np.zeros((*labels.shape, 3), np.uint8)
+    colours[:, :10] = (10, 200, 30)  # a colour of no class
+    Image.fromarray(colours).save(tmp_path / "colours.png")
+    with pytest.raises(DatasetError, match=r"colours that are not in the class table: \(10, 200, 30\) 300 px"):
+        read_mask(tmp_path / "colours.png")
+
+
+def test_a_phone_photo_is_read_turned_as_displayed_and_its_mask_fits_either_way(tmp_path):
+    labels = _labels()  # drawn on the photo as displayed: 30 rows × 50 columns
+    shown = np.asarray(_rgb(labels.shape))
+    stored = np.ascontiguousarray(np.rot90(shown, 1))  # EXIF orientation 6 turns these 90° clockwise to show them
+    exif = Image.Exif()
+    exif[0x0112] = 6
+
+    displayed = load_folder(_folder(tmp_path / "shown", Image.fromarray(stored), Image.fromarray(labels), photo_suffix=".png", exif=exif.tobytes()))[0]
+    assert displayed.image.shape[:2] == labels.shape and (displayed.image == shown).all()
+    assert (displayed.mask == labels).all()
+
+    # a tool that ignores EXIF draws on the stored pixels; the mask is turned with the photo
+    as_stored = Image.fromarray(np.ascontiguousarray(np.rot90(labels, 1)))
+    turned = load_folder(_folder(tmp_path / "stored", Image.fromarray(stored), as_stored, photo_suffix=".png", exif=exif.tobytes()))[0]
+    assert (turned.mask == labels).all()
+
+    with pytest.raises(DatasetError, match=r"is 20 x 30 pixels but its photo is 50 x 30"):
+        load_folder(_folder(tmp_path / "wrong", Image.fromarray(shown), Image.fromarray(labels[:, :20])))
+
+
+def test_photos_are_decoded_as_the_service_decodes_them(tmp_path):
+    grey16 = (np.arange(30 * 50, dtype=np.uint32).reshape(30, 50) * 40).astype(np.uint16)  # up to 59,960 of 65,535
+    item = load_folder(_folder(tmp_path, Image.fromarray(grey16), Image.fromarray(_labels()), photo_suffix=".png"))[0]
+    assert item.image.dtype == np.uint8 and item.image.shape == (30, 50, 3)
+    assert item.image.max() == round(59960 / 65535 * 255) and item.image.min() == 0  # rescaled, not clipped at 255
+
+
+def test_photos_without_masks_are_named_and_left_out_and_an_empty_folder_is_refused(tmp_path, caplog):
+    root = _folder(tmp_path / "data", _rgb((30, 50)), Image.fromarray(_labels()))
+    _rgb((30, 50)).save(root / "images" / "b.jpg")
+    Image.fromarray(_labels()).save(root / "masks" / "c.png")
+    with caplog.at_level("WARNING"):
+        assert [item.name for item in load_folder(root)] == ["a"]
+    assert "without a mask in masks/ left out: b.jpg" in caplog.text
+    assert "without a photo in images/ left out: c" in caplog.text
+    with pytest.raises(DatasetError, match="needs images/"):
+        load_folder(tmp_path / "nowhere")
+    (root / "masks" / "a.png").unlink()
+    with pytest.raises(DatasetError, match="No photo/mask pairs"):
+        load_folder(root)
+
+
+def test_the_commands_refuse_a_bad_folder_with_a_sentence_not_a_traceback(tmp_path, capsys):
+    from pipelines.evaluate import main as evaluate_main
+    from pipelines.train import main as train_main
+
+    labels = _labels()
+    labels[0, 0] = 40
+    root = _folder(tmp_path / "data", _rgb(labels.shape), Image.fromarray(labels))
+    with pytest.raises(SystemExit, match="holds values that are not class ids: 40"):
+        train_main(["--out", str(tmp_path / "run"), "--data", str(root), "--steps", "1", "--workers", "0", "--pretrained", "none"])
+    with pytest.raises(SystemExit) as exit_:
+        evaluate_main(["--model", str(Path(__file__).resolve().parents[2] / "models" / "lithoseg-default"), "--data", str(tmp_path / "nowhere")])
+    assert exit_.value.code == 2
+    assert "is not a labelled folder: it needs images/ (photos) and masks/" in capsys.readouterr().err
