@@ -28,7 +28,7 @@ from pipelines.decode import IMAGE_SUFFIXES, exif_orientation, read_image_file
 from pipelines.errors import InputError
 from pipelines.exposure import scale_brightness
 from pipelines.metrics import IGNORE_ID
-from pipelines.resolution import resample_image, resample_labels, scaled_size
+from pipelines.resolution import resample_image, resample_labels, scaled_size, working_size
 from pipelines.synthetic import generate_sample
 
 log = logging.getLogger(__name__)
@@ -229,7 +229,18 @@ def rescale_item(item: LabelledImage, factor: float) -> LabelledImage:
     photos larger or smaller than those it was trained on."""
     if factor <= 0:
         raise ValueError(f"A rescale factor must be positive, not {factor}.")
-    size = scaled_size(*item.mask.shape, factor)
+    return resize_item(item, scaled_size(*item.mask.shape, factor))
+
+
+def at_working_size(item: LabelledImage, max_short_side: int | None) -> LabelledImage:
+    """`item` scaled down as the service scales down a photo of its size before segmenting it
+    (`pipelines.resolution.working_size`), so that a network learns core at the size it will see."""
+    size = working_size(*item.mask.shape, max_short_side)
+    return item if size == item.mask.shape else resize_item(item, size)
+
+
+def resize_item(item: LabelledImage, size: tuple[int, int]) -> LabelledImage:
+    """The photo resampled to (height, width) `size` (Lanczos), its labels by nearest neighbour."""
     return LabelledImage(item.name, resample_image(item.image, size), resample_labels(item.mask, size))
 
 

@@ -33,6 +33,7 @@ from pipelines.classes import BACKGROUND_ID
 from pipelines.datasets import (
     DatasetError,
     LabelledImage,
+    at_working_size,
     color_jitter,
     ignore_background,
     ignore_fragmented,
@@ -123,6 +124,16 @@ def _lr_factor(step: int, total: int, warmup: int = 100) -> float:
     return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def fit_working_size(items: list[LabelledImage], max_short_side: int | None) -> list[LabelledImage]:
+    """Train at the size the service will segment at: photos over the checkpoint's `max_short_side`
+    (one inherited through --init, say) are scaled down to it, as the service scales them down."""
+    fitted = [at_working_size(item, max_short_side) for item in items]
+    resized = [a.name for a, b in zip(items, fitted, strict=True) if a is not b]
+    if resized:
+        print(f"{len(resized)} training photo(s) scaled down to a shorter side of {max_short_side} px, as the service will segment them: {', '.join(resized[:10])}", flush=True)
+    return fitted
+
+
 def validate(network: torch.nn.Module, model_config: ModelConfig, device: torch.device, real_val: list[LabelledImage], synthetic_val: list[LabelledImage]) -> dict[str, Any]:
     from pipelines.model import LoadedModel
 
@@ -185,6 +196,7 @@ def train(config: TrainConfig) -> Path:
         network = build_network(model_config)
         if config.pretrained == "imagenet":
             load_imagenet_encoder(network, model_config.encoder)
+    real_train = fit_working_size(real_train, model_config.max_short_side)
     network = network.to(device)
     if device.type == "cuda":
         network = network.to(memory_format=torch.channels_last)

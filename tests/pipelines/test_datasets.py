@@ -11,6 +11,7 @@ from pipelines.classes import default_class_table
 from pipelines.datasets import (
     DatasetError,
     LabelledImage,
+    at_working_size,
     box_mean,
     color_jitter,
     dilate,
@@ -284,3 +285,19 @@ def test_the_commands_refuse_a_bad_folder_with_a_sentence_not_a_traceback(tmp_pa
         evaluate_main(["--model", str(Path(__file__).resolve().parents[2] / "models" / "lithoseg-default"), "--data", str(tmp_path / "nowhere")])
     assert exit_.value.code == 2
     assert "is not a labelled folder: it needs images/ (photos) and masks/" in capsys.readouterr().err
+
+
+def test_a_photo_over_the_working_size_is_scaled_down_with_its_labels_on_its_pixels():
+    mask = np.zeros((300, 200), np.uint8)
+    mask[:, 100:] = 5  # the right half limestone
+    image = np.zeros((300, 200, 3), np.uint8)
+    image[:, 100:] = 200
+    item = LabelledImage("p", image, mask)
+
+    small = at_working_size(item, 100)
+
+    assert small.mask.shape == (150, 100) and small.image.shape == (150, 100, 3)
+    assert set(np.unique(small.mask)) == {0, 5}  # nearest neighbour: no blended ids
+    assert (small.mask[:, 52:] == 5).all() and (small.mask[:, :48] == 0).all()
+    assert (small.image[:, 56:] == 200).all()  # (Lanczos rings a few pixels from the step)
+    assert at_working_size(item, 200) is item and at_working_size(item, None) is item  # at or under the size: as it is

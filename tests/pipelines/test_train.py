@@ -77,6 +77,26 @@ def test_a_run_started_from_a_checkpoint_keeps_its_architecture(tmp_path):
     assert config.tile_overlap == 16 and config.version != "3"
 
 
+def test_photos_larger_than_an_inherited_working_size_are_trained_on_at_it(tmp_path, capsys):
+    from pipelines.model import ModelConfig, build_network, save_checkpoint
+    from tests.conftest import SMALL_MODEL
+
+    # the start checkpoint segments photos at a shorter side of at most 100 px; cc05 is 154 x 1,600
+    start = ModelConfig(**SMALL_MODEL, max_short_side=100)
+    save_checkpoint(tmp_path / "start", start, build_network(start))
+    folder = tmp_path / "data"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    (folder / "images" / "cc05.jpg").write_bytes((DATA / "cc05.jpg").read_bytes())
+    (folder / "masks" / "cc05.png").write_bytes((DATA / "cc05_mask.png").read_bytes())
+    train_main([
+        "--out", str(tmp_path / "run"), "--init", str(tmp_path / "start"), "--data", str(folder), "--steps", "1", "--batch-size", "2",
+        "--crop", "96", "--val-every", "1", "--val-synthetic", "1", "--workers", "0",
+    ])
+    assert "1 training photo(s) scaled down to a shorter side of 100 px, as the service will segment them: cc05" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.max_short_side == 100
+
+
 def test_the_rock_logit_is_the_log_odds_of_any_rock_class():
     import torch
 
