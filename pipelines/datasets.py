@@ -254,6 +254,9 @@ def load_folder(directory: str | Path, names: set[str] | None = None, classes: C
         except InputError as exc:
             raise DatasetError(str(exc)) from exc
         items.append(LabelledImage(name, image, _aligned_mask(read_mask(mask_path, classes), image, image_path, mask_path)))
+    missing = sorted((names or set()) - {item.name for item in items})
+    if missing:
+        raise DatasetError(f"{directory} has no labelled photo with the id {', '.join(missing)}.")
     return items
 
 

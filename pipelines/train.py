@@ -176,6 +176,9 @@ def train(config: TrainConfig) -> Path:
             else:
                 item = ignore_background(item, edge=config.partial_edge) if item.name in partial else item
                 real_train.append(ignore_fragmented(item, config.fragmented) if config.fragmented else item)
+    unknown = sorted(holdout - {item.name for item in real_train + real_val})
+    if unknown:
+        raise DatasetError(f"--holdout names {', '.join(unknown)}, which no --data folder holds; a misspelt id would leave the photo meant to be held out in training.")
     synthetic_val = [synthetic_item(SYNTHETIC_VALIDATION_SEED + i) for i in range(config.val_synthetic)]
 
     provenance: dict[str, Any] = {}

@@ -265,6 +265,8 @@ def test_photos_without_masks_are_named_and_left_out_and_an_empty_folder_is_refu
         assert [item.name for item in load_folder(root)] == ["a"]
     assert "without a mask in masks/ left out: b.jpg" in caplog.text
     assert "without a photo in images/ left out: c" in caplog.text
+    with pytest.raises(DatasetError, match="has no labelled photo with the id zz"):
+        load_folder(root, names={"a", "zz"})
     with pytest.raises(DatasetError, match="needs images/"):
         load_folder(tmp_path / "nowhere")
     (root / "masks" / "a.png").unlink()
@@ -281,6 +283,10 @@ def test_the_commands_refuse_a_bad_folder_with_a_sentence_not_a_traceback(tmp_pa
     root = _folder(tmp_path / "data", _rgb(labels.shape), Image.fromarray(labels))
     with pytest.raises(SystemExit, match="holds values that are not class ids: 40"):
         train_main(["--out", str(tmp_path / "run"), "--data", str(root), "--steps", "1", "--workers", "0", "--pretrained", "none"])
+    (root / "masks" / "a.png").unlink()
+    Image.fromarray(_labels()).save(root / "masks" / "a.png")
+    with pytest.raises(SystemExit, match="--holdout names b, which no --data folder holds"):
+        train_main(["--out", str(tmp_path / "run"), "--data", str(root), "--holdout", "b", "--steps", "1", "--workers", "0", "--pretrained", "none"])
     with pytest.raises(SystemExit) as exit_:
         evaluate_main(["--model", str(Path(__file__).resolve().parents[2] / "models" / "lithoseg-default"), "--data", str(tmp_path / "nowhere")])
     assert exit_.value.code == 2
