@@ -9,8 +9,8 @@ Photos are decoded as the service decodes uploads (`pipelines.decode.read_image_
 orientation applied, 16-bit and alpha handled), so a model learns and is judged on the pixels it
 will be sent. Masks are read as labelling tools write them (`read_mask`): class ids in a grey or
 palette PNG, or the class table's colours in an RGB PNG; 255 (white in a colour mask) marks pixels
-not to judge. A mask that
-fits the photo only as stored, before its EXIF orientation, is turned with it.
+not to judge. A mask that fits the photo only as stored, before its EXIF orientation, is turned
+with it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.classes import ClassTable, default_class_table
-from pipelines.decode import IMAGE_SUFFIXES, exif_orientation, read_image_file
+from pipelines.decode import exif_orientation, list_images, read_image_file
 from pipelines.errors import InputError
 from pipelines.exposure import scale_brightness
 from pipelines.metrics import IGNORE_ID
@@ -33,11 +33,9 @@ from pipelines.synthetic import generate_sample
 
 log = logging.getLogger(__name__)
 
-# Pillow's transpose for each EXIF orientation: what ImageOps.exif_transpose does to the photo
+# Pillow's transpose for the EXIF orientations that swap width and height: what
+# ImageOps.exif_transpose does to such a photo
 _ORIENTATION_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
     5: Image.Transpose.TRANSPOSE,
     6: Image.Transpose.ROTATE_270,
     7: Image.Transpose.TRANSVERSE,
@@ -66,13 +64,12 @@ def list_pairs(directory: str | Path) -> list[tuple[str, Path, Path]]:
     if not (root / "images").is_dir() or not (root / "masks").is_dir():
         raise DatasetError(f"{root} is not a labelled folder: it needs images/ (photos) and masks/ (PNG masks of the same names).")
     pairs, unlabelled = [], []
-    for image_path in sorted((root / "images").iterdir()):
-        if image_path.suffix.lower() in IMAGE_SUFFIXES:
-            mask_path = root / "masks" / f"{image_path.stem}.png"
-            if mask_path.is_file():
-                pairs.append((image_path.stem, image_path, mask_path))
-            else:
-                unlabelled.append(image_path.name)
+    for image_path in list_images(root / "images"):
+        mask_path = root / "masks" / f"{image_path.stem}.png"
+        if mask_path.is_file():
+            pairs.append((image_path.stem, image_path, mask_path))
+        else:
+            unlabelled.append(image_path.name)
     orphans = sorted({p.stem for p in (root / "masks").glob("*.png")} - {name for name, _, _ in pairs})
     if unlabelled:
         log.warning("%s: %d photo(s) without a mask in masks/ left out: %s", root, len(unlabelled), ", ".join(unlabelled[:10]))
@@ -244,7 +241,7 @@ def resize_item(item: LabelledImage, size: tuple[int, int]) -> LabelledImage:
     return LabelledImage(item.name, resample_image(item.image, size), resample_labels(item.mask, size))
 
 
-def load_folder(directory: str | Path, names: set[str] | None = None, classes: ClassTable | None = None) -> list[LabelledImage]:
+def load_folder(directory: str | Path, names: set[str] | None = None) -> list[LabelledImage]:
     items = []
     for name, image_path, mask_path in list_pairs(directory):
         if names is not None and name not in names:
@@ -253,7 +250,7 @@ def load_folder(directory: str | Path, names: set[str] | None = None, classes: C
             image = read_image_file(image_path)
         except InputError as exc:
             raise DatasetError(str(exc)) from exc
-        items.append(LabelledImage(name, image, _aligned_mask(read_mask(mask_path, classes), image, image_path, mask_path)))
+        items.append(LabelledImage(name, image, _aligned_mask(read_mask(mask_path), image, image_path, mask_path)))
     missing = sorted((names or set()) - {item.name for item in items})
     if missing:
         raise DatasetError(f"{directory} has no labelled photo with the id {', '.join(missing)}.")
@@ -266,7 +263,7 @@ def _aligned_mask(mask: np.ndarray, image: np.ndarray, image_path: Path, mask_pa
     if mask.shape == image.shape[:2]:
         return mask
     orientation = exif_orientation(image_path)
-    if orientation in (5, 6, 7, 8) and mask.shape == image.shape[1::-1]:
+    if orientation in _ORIENTATION_TRANSPOSE and mask.shape == image.shape[1::-1]:
         return np.asarray(Image.fromarray(mask).transpose(_ORIENTATION_TRANSPOSE[orientation]))
     height, width = image.shape[:2]
     raise DatasetError(f"{mask_path} is {mask.shape[1]} x {mask.shape[0]} pixels but its photo is {width} x {height} (as displayed); a mask must cover its photo pixel for pixel.")
