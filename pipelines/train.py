@@ -134,6 +134,14 @@ def fit_working_size(items: list[LabelledImage], max_short_side: int | None) -> 
     return fitted
 
 
+def _duration(seconds: float) -> str:
+    """12 s, 7 min, 2 h 05 min."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 def validate(network: torch.nn.Module, model_config: ModelConfig, device: torch.device, real_val: list[LabelledImage], synthetic_val: list[LabelledImage]) -> dict[str, Any]:
     from pipelines.model import LoadedModel
 
@@ -261,7 +269,8 @@ def train(config: TrainConfig) -> Path:
         running_loss = 0.95 * running_loss + 0.05 * loss.item() if step > 1 else loss.item()
         if step % 10 == 0 or step == 1:
             rate = seen / (time.time() - started)
-            print(f"step {step}/{config.steps} loss {running_loss:.4f} lr {scheduler.get_last_lr()[0]:.2e} {rate:.1f} crops/s", flush=True)
+            left = (config.steps - step) * config.batch_size / rate  # seconds, at this session's rate (validation aside)
+            print(f"step {step}/{config.steps} loss {running_loss:.4f} lr {scheduler.get_last_lr()[0]:.2e} {rate:.1f} crops/s, about {_duration(left)} left", flush=True)
         if step % config.val_every == 0 or step == config.steps:
             shipped = averaged.module if averaged is not None else network
             metrics = validate(shipped, model_config, device, real_val, synthetic_val)

@@ -1,4 +1,5 @@
 import json
+import re
 
 from pipelines.model import load_checkpoint
 from pipelines.train import main as train_main
@@ -93,7 +94,9 @@ def test_photos_larger_than_an_inherited_working_size_are_trained_on_at_it(tmp_p
         "--out", str(tmp_path / "run"), "--init", str(tmp_path / "start"), "--data", str(folder), "--steps", "1", "--batch-size", "2",
         "--crop", "96", "--val-every", "1", "--val-synthetic", "1", "--workers", "0",
     ])
-    assert "1 training photo(s) scaled down to a shorter side of 100 px, as the service will segment them: cc05" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 training photo(s) scaled down to a shorter side of 100 px, as the service will segment them: cc05" in out
+    assert re.search(r"step 1/1 loss [0-9.]+ lr \S+ [0-9.]+ crops/s, about 0 s left", out)  # progress, with the time left
     assert load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.max_short_side == 100
 
 
@@ -119,3 +122,9 @@ def test_the_rock_loss_trains(tmp_path):
     ])
     training = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.training
     assert training["steps_done"] == 2 and training["recipe"]["rock_loss"] == 1
+
+
+def test_the_time_left_reads_in_seconds_minutes_or_hours():
+    from pipelines.train import _duration
+
+    assert [_duration(t) for t in (12.4, 59, 61, 7 * 60 + 20, 3599, 2 * 3600 + 5 * 60)] == ["12 s", "59 s", "1 min", "7 min", "1 h 00 min", "2 h 05 min"]
