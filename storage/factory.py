@@ -7,6 +7,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from storage.base import ResultStore
+from storage.errors import ObjectNotFound
+
+CHECKPOINT_FILES = ("config.json", "model.safetensors")  # what every checkpoint directory holds
+CHECKPOINT_EXTRAS = ("gate.npz",)  # fetched where present: the content gate's bank (pipelines/gate.py)
 
 
 def open_store(url: str, s3_endpoint_url: str | None = None) -> ResultStore:
@@ -35,6 +39,11 @@ def fetch_checkpoint(uri: str, s3_endpoint_url: str | None = None, cache_dir: st
     store = open_store(uri, s3_endpoint_url)
     target = Path(cache_dir or tempfile.mkdtemp(prefix="lithoseg-model-"))
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "model.safetensors"):
+    for name in CHECKPOINT_FILES:
         (target / name).write_bytes(store.get(name))
+    for name in CHECKPOINT_EXTRAS:
+        try:
+            (target / name).write_bytes(store.get(name))
+        except ObjectNotFound:
+            pass
     return target

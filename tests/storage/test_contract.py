@@ -2,6 +2,7 @@
 S3-protocol server, moto, running as a separate process on loopback)."""
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +102,21 @@ def test_s3_errors_translate_by_code():
 def test_unknown_scheme_is_refused():
     with pytest.raises(ValueError, match="Unsupported store URL"):
         open_store("ftp://host/path")
+
+
+def test_a_checkpoint_on_s3_is_fetched_with_its_gate_bank_when_it_has_one(s3_server, s3_bucket, tmp_path):
+    from storage.factory import fetch_checkpoint
+
+    store = open_store(f"s3://{s3_bucket}/models/mine", s3_server)
+    store.put("config.json", b'{"name": "mine"}')
+    store.put("model.safetensors", b"weights")
+    without = fetch_checkpoint(f"s3://{s3_bucket}/models/mine", s3_server, tmp_path / "without")
+    assert sorted(p.name for p in without.iterdir()) == ["config.json", "model.safetensors"]
+
+    store.put("gate.npz", b"bank")
+    fetched = fetch_checkpoint(f"s3://{s3_bucket}/models/mine", s3_server, tmp_path / "with")
+    assert (fetched / "gate.npz").read_bytes() == b"bank" and (fetched / "config.json").read_bytes() == b'{"name": "mine"}'
+
+    with pytest.raises(ObjectNotFound):  # a prefix with no checkpoint is not silently an empty one
+        fetch_checkpoint(f"s3://{s3_bucket}/models/none", s3_server, tmp_path / "none")
+    assert fetch_checkpoint("models/local") == Path("models/local")  # a path is used where it lies
