@@ -116,6 +116,17 @@ class GateBank:
         with np.load(path, allow_pickle=False) as data:
             return cls(data["embeddings"].astype(np.float32), data["sources"], float(data["threshold"]))
 
+    @staticmethod
+    def carry(source: str | Path, target: str | Path) -> bool:
+        """Copy `source`'s bank into checkpoint directory `target`, if it has one. The bank holds
+        embeddings of the fixed ImageNet encoder, not of the checkpoint's network, so it stays valid
+        for a network fine-tuned from, or averaged with, `source`'s."""
+        path = Path(source) / BANK_FILE
+        if not path.is_file():
+            return False
+        (Path(target) / BANK_FILE).write_bytes(path.read_bytes())
+        return True
+
     def score(self, embeddings: np.ndarray, exclude: str | None = None) -> float:
         """The best view's mean similarity to its nearest bank entries (optionally leaving one photo
         out); 0 for a picture without a view (a blank one)."""

@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 from pipelines.errors import CheckpointError
+from pipelines.gate import GateBank
 from pipelines.model import WEIGHTS_FILE, build_network, read_config, save_checkpoint
 
 # what must agree for two checkpoints' weights to be averaged and served alike
@@ -65,7 +66,11 @@ def make_soup(directories: list[str | Path], out: str | Path, version: str | Non
     base.metrics = {}
     if version is not None:
         base.version = version
-    return save_checkpoint(out, base, network)
+    path = save_checkpoint(out, base, network)
+    for directory in directories:  # the content gate of the first ingredient that has one
+        if GateBank.carry(directory, path):
+            break
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:

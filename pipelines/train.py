@@ -43,6 +43,7 @@ from pipelines.datasets import (
     synthetic_item,
 )
 from pipelines.evaluate import evaluate_items
+from pipelines.gate import GateBank
 from pipelines.metrics import IGNORE_ID
 from pipelines.model import ModelConfig, build_network, normalise, read_config, save_checkpoint, select_device
 from pipelines.pretrained import load_imagenet_encoder
@@ -294,9 +295,12 @@ def _write(out: Path, config: TrainConfig, model_config: ModelConfig, network: t
         **provenance,
     }
     model_config.metrics = {k: {m: v for m, v in report.items() if m != "confusion_matrix"} for k, report in metrics.items()}
-    save_checkpoint(out / "checkpoint", model_config, network)
+    written = [save_checkpoint(out / "checkpoint", model_config, network)]
     if config.keep_checkpoints:
-        save_checkpoint(out / "checkpoints" / f"step-{step:06d}", model_config, network)
+        written.append(save_checkpoint(out / "checkpoints" / f"step-{step:06d}", model_config, network))
+    if config.init:  # the content gate of the checkpoint it started from comes with it
+        for directory in written:
+            GateBank.carry(config.init, directory)
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:

@@ -39,6 +39,20 @@ def test_the_soup_is_the_mean_of_its_ingredients_and_loads_as_a_checkpoint(tmp_p
     assert [i["version"] for i in soup.config.training["soup"]["ingredients"]] == ["v1", "v2", "v3"]
 
 
+def test_the_soup_keeps_the_content_gate_of_the_first_ingredient_that_has_one(tmp_path):
+    import numpy as np
+
+    from pipelines.gate import BANK_FILE, GateBank
+
+    _checkpoint(tmp_path / "a", 1)
+    _checkpoint(tmp_path / "b", 2)
+    GateBank(np.eye(3, dtype=np.float16), np.array(["p", "q", "r"]), 0.42).save(tmp_path / "b")
+    soup_main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "soup")])
+    assert (tmp_path / "soup" / BANK_FILE).read_bytes() == (tmp_path / "b" / BANK_FILE).read_bytes()
+    soup_main([str(tmp_path / "a"), "--out", str(tmp_path / "plain")])
+    assert not (tmp_path / "plain" / BANK_FILE).exists()
+
+
 def test_checkpoints_of_different_networks_are_refused(tmp_path):
     _checkpoint(tmp_path / "a", 1)
     _checkpoint(tmp_path / "b", 2, tile_size=256)

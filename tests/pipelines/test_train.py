@@ -64,6 +64,25 @@ def test_a_run_started_from_a_checkpoint_names_that_checkpoint_and_its_version(t
     assert training["initialised_from"] == {"path": str(tmp_path / "start"), "name": "lithoseg-test", "version": "7"}
 
 
+def test_a_run_started_from_a_checkpoint_keeps_its_content_gate(tmp_path):
+    import numpy as np
+
+    from pipelines.gate import BANK_FILE, GateBank
+    from pipelines.model import ModelConfig, build_network, save_checkpoint
+    from tests.conftest import SMALL_MODEL
+
+    start = ModelConfig(**SMALL_MODEL)
+    save_checkpoint(tmp_path / "start", start, build_network(start))
+    GateBank(np.eye(3, dtype=np.float16), np.array(["p", "q", "r"]), 0.42).save(tmp_path / "start")
+    train_main([
+        "--out", str(tmp_path / "run"), "--init", str(tmp_path / "start"), "--steps", "1", "--batch-size", "2", "--crop", "96",
+        "--val-every", "1", "--val-synthetic", "0", "--workers", "0", "--keep-checkpoints",
+    ])
+    bank = (tmp_path / "start" / BANK_FILE).read_bytes()  # embeddings of the fixed ImageNet encoder: still valid
+    assert (tmp_path / "run" / "checkpoint" / BANK_FILE).read_bytes() == bank
+    assert (tmp_path / "run" / "checkpoints" / "step-000001" / BANK_FILE).read_bytes() == bank
+
+
 def test_a_run_started_from_a_checkpoint_keeps_its_architecture(tmp_path):
     from pipelines.model import ModelConfig, build_network, save_checkpoint
 
