@@ -33,6 +33,7 @@ from pipelines.datasets import DatasetError, LabelledImage, expose_item, ignore_
 from pipelines.metrics import IGNORE_ID, ConfusionMatrix
 from pipelines.model import LoadedModel, load_checkpoint
 from pipelines.segment import segment_image
+from pipelines.synthetic import TRAINING_SEEDS_BELOW
 
 SYNTHETIC_TEST_SEED = 20_000_000  # the held-out synthetic test set; training never draws these
 
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", help="labelled folder (images/, masks/)")
     parser.add_argument("--only", default="", help="comma-separated photo ids to evaluate (default: all)")
     parser.add_argument("--synthetic", type=int, default=0, help="evaluate on this many held-out synthetic seeds")
+    parser.add_argument("--synthetic-seed", type=int, default=SYNTHETIC_TEST_SEED, help=f"the first of them (default {SYNTHETIC_TEST_SEED:,}: the test set; training draws seeds under {TRAINING_SEEDS_BELOW:,})")
     parser.add_argument("--json", help="write the report here")
     parser.add_argument("--ignore-regions", help="JSON file: {\"regions\": {photo id: [[x0, y0, x1, y1], ...]}} of labels not to judge")
     parser.add_argument("--overlays", help="write photo | truth | prediction | error map PNGs to this folder")
@@ -133,7 +135,9 @@ def main(argv: list[str] | None = None) -> None:
             regions = json.loads(Path(args.ignore_regions).read_text())["regions"]
             items = [ignore_regions(item, regions.get(item.name, [])) for item in items]
     else:
-        items = [synthetic_item(SYNTHETIC_TEST_SEED + i) for i in range(args.synthetic)]
+        if args.synthetic_seed < TRAINING_SEEDS_BELOW:
+            parser.error(f"--synthetic-seed must be {TRAINING_SEEDS_BELOW:,} or more: training draws the seeds below it.")
+        items = [synthetic_item(args.synthetic_seed + i) for i in range(args.synthetic)]
     if not items:
         parser.error("Nothing to evaluate: give --data or --synthetic N.")
     if args.rescale <= 0:

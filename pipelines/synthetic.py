@@ -32,6 +32,7 @@ from pipelines.classes import default_class_table
 
 Rng = np.random.Generator
 ROCK_IDS = tuple(c.id for c in default_class_table().rock_classes)
+TRAINING_SEEDS_BELOW = 10_000_000  # training draws generator seeds under this; validation and test sets lie above
 
 
 @dataclass(frozen=True)

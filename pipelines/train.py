@@ -47,8 +47,9 @@ from pipelines.gate import GateBank
 from pipelines.metrics import IGNORE_ID
 from pipelines.model import ModelConfig, build_network, normalise, read_config, save_checkpoint, select_device
 from pipelines.pretrained import load_imagenet_encoder
+from pipelines.synthetic import TRAINING_SEEDS_BELOW
 
-SYNTHETIC_VALIDATION_SEED = 10_000_000  # seeds at and above this are never used for training
+SYNTHETIC_VALIDATION_SEED = TRAINING_SEEDS_BELOW  # the validation images: the first seeds training never draws
 
 
 @dataclass

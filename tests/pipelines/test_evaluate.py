@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from pipelines.evaluate import ERROR_COLOURS, error_map
@@ -45,3 +46,15 @@ def test_the_command_reports_each_image_and_writes_overlays(tmp_path, capsys):
     photo = Image.open(DATA / "cc05.jpg")
     strip = Image.open(tmp_path / "ov" / "a.png")
     assert strip.size == (photo.width * 4, photo.height)
+
+
+def test_synthetic_images_from_another_seed_and_never_from_training_seeds(tmp_path, capsys):
+    from pipelines.synthetic import TRAINING_SEEDS_BELOW
+
+    config = ModelConfig(**SMALL_MODEL)
+    save_checkpoint(tmp_path / "ckpt", config, build_network(config))
+    evaluate_main(["--model", str(tmp_path / "ckpt"), "--synthetic", "2", "--synthetic-seed", "41000000", "--json", str(tmp_path / "r.json")])
+    assert [row["name"] for row in json.loads((tmp_path / "r.json").read_text())["per_image"]] == ["synthetic41000000", "synthetic41000001"]
+    with pytest.raises(SystemExit):
+        evaluate_main(["--model", str(tmp_path / "ckpt"), "--synthetic", "2", "--synthetic-seed", str(TRAINING_SEEDS_BELOW - 1)])
+    assert "training draws the seeds below it" in capsys.readouterr().err
