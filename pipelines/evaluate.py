@@ -3,6 +3,7 @@
     python -m pipelines.evaluate --model models/lithoseg-default --data ../shared/data/real_cores \
         --only cc05,cc26 --json var/eval/real.json
     python -m pipelines.evaluate --model models/lithoseg-default --synthetic 60 --json var/eval/synth.json
+    python -m pipelines.evaluate --model models/lithoseg-default --synthetic 60 --synthetic-seed 41000000
 
 Prints per-class IoU, mIoU over the rock classes present, pixel accuracy and rock-vs-background
 IoU with the pixels it gets wrong (false rock, missed rock) and those of the wrong rock class, then
@@ -15,7 +16,9 @@ FILE` leaves out of the count boxes whose labels are known to be wrong: a JSON o
 `models/lithoseg-default/holdout_label_gaps.json`. `--rescale F` resamples every photo and its
 labels by F first (a camera of F times the resolution), to see how a checkpoint copes with larger
 or smaller photos; `--native` segments at each photo's own resolution only, even where the
-checkpoint names a `max_short_side` or `scales` (`pipelines/resolution.py`).
+checkpoint names a `max_short_side` or `scales` (`pipelines/resolution.py`). Synthetic images
+are drawn from seed 20,000,000 on (the test set) or from `--synthetic-seed`, never from the seeds
+training draws.
 """
 
 from __future__ import annotations
