@@ -67,17 +67,24 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
         )
 
 
-def _oriented_size(image: Image.Image) -> tuple[int, int]:
-    """Width and height as displayed. For PNG, only an eXIf chunk before the pixels is read:
-    Pillow's getexif() would inflate the whole image to look for one after them."""
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation tag (1, as stored, when there is none). For PNG, only an eXIf chunk
+    before the pixels is read: Pillow's getexif() would inflate the whole image to look for one
+    after them."""
     if image.format == "PNG":
         exif = Image.Exif()
         if "exif" in image.info:
             exif.load(image.info["exif"])
     else:
         exif = image.getexif()
+    value = exif.get(0x0112, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _oriented_size(image: Image.Image) -> tuple[int, int]:
+    """Width and height as displayed."""
     width, height = image.size
-    return (height, width) if exif.get(0x0112, 1) in (5, 6, 7, 8) else (width, height)
+    return (height, width) if _orientation(image) in (5, 6, 7, 8) else (width, height)
 
 
 def probe_image(data: bytes, max_pixels: int) -> ImageInfo:
@@ -164,8 +171,8 @@ def read_image_file(path: str | Path, max_pixels: int = FILE_MAX_PIXELS) -> np.n
 def exif_orientation(path: str | Path) -> int:
     """The EXIF orientation tag of an image file (1, as stored, when it has none)."""
     with Image.open(path) as image:
-        value = image.getexif().get(0x0112, 1)
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+        image.load()  # as decode_image does: a PNG's eXIf chunk may follow its pixels
+        return _orientation(image)
 
 
 # -- raw pixel buffers -------------------------------------------------------------------------

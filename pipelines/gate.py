@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +125,7 @@ class GateBank:
         path = Path(source) / BANK_FILE
         if not path.is_file():
             return False
-        (Path(target) / BANK_FILE).write_bytes(path.read_bytes())
+        shutil.copyfile(path, Path(target) / BANK_FILE)
         return True
 
     def score(self, embeddings: np.ndarray, exclude: str | None = None) -> float:
