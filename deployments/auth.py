@@ -1,13 +1,11 @@
-"""API keys (compared in constant time) and per-key rate limiting."""
+"""API keys, compared in constant time. (The per-key rate limit is `deployments/rate_limit.py`.)"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import math
-import time
 
-from deployments.http_errors import RateLimited, Unauthorized
+from deployments.http_errors import Unauthorized
 from deployments.jobs import owner_of
 
 API_KEY_HEADER = "api-key"
@@ -30,26 +28,3 @@ class KeyRing:
         if not matched:
             raise Unauthorized("The API key is not valid.")
         return owner_of(presented)
-
-
-class RateLimiter:
-    """Token bucket per owner: `per_minute` requests a minute, bursts up to the same number."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def check(self, owner: str, now: float | None = None) -> None:
-        if self.per_minute <= 0:
-            return
-        now = time.monotonic() if now is None else now
-        rate = self.per_minute / 60.0
-        tokens, last = self._buckets.get(owner, (float(self.per_minute), now))
-        tokens = min(float(self.per_minute), tokens + (now - last) * rate)
-        if tokens < 1.0:
-            self._buckets[owner] = (tokens, now)
-            raise RateLimited(
-                f"Too many requests: the limit is {self.per_minute} a minute per API key; retry shortly.",
-                retry_after=max(1, math.ceil((1.0 - tokens) / rate)),
-            )
-        self._buckets[owner] = (tokens - 1.0, now)

@@ -352,8 +352,8 @@ def running_cluster(config: dict[str, Any] | None = None, settings: dict[str, An
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--max-gpu-nodes", type=int, default=3, help="most 'gpu' nodes the autoscaler may add here (the RayService allows %d)" % GPU.max_replicas)
-    parser.add_argument("--max-cpu-nodes", type=int, default=2, help="most 'cpu' nodes (the RayService allows %d)" % CPU.max_replicas)
+    parser.add_argument("--max-gpu-nodes", type=int, default=3, help=f"most 'gpu' nodes the autoscaler may add here (the RayService allows {GPU.max_replicas})")
+    parser.add_argument("--max-cpu-nodes", type=int, default=2, help=f"most 'cpu' nodes (the RayService allows {CPU.max_replicas})")
     parser.add_argument("--idle-timeout-s", type=float, default=IDLE_TIMEOUT_S, help="an idle worker node is removed after this long")
     parser.add_argument("--dashboard-port", type=int, default=DASHBOARD_PORT)
     return parser.parse_args(argv)

@@ -14,8 +14,16 @@ from ray.serve.handle import DeploymentHandle
 from starlette.datastructures import UploadFile
 
 from deployments import http_errors
-from deployments.auth import API_KEY_HEADER, KeyRing, RateLimiter
-from deployments.http_errors import BadRequest, ErrorResponse, JobNotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMedia
+from deployments.auth import API_KEY_HEADER, KeyRing
+from deployments.http_errors import (
+    BadRequest,
+    ErrorResponse,
+    JobNotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+    UnsupportedMedia,
+)
 from deployments.inputs import decode_base64_body, parse_bool, parse_confidence, parse_mask_weight, raw_spec
 from deployments.jobs import TERMINAL, heatmap_key, mask_key, new_job_id, overlay_key, parse_job_id, upload_key
 from deployments.metrics import IngressMetrics
@@ -86,13 +94,12 @@ class Ingress:
     def __init__(self, settings: Settings, runner: DeploymentHandle, segmenter: DeploymentHandle) -> None:
         self.settings = settings
         self.keys = KeyRing(settings.api_key_list())
-        self.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
         self.store = open_store(settings.store_url, settings.s3_endpoint_url)
         self.segmenter = segmenter
         self.runner = runner
         self.tracker = JobTracker.options(  # type: ignore[attr-defined]
             name=settings.tracker_name, namespace=TRACKER_NAMESPACE, lifetime="detached", get_if_exists=True
-        ).remote(settings, runner)
+        ).remote(settings, runner, segmenter)
         self._keepalive = asyncio.get_running_loop().create_task(self._keep_tracker_running())
         if not self.keys._digests:
             logger.warning("No API keys configured (LITHOSEG_API_KEYS): every request will be refused.")
@@ -106,9 +113,16 @@ class Ingress:
                 logger.warning("JobTracker did not answer a ping", exc_info=True)
             await asyncio.sleep(KEEPALIVE_S)
 
-    def _authorize(self, request: Request) -> str:
+    async def _authorize(self, request: Request) -> str:
+        """The owner of a valid key, within the key's rate limit (counted by the tracker, so the
+        limit holds across every Ingress replica)."""
         owner = self.keys.check(request.headers.get(API_KEY_HEADER) or request.query_params.get("api_key"))
-        self.rate_limiter.check(owner)
+        if self.settings.rate_limit_per_minute > 0:
+            retry_after = await self.tracker.admit.remote(owner)
+            if retry_after is not None:
+                raise RateLimited(
+                    f"Too many requests: the limit is {self.settings.rate_limit_per_minute} a minute per API key; retry shortly.", retry_after=retry_after
+                )
         return owner
 
     async def _job(self, job_id: str, owner: str) -> dict[str, Any]:
@@ -212,7 +226,7 @@ class Ingress:
     @app.post("/predict", status_code=202, responses=ERRORS, openapi_extra=PREDICT_BODY, summary="Submit an image for segmentation")
     async def predict(self, request: Request) -> JSONResponse:
         started = time.perf_counter()
-        owner = self._authorize(request)
+        owner = await self._authorize(request)
         data, filename, fields, spec = await self._read_image(request)
         mask_weight, gate = self._job_options(fields)
         idempotency_key = request.headers.get("idempotency-key") or None
@@ -227,7 +241,7 @@ class Ingress:
 
     @app.post("/predict/batch", status_code=202, responses=ERRORS, openapi_extra=BATCH_BODY, summary="Submit a ZIP of images, one job each")
     async def predict_batch(self, request: Request) -> JSONResponse:
-        owner = self._authorize(request)  # the whole batch counts as one request
+        owner = await self._authorize(request)  # the whole batch counts as one request
         if media_type(request) != "multipart/form-data":
             raise UnsupportedMedia("POST /predict/batch expects multipart/form-data with a ZIP archive in the field `archive`.")
         data, _, fields = await self._read_form(request, "archive", "ZIP archive")
@@ -249,7 +263,7 @@ class Ingress:
 
     @app.post("/segment", responses=ERRORS, openapi_extra=SEGMENT_BODY, summary="Segment a small image synchronously (Roboflow-style response)")
     async def segment(self, request: Request) -> JSONResponse:
-        self._authorize(request)
+        await self._authorize(request)
         if request.query_params.get("image"):
             raise BadRequest("Fetching images by URL is not supported; send the image itself, base64-encoded in the body or as multipart field `file`.")
         confidence = parse_confidence(request.query_params.get("confidence"))
@@ -274,7 +288,7 @@ class Ingress:
     @app.get("/job/{job_id}", responses={200: {"content": {"image/png": {}}}, **ERRORS}, summary="Job status and result")
     async def job(self, job_id: str, request: Request, form: str = "json", wait: float = 0.0) -> Response:
         """`wait` (seconds, up to 60): long poll, answer as soon as the job has ended."""
-        owner = self._authorize(request)
+        owner = await self._authorize(request)
         if form not in FORMS:
             raise BadRequest(f"The form parameter must be one of {', '.join(FORMS)}; got {form[:20]!r}.")
         if not (0.0 <= wait <= MAX_WAIT_S):  # also false for NaN
@@ -298,7 +312,7 @@ class Ingress:
 
     @app.delete("/job/{job_id}", responses=ERRORS, summary="Cancel a job and delete its data")
     async def delete_job(self, job_id: str, request: Request) -> JSONResponse:
-        owner = self._authorize(request)
+        owner = await self._authorize(request)
         canonical = parse_job_id(job_id)
         outcome = await self.tracker.cancel.remote(canonical, owner) if canonical else None
         if outcome is None:
@@ -320,6 +334,15 @@ class Ingress:
         except Exception as exc:
             raise ServiceUnavailable(f"Not ready: {type(exc).__name__}: {str(exc)[:200]}") from exc
         return {"ready": True, "model": {k: model[k] for k in ("name", "version", "device")}, "queue": stats["queued"]}
+
+    @app.get("/drift", summary="Rolling statistics of recent results against a reference window, with an alarm")
+    async def drift(self, request: Request) -> dict[str, Any]:
+        """Core score, mean confidence, rock fraction and each class's share of the rock over the
+        last `LITHOSEG_DRIFT_WINDOW` finished jobs, against the first as many after start or after
+        a model change; `alarm` when one has moved more than `LITHOSEG_DRIFT_THRESHOLD` standard
+        errors. Needs a key: it describes the service's traffic."""
+        await self._authorize(request)
+        return dict(await self.tracker.drift.remote())
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics_endpoint(self) -> Response:

@@ -17,6 +17,9 @@ class IngressMetrics:
         self.jobs = Gauge("lithoseg_jobs", "Jobs known to the tracker, by status.", ["status"], registry=self.registry)
         self.queue_length = Gauge("lithoseg_queue_length", "Jobs waiting in the queue.", registry=self.registry)
         self.in_flight = Gauge("lithoseg_jobs_in_flight", "Jobs being processed.", registry=self.registry)
+        self.in_flight_limit = Gauge("lithoseg_jobs_in_flight_limit", "Jobs the tracker may run at once (per Segmenter replica times replicas).", registry=self.registry)
+        self.segmenter_replicas = Gauge("lithoseg_segmenter_replicas", "Segmenter replicas alive (heard from by the tracker; 1 without autoscaling).", registry=self.registry)
+        self.backlog_tiles = Gauge("lithoseg_backlog_tiles", "Tiles of queued jobs (estimated) and left of running jobs: what the Segmenter autoscales on.", registry=self.registry)
 
     def render(self, tracker_stats: dict[str, Any] | None) -> bytes:
         if tracker_stats is not None:
@@ -24,4 +27,7 @@ class IngressMetrics:
                 self.jobs.labels(status).set(tracker_stats["jobs"].get(status, 0))
             self.queue_length.set(tracker_stats["queued"])
             self.in_flight.set(tracker_stats["in_flight"])
+            self.in_flight_limit.set(tracker_stats["in_flight_limit"])
+            self.segmenter_replicas.set(tracker_stats["segmenter_replicas"])
+            self.backlog_tiles.set(tracker_stats["backlog_tiles"])
         return generate_latest(self.registry)

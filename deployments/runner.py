@@ -40,7 +40,7 @@ class JobRunner:
     async def _gate(self, image: DeploymentResponse, model: dict[str, Any], enabled: bool) -> dict[str, Any]:
         """`rejected`, `rejection_reason` and `core_score` for the result."""
         threshold = self.settings.gate_threshold if self.settings.gate_threshold is not None else model["gate_threshold"]
-        score = await self.tiler.gate.remote(image) if enabled and threshold else None
+        score = await self.tiler.gate.remote(image, model.get("key")) if enabled and threshold else None
         if score is None:  # gate off, or a checkpoint without one
             return {"rejected": False, "rejection_reason": None, "core_score": None}
         rejected = score < threshold
@@ -52,7 +52,8 @@ class JobRunner:
         return self.tiler.options(stream=True).segment.remote([await image._to_object_ref()], model)
 
     async def run(self, job_id: str, options: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        model = await self.segmenter.info.remote()
+        model = await self.segmenter.info.remote()  # the job's model, pinned for all its requests
+        versions = [model["version"]]
         upload = await asyncio.to_thread(self.store.get, upload_key(job_id))
         segmentation: ray.ObjectRef | None = None
         try:
@@ -65,15 +66,19 @@ class JobRunner:
                 async for event in await self._segment(image, model):
                     if isinstance(event, ray.ObjectRef):
                         segmentation = event
+                    elif "model_versions" in event:
+                        versions = event["model_versions"]
                     else:
                         yield {"progress": [event["completed"], event["total"]]}
+                if versions != [model["version"]]:  # cannot happen while tiles carry the pinned key
+                    raise RuntimeError(f"Job {job_id}'s tiles came from model versions {versions}, not {model['version']}.")
             summary = await self.compositor.render.remote(job_id, image, segmentation, options["mask_weight"], model["classes"])
         except InputError as exc:
             reason = sentence_of(exc, "The image could not be decoded.")
             logger.info("Job %s failed: %s", job_id, reason)
             yield {"error": reason}
             return
-        yield {"result": {**summary, **gate, "model": {"name": model["name"], "version": model["version"]}}}
+        yield {"result": {**summary, **gate, "model": {"name": model["name"], "version": model["version"], "tile_versions": versions}}}
 
     async def segment_now(self, data: bytes, raw: dict[str, Any] | None, confidence: float, gate: bool) -> dict[str, Any]:
         """Decode, gate, segment and return `{"mask_png", "summary"}` (POST /segment)."""

@@ -1,16 +1,31 @@
-"""Segmenter: the model. Tiles in, class probabilities out, batched across jobs by `@serve.batch`."""
+"""Segmenter: the model. Tiles in, class probabilities out, batched across jobs by `@serve.batch`.
+
+A job is pinned to one model: `info()` names the model in use (its `key`, the checkpoint URI) and
+every tile and gate request of the job carries that key. A replica keeps the last
+`MODELS_KEPT` models it served and loads a pinned one it lacks, so during a rollout (a new
+`user_config.model`) the jobs already running finish on the model they started with, on any
+replica, and new jobs start on the new one. Each tile comes back with the version that made it.
+
+With an autoscaling config (the cluster profile) each replica reports the job backlog to Serve
+(`record_autoscaling_stats`), which `deployments.autoscaling.BacklogPolicy` sizes the deployment
+from, and in doing so tells the job tracker it is alive (the tracker runs more jobs at once the
+more replicas there are).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
+from deployments.autoscaling import BACKLOG_METRIC
 from deployments.settings import Settings
 from pipelines.gate import GateBank, GateEncoder
 from pipelines.tiling import TileCut
@@ -55,83 +70,149 @@ def renice_process(niceness: int) -> None:
             logger.warning("Could not set the niceness of thread %d to %d", tid, niceness)
 
 
+MODELS_KEPT = 2  # the model in use and the one before it (jobs that started before a rollout)
+
+
+@dataclass
+class Served:
+    """One checkpoint as a replica serves it."""
+
+    model: LoadedModel
+    gate_bank: GateBank | None
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=16, user_config=SegmenterConfig().model_dump())
 class Segmenter:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.model: LoadedModel | None = None
-        self.model_uri: str | None = None
-        self.gate_bank: GateBank | None = None
+        self.models: OrderedDict[str, Served] = OrderedDict()  # by checkpoint URI, most recent last
+        self.model_uri: str | None = None  # the one new jobs get
         self.gate_encoder: GateEncoder | None = None
         self.tiles_done = 0
+        self._loading = asyncio.Lock()
+        self._tracker: Any = None
+
+    @property
+    def model(self) -> LoadedModel | None:
+        return self.models[self.model_uri].model if self.model_uri in self.models else None
+
+    def _load(self, uri: str) -> Served:
+        from pipelines.model import load_checkpoint
+
+        directory = fetch_checkpoint(uri, self.settings.s3_endpoint_url)
+        model = load_checkpoint(directory)
+        if not self.settings.guided_filter:
+            model.refine = None
+        if not self.settings.auto_exposure:
+            model.exposure = None
+        gate_bank = GateBank.load(directory)
+        if gate_bank is not None and self.gate_encoder is None:
+            self.gate_encoder = GateEncoder(model.device)
+        gate = f"gated by {len(gate_bank.embeddings)} reference views" if gate_bank else "no content gate (no gate.npz)"
+        logger.info("Segmenter loaded %s version %s (%s) on %s, %s", model.config.name, model.config.version, uri, model.device, gate)
+        return Served(model, gate_bank)
+
+    def _keep(self, uri: str, served: Served) -> None:
+        self.models[uri] = served
+        self.models.move_to_end(uri)
+        while len(self.models) > MODELS_KEPT:
+            self.models.popitem(last=False)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         import torch
-
-        from pipelines.model import load_checkpoint
 
         config = SegmenterConfig(**user_config)
         # Ray sets OMP_NUM_THREADS from the fractional num_cpus (i.e. 1); the model wants the cores.
         torch.set_num_threads(config.torch_threads or max(1, (os.cpu_count() or 1) // CONCURRENT_BATCHES))
         renice_process(config.niceness)
-        self.predict.set_max_batch_size(config.max_batch_size)
-        self.predict.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        self._predict_batch.set_max_batch_size(config.max_batch_size)
+        self._predict_batch.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         uri = config.model or self.settings.model
-        if uri != self.model_uri:
-            directory = fetch_checkpoint(uri, self.settings.s3_endpoint_url)
-            self.model = load_checkpoint(directory)
-            if not self.settings.guided_filter:
-                self.model.refine = None
-            if not self.settings.auto_exposure:
-                self.model.exposure = None
-            self.gate_bank = GateBank.load(directory)
-            if self.gate_bank is not None and self.gate_encoder is None:
-                self.gate_encoder = GateEncoder(self.model.device)
-            self.model_uri = uri
-            gate = f"gated by {len(self.gate_bank.embeddings)} reference views" if self.gate_bank else "no content gate (no gate.npz)"
-            logger.info("Segmenter loaded %s (%s) on %s, %s", self.model.config.name, uri, self.model.device, gate)
+        if uri not in self.models:
+            self._keep(uri, self._load(uri))
+        self.models.move_to_end(uri)
+        self.model_uri = uri
+
+    async def _served(self, key: str | None) -> Served:
+        """The pinned model (loaded if this replica lacks it), or the one in use for None."""
+        if key is None or key == self.model_uri:
+            assert self.model_uri is not None
+            return self.models[self.model_uri]
+        if key not in self.models:
+            async with self._loading:
+                if key not in self.models:
+                    logger.info("Loading pinned model %s for a job that started on it", key)
+                    self._keep(key, await asyncio.to_thread(self._load, key))
+        return self.models[key]
 
     def info(self) -> dict[str, Any]:
-        assert self.model is not None
-        config = self.model.config
+        assert self.model_uri is not None
+        served = self.models[self.model_uri]
+        model, config = served.model, served.model.config
         return {
+            "key": self.model_uri,
             "name": config.name,
             "version": config.version,
-            "device": str(self.model.device),
+            "device": str(model.device),
             "tile_size": config.tile_size,
             "tile_overlap": config.tile_overlap,
             "output_stride": config.output_stride,
             "max_short_side": config.max_short_side,
             "scales": config.scales,
-            "guided_filter": self.model.refinement,
-            "auto_exposure": self.model.auto_exposure,
+            "guided_filter": model.refinement,
+            "auto_exposure": model.auto_exposure,
             "num_classes": len(config.classes),
             "classes": config.classes,
-            "gate_threshold": self.gate_bank.threshold if self.gate_bank else None,
+            "gate_threshold": served.gate_bank.threshold if served.gate_bank else None,
             "tiles_done": self.tiles_done,
         }
 
-    async def gate(self, views: list[np.ndarray]) -> float | None:
-        """The core score of a picture's gate views, or None when this checkpoint has no gate."""
-        if self.gate_bank is None or self.gate_encoder is None:
+    async def gate(self, views: list[np.ndarray], key: str | None = None) -> float | None:
+        """The core score of a picture's gate views, or None when the model has no gate."""
+        served = await self._served(key)
+        bank, encoder = served.gate_bank, self.gate_encoder
+        if bank is None or encoder is None:
             return None
-        bank, encoder = self.gate_bank, self.gate_encoder
         return await asyncio.to_thread(lambda: bank.score(encoder.embed(views)))
 
+    async def predict(self, image: np.ndarray, cut: TileCut, key: str | None = None) -> tuple[np.ndarray, Any]:
+        """Class probabilities of one tile, weighted by the tile's blend window, as uint8 × 255
+        (what the Tiler's stitcher adds up), and the version of the model that made them. The tile
+        is cut here from the image, which arrives as a zero-copy view of the object store, so that
+        only the tile's coordinates travel per request."""
+        served = await self._served(key)
+        return await self._predict_batch(served, image, cut), served.model.config.version
+
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.005, max_concurrent_batches=CONCURRENT_BATCHES)
-    async def predict(self, images: list[np.ndarray], cuts: list[TileCut]) -> list[np.ndarray]:
-        """Class probabilities of one tile per request, weighted by the tile's blend window, as
-        uint8 × 255 (what the Tiler's stitcher adds up): the tile is cut here from the image,
-        which arrives as a zero-copy view of the object store, so that only the tile's coordinates
-        travel per request."""
+    async def _predict_batch(self, served: list[Served], images: list[np.ndarray], cuts: list[TileCut]) -> list[np.ndarray]:
         from pipelines.model import predict_weighted
 
-        model = self.model
-        assert model is not None
-
         def run() -> list[np.ndarray]:  # cutting too off the event loop, with the forward pass
-            return predict_weighted(model, [cut.of(image) for image, cut in zip(images, cuts, strict=True)], [cut.window() for cut in cuts])
+            results: list[np.ndarray | None] = [None] * len(cuts)
+            for model in {id(s.model): s.model for s in served}.values():  # one pass per model (a rollout mixes them)
+                indices = [i for i, s in enumerate(served) if s.model is model]
+                outputs = predict_weighted(model, [cuts[i].of(images[i]) for i in indices], [cuts[i].window() for i in indices])
+                for index, output in zip(indices, outputs, strict=True):
+                    results[index] = output
+            return results  # type: ignore[return-value]
 
         probabilities = await asyncio.to_thread(run)
         self.tiles_done += len(cuts)
         return probabilities
+
+    async def record_autoscaling_stats(self) -> dict[str, float]:
+        """Serve's custom autoscaling metrics (called only under an autoscaling config): the job
+        backlog in tiles, as the job tracker counts it. The call is also this replica's heartbeat
+        to the tracker."""
+        import ray
+
+        from deployments.tracker import TRACKER_NAMESPACE
+
+        if self._tracker is None:
+            try:
+                self._tracker = ray.get_actor(self.settings.tracker_name, namespace=TRACKER_NAMESPACE)
+            except ValueError:  # the Ingress has not created it yet: no jobs either
+                return {BACKLOG_METRIC: 0.0}
+        replica = serve.get_replica_context().replica_id.unique_id
+        stats = await self._tracker.heartbeat.remote(replica)
+        return {BACKLOG_METRIC: float(stats["backlog_tiles"])}

@@ -28,8 +28,12 @@ class Settings(BaseSettings):
     max_pixels: int = Field(100_000_000, gt=0, description="Largest accepted image, in pixels (after EXIF rotation).")
     result_ttl_s: float = Field(24 * 3600, gt=0, description="Finished jobs and their results are deleted after this long.")
     max_queued_jobs: int = Field(1000, gt=0, description="Queue length beyond which POST /predict answers 503.")
-    max_jobs_in_flight: int = Field(4, gt=0, description="Jobs the tracker runs through the pipeline at once.")
-    rate_limit_per_minute: int = Field(600, ge=0, description="Requests per API key per minute per ingress replica (0: no limit).")
+    jobs_in_flight_per_replica: int = Field(
+        4, gt=0, description="Jobs the tracker runs through the pipeline at once per live Segmenter replica (more replicas, more jobs at once)."
+    )
+    rate_limit_per_minute: int = Field(600, ge=0, description="Requests per API key per minute, shared by all Ingress replicas (0: no limit).")
+    drift_window: int = Field(200, ge=2, description="Finished jobs in GET /drift's reference window (the first ones after start or a model change) and in its current window.")
+    drift_threshold: float = Field(4.0, gt=0, description="GET /drift raises an alarm when a statistic's current mean is this many standard errors from its reference mean.")
     gate_threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="Core score below which a picture is rejected as not a core photo; unset: the checkpoint's own (gate.npz); 0 turns the gate off."
     )

@@ -26,8 +26,8 @@ from ray.serve.handle import DeploymentHandle
 from deployments.settings import Settings
 from pipelines.exposure import AutoExposure
 from pipelines.gate import gate_views
-from pipelines.resolution import MostConfident, resample_image, scale_back, segmentation_sizes, working_image
-from pipelines.tiling import Stitcher, Tile, plan_tiles, tile_cut
+from pipelines.resolution import MostConfident, resample_image, scale_back, segmentation_plans, working_image
+from pipelines.tiling import Stitcher, Tile, tile_cut
 
 TILES_IN_FLIGHT = 8  # per image; enough to fill a batch, few enough to bound memory
 PROGRESS_EVERY_S = 0.25
@@ -44,14 +44,17 @@ class Tiler:
     def active(self) -> int:
         return self.running
 
-    async def gate(self, image: np.ndarray) -> float | None:
+    async def gate(self, image: np.ndarray, key: str | None = None) -> float | None:
         """The picture's core score (None when the model has no gate), from a few 224² views."""
         views = await asyncio.to_thread(gate_views, image)
-        return await self.segmenter.gate.remote(views)
+        return await self.segmenter.gate.remote(views, key)
 
     async def segment(self, image_ref: list[ray.ObjectRef], model: dict[str, Any]) -> AsyncIterator[dict[str, Any] | ray.ObjectRef]:
         """Yields `{"completed": n, "total": N}` as tiles finish, then an object-store reference
         to the `Segmentation` (the runner hands it on to the Compositor without fetching it).
+
+        Before the reference, `{"model_versions": [...]}`: the versions of the model that made
+        the tiles (one: the job's model is pinned by `model["key"]`).
 
         `image_ref` is `[reference to the decoded image]` (in a list, so that Ray hands over the
         reference rather than the pixels): each tile request carries the reference and the tile's
@@ -61,14 +64,12 @@ class Tiler:
         (reference,) = image_ref
         image: np.ndarray = await reference
         size = image.shape[:2]
-        max_short_side = self.max_short_side if self.max_short_side is not None else model.get("max_short_side")
-        candidates = segmentation_sizes(*size, max_short_side, model.get("scales") if self.scale_search else None)
+        candidates, plans = segmentation_plans(*size, model, self.max_short_side, self.scale_search)
         # a photo larger than the model knows scaled down, an under-exposed one brightened; the
         # overlay keeps the photo as sent
         work = await asyncio.to_thread(working_image, image, candidates[0], AutoExposure.from_config(model.get("auto_exposure")))
         if work is not image:
             image, reference = work, ray.put(work)
-        plans = [plan_tiles(h, w, model["tile_size"], model["tile_overlap"], model["output_stride"]) for h, w in candidates]
         total, completed = sum(len(plan) for plan in plans), 0
         # one window over the tiles of every pass, so a job never drains between passes; a pass's
         # image is made when its first tile goes out and dropped when its last comes back
@@ -79,9 +80,12 @@ class Tiler:
         loop = asyncio.get_running_loop()
         reported = loop.time()
         chooser = MostConfident()
+        versions: set[Any] = set()  # of the model that made each tile: one, the job's (checked by the runner)
 
         async def run(index: int, tile: Tile) -> tuple[int, Tile, np.ndarray]:
-            return index, tile, await self.segmenter.predict.remote(sources[index], tile_cut(tile, plans[index]))
+            weighted, version = await self.segmenter.predict.remote(sources[index], tile_cut(tile, plans[index]), model.get("key"))
+            versions.add(version)
+            return index, tile, weighted
 
         self.running += 1
         try:
@@ -108,6 +112,7 @@ class Tiler:
                     yield {"completed": completed, "total": total}
             del image
             assert chooser.best is not None  # the sizes always hold the working size
+            yield {"model_versions": sorted(versions, key=str)}
             yield ray.put(await asyncio.to_thread(scale_back, chooser.best, size))
         finally:
             self.running -= 1

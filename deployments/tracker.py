@@ -6,7 +6,12 @@ restarts) `__init__` reloads every record; queued jobs keep their places and job
 running go back to the head of the queue, in submission order. No accepted job is lost.
 
 Jobs are dispatched to the JobRunner deployment in submission order, at most
-`max_jobs_in_flight` at a time; their tiles interleave in the Segmenter's batches.
+`jobs_in_flight_per_replica` per live Segmenter replica at a time; their tiles interleave in the
+Segmenter's batches. The tracker also counts the backlog in tiles (queued jobs estimated from
+their image size and the model's tiling, running jobs by the tiles they have left), which the
+Segmenter replicas report to Serve's autoscaler with their heartbeat (`heartbeat`); it holds the
+per-key rate limit shared by every Ingress replica (`admit`) and the drift statistics of finished
+jobs (`drift`).
 """
 
 from __future__ import annotations
@@ -21,24 +26,39 @@ import ray
 from ray.serve.handle import DeploymentHandle
 
 from deployments.jobs import JOBS_PREFIX, TERMINAL, JobRecord, artifact_keys, record_key, upload_key
+from deployments.rate_limit import RateLimiter
 from deployments.settings import Settings
+from pipelines.drift import DriftMonitor, observation
+from pipelines.resolution import segmentation_plans
 from storage import StoreError, open_store
 
 logger = logging.getLogger("ray.serve")
 
 MAX_ATTEMPTS = 3  # a job whose runner call itself fails (a replica died) is retried this often
 TRACKER_NAMESPACE = "lithoseg"
+REPLICA_SILENCE_S = 15.0  # a Segmenter replica not heard from for this long is no longer counted
+MODEL_REFRESH_S = 5.0  # how often the model's tiling (for the backlog estimate) is read again
+# Placed on the head node: the head lives as long as the cluster, so the tracker is never on a
+# worker node the autoscaler removes (its state is in the store either way).
+HEAD_NODE = {"node:__internal_head__": 0.001}
 
 
 class QueueFullError(Exception):
     pass
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=1000)
+@ray.remote(num_cpus=0, resources=HEAD_NODE, max_restarts=-1, max_task_retries=-1, max_concurrency=1000)
 class JobTracker:
-    def __init__(self, settings: Settings, runner: DeploymentHandle) -> None:
+    def __init__(self, settings: Settings, runner: DeploymentHandle, segmenter: DeploymentHandle) -> None:
         self.settings = settings
         self.runner = runner
+        self.segmenter = segmenter
+        self.model: dict[str, Any] | None = None  # the Segmenter's info(), for tile estimates
+        self.tile_estimates: dict[str, int] = {}  # queued job -> tiles, for the model in `self.model`
+        self.replicas_seen: dict[str, float] = {}  # Segmenter replica -> last heartbeat (monotonic)
+        self.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+        self.drift_monitor = DriftMonitor(window=settings.drift_window, threshold=settings.drift_threshold)
+        self._model_watch: asyncio.Task[None] | None = None
         self.store = open_store(settings.store_url, settings.s3_endpoint_url)
         self.records: dict[str, JobRecord] = {}
         self.queue: deque[str] = deque()
@@ -81,6 +101,8 @@ class JobTracker:
         if self._background is None or self._background.done():
             self._background = asyncio.get_running_loop().create_task(self._housekeeping())
             self._dispatch()
+        if self._model_watch is None or self._model_watch.done():
+            self._model_watch = asyncio.get_running_loop().create_task(self._watch_model())
 
     # -- API used by the ingress ---------------------------------------------------------------
 
@@ -92,7 +114,82 @@ class JobTracker:
         by_status: dict[str, int] = {}
         for record in self.records.values():
             by_status[record.status] = by_status.get(record.status, 0) + 1
-        return {"jobs": by_status, "queued": len(self.queue), "in_flight": len(self.running)}
+        return {
+            "jobs": by_status,
+            "queued": len(self.queue),
+            "in_flight": len(self.running),
+            "in_flight_limit": self.in_flight_limit(),
+            "segmenter_replicas": self.live_replicas(),
+            "backlog_tiles": self.backlog_tiles(),
+        }
+
+    # -- scaling -------------------------------------------------------------------------------
+
+    async def heartbeat(self, replica: str) -> dict[str, Any]:
+        """A Segmenter replica's autoscaling report: it is alive; it gets the backlog to report."""
+        self._ensure_started()
+        known = self.live_replicas()
+        self.replicas_seen[replica] = time.monotonic()
+        if self.live_replicas() > known:
+            self._dispatch()  # more replicas: more jobs may run
+        return {"backlog_tiles": self.backlog_tiles()}
+
+    def live_replicas(self) -> int:
+        """Segmenter replicas heard from recently; at least 1 (without an autoscaling config the
+        replicas send no heartbeat, and the one there is still runs jobs)."""
+        cutoff = time.monotonic() - REPLICA_SILENCE_S
+        for replica in [r for r, seen in self.replicas_seen.items() if seen < cutoff]:
+            del self.replicas_seen[replica]
+        return max(1, len(self.replicas_seen))
+
+    def in_flight_limit(self) -> int:
+        return self.settings.jobs_in_flight_per_replica * self.live_replicas()
+
+    def _estimate(self, record: JobRecord) -> int:
+        """Tiles a queued job will take: the Tiler's plan for its image size (0 before the model
+        is known, or for a raw upload without dimensions)."""
+        if record.job_id in self.tile_estimates:
+            return self.tile_estimates[record.job_id]
+        height, width = record.image.get("height"), record.image.get("width")
+        if self.model is None or not height or not width:
+            return 0
+        _, plans = segmentation_plans(int(height), int(width), self.model, self.settings.max_short_side, self.settings.scale_search)
+        self.tile_estimates[record.job_id] = estimate = sum(len(plan) for plan in plans)
+        return estimate
+
+    def backlog_tiles(self) -> int:
+        """Tiles still to do: every queued job's estimate, and what running jobs have left."""
+        queued = sum(self._estimate(self.records[job_id]) for job_id in self.queue if job_id in self.records)
+        running = 0
+        for job_id in self.running:
+            record = self.records.get(job_id)
+            if record is None:
+                continue
+            total = record.total_tiles if record.total_tiles is not None else self._estimate(record)
+            running += max(0, total - record.completed_tiles)
+        return queued + running
+
+    async def _watch_model(self) -> None:
+        while True:
+            try:
+                model = await self.segmenter.info.remote()
+                if self.model is None or model.get("key") != self.model.get("key"):
+                    self.tile_estimates.clear()
+                    if self.model is not None:
+                        self.drift_monitor.reset()  # a new model: a new reference window
+                self.model = model
+            except Exception:  # no replica yet, or one restarting
+                logger.debug("Could not read the Segmenter's model", exc_info=True)
+            await asyncio.sleep(MODEL_REFRESH_S)
+
+    # -- admission and drift -------------------------------------------------------------------
+
+    async def admit(self, owner: str) -> int | None:
+        """One request of `owner` against the service-wide rate limit: None, or the seconds to wait."""
+        return self.rate_limiter.retry_after(owner)
+
+    async def drift(self) -> dict[str, Any]:
+        return self.drift_monitor.report()
 
     async def find_idempotent(self, owner: str, idempotency_key: str) -> dict[str, Any] | None:
         self._ensure_started()
@@ -156,6 +253,7 @@ class JobTracker:
             return {"job_id": job_id, "status": record.status, "deleted": True}
         if job_id in self.queue:
             self.queue.remove(job_id)
+            self.tile_estimates.pop(job_id, None)
         task = self.running.pop(job_id, None)
         if task is not None:
             task.cancel()
@@ -170,8 +268,9 @@ class JobTracker:
     # -- running jobs --------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        while self.queue and len(self.running) < self.settings.max_jobs_in_flight:
+        while self.queue and len(self.running) < self.in_flight_limit():
             job_id = self.queue.popleft()
+            self.tile_estimates.pop(job_id, None)
             self.running[job_id] = asyncio.get_running_loop().create_task(self._run(job_id))
 
     async def _run(self, job_id: str) -> None:
@@ -216,6 +315,9 @@ class JobTracker:
         record.error, record.result = error, None if error else result
         await self._persist(record)
         self._wake(record.job_id)
+        if result is not None and not error:
+            classes = [c["name"] for c in (self.model or {}).get("classes", []) if c.get("id")]
+            self.drift_monitor.add(observation(result), classes)
         await asyncio.to_thread(self.store.delete, upload_key(record.job_id))  # no longer needed
         logger.info("Job %s %s in %.2fs%s", record.job_id, record.status, record.finished_at - (record.started_at or record.finished_at), f": {error}" if error else "")
 

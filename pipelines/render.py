@@ -94,8 +94,16 @@ def render_outputs(image: np.ndarray, class_ids: np.ndarray, confidence: np.ndar
         mask = pool.submit(encode_png, class_ids)
         heatmap = pool.submit(encode_png, confidence)
         overlay_bytes = overlay_png(image, class_ids, class_table.palette, mask_weight)
-        summary = summarize(class_ids, class_table)
+        summary = {**summarize(class_ids, class_table), "mean_confidence": mean_confidence(confidence)}
         return {"overlay_png": overlay_bytes, "mask_png": mask.result(), "heatmap_png": heatmap.result(), "summary": summary}
+
+
+def mean_confidence(confidence: np.ndarray) -> float:
+    """The mean of a uint8 confidence map (255 = 1), as a fraction, summed in strips."""
+    total = 0
+    for rows in strip_rows(*confidence.shape[:2]):
+        total += int(confidence[rows].sum(dtype=np.int64))
+    return round(total / (255.0 * confidence.size), 4) if confidence.size else 0.0
 
 
 def apply_confidence(class_ids: np.ndarray, confidence: np.ndarray, threshold: float) -> np.ndarray:

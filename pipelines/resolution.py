@@ -26,12 +26,14 @@ other confident answer of a network shown core far too small (MODEL_CARD.md, "Ph
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from PIL import Image
 
 from pipelines.classes import BACKGROUND_ID
 from pipelines.exposure import AutoExposure
-from pipelines.tiling import Segmentation
+from pipelines.tiling import Segmentation, TilePlan, plan_tiles
 
 
 def scaled_size(height: int, width: int, factor: float) -> tuple[int, int]:
@@ -80,6 +82,15 @@ def segmentation_sizes(height: int, width: int, max_short_side: int | None, scal
     """Every size an image of (height, width) is segmented at: its working size, then the
     candidates of the scale search."""
     return candidate_sizes(working_size(height, width, max_short_side), scales, max_short_side)
+
+
+def segmentation_plans(height: int, width: int, model: dict[str, Any], max_short_side: int | None = None, scale_search: bool = True) -> tuple[list[tuple[int, int]], list[TilePlan]]:
+    """The sizes an image is segmented at and the tile plan of each, from a model's description
+    (the Segmenter's `info()`): what the Tiler runs and what the job tracker counts a queued job's
+    tiles by. `max_short_side` None: the model's own."""
+    limit = max_short_side if max_short_side is not None else model.get("max_short_side")
+    sizes = segmentation_sizes(height, width, limit, model.get("scales") if scale_search else None)
+    return sizes, [plan_tiles(h, w, model["tile_size"], model["tile_overlap"], model["output_stride"]) for h, w in sizes]
 
 
 class MostConfident:

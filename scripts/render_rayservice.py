@@ -1,5 +1,6 @@
-"""Write k8s/rayservice.yaml from serve_config.yaml, so the cluster runs exactly the Serve config
-the repository tests (`tests/deployments/test_config_files.py` checks they agree).
+"""Write k8s/rayservice.yaml from serve_config.yaml and the node groups of deployments/cluster.py,
+so the cluster runs exactly the Serve config and the groups the repository tests
+(`tests/deployments/test_config_files.py` checks they agree).
 
     python -m scripts.render_rayservice
 """
@@ -10,10 +11,12 @@ from pathlib import Path
 
 import yaml
 
+from deployments.cluster import HEAD, IDLE_TIMEOUT_S, WORKER_GROUPS, NodeGroup
 from deployments.ray_environment import RAY_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "registry.example.com/lithoseg:0.1.0"
+RAY_VERSION = "2.60.0"
 ENV = [
     {"name": "LITHOSEG_STORE_URL", "value": "s3://lithoseg/prod"},
     {"name": "LITHOSEG_S3_ENDPOINT_URL", "value": "http://minio.lithoseg.svc:9000"},
@@ -23,7 +26,9 @@ ENV = [
 HEADER = """\
 # KubeRay RayService for lithoseg, rendered from serve_config.yaml by scripts/render_rayservice.py
 # (edit serve_config.yaml, then re-render). Needs the KubeRay operator (ray.io/v1), the NVIDIA
-# device plugin on GPU nodes, the lithoseg Secret (secret.example.yaml) and MinIO (minio.yaml).
+# device plugin on GPU nodes, the lithoseg Secret (secret.example.yaml), MinIO (minio.yaml) and
+# Redis for GCS fault tolerance (redis.yaml). Node groups come from deployments/cluster.py, the
+# same ones `make cluster` runs locally.
 #   kubectl -n lithoseg apply -f k8s/rayservice.yaml
 # A change of serveConfigV2 (e.g. a new LITHOSEG_MODEL s3:// checkpoint, or batching knobs) is
 # rolled out in place; a change of rayClusterConfig makes KubeRay bring up a new cluster and switch
@@ -33,13 +38,16 @@ HEADER = """\
 """
 
 
-def container(name: str, resources: dict[str, object], ports: bool) -> dict[str, object]:
+def container(name: str, group: NodeGroup, ports: bool) -> dict[str, object]:
+    quantities: dict[str, str] = {"cpu": group.cpu, "memory": group.memory}
+    if group.gpus:
+        quantities["nvidia.com/gpu"] = str(group.gpus)
     spec: dict[str, object] = {
         "name": name,
         "image": IMAGE,
         "envFrom": [{"secretRef": {"name": "lithoseg"}}],
         "env": ENV,
-        "resources": resources,
+        "resources": {"requests": dict(quantities), "limits": dict(quantities)},
     }
     if ports:
         spec["ports"] = [
@@ -51,6 +59,20 @@ def container(name: str, resources: dict[str, object], ports: bool) -> dict[str,
     return spec
 
 
+def worker_group(group: NodeGroup) -> dict[str, object]:
+    pod: dict[str, object] = {"containers": [container("ray-worker", group, False)]}
+    if group.gpus:
+        pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    return {
+        "groupName": group.name,
+        "replicas": group.min_replicas,
+        "minReplicas": group.min_replicas,
+        "maxReplicas": group.max_replicas,
+        "rayStartParams": group.rayStartParams(),
+        "template": {"spec": pod},
+    }
+
+
 def render() -> dict[str, object]:
     serve_config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
     return {
@@ -58,40 +80,30 @@ def render() -> dict[str, object]:
         "kind": "RayService",
         "metadata": {"name": "lithoseg", "namespace": "lithoseg"},
         "spec": {
+            # a new RayCluster comes up beside the old one and takes the traffic once its Serve
+            # app is ready (rayClusterConfig changes); serveConfigV2 changes apply in place
+            "upgradeStrategy": {"type": "NewCluster"},
+            # the head runs no replica of the application, so the Service never routes to it
+            "excludeHeadPodFromServeSvc": True,
             "serveConfigV2": yaml.dump(serve_config, Dumper=_Dumper, sort_keys=False, width=120),
             "rayClusterConfig": {
-                "rayVersion": "2.60.0",
+                "rayVersion": RAY_VERSION,
                 "enableInTreeAutoscaling": True,
-                "headGroupSpec": {
-                    # the head runs the light deployments and the job tracker, no model
-                    "rayStartParams": {"num-cpus": "4", "dashboard-host": "0.0.0.0"},
-                    "template": {"spec": {"containers": [container("ray-head", {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}}, True)]}},
+                "autoscalerOptions": {"version": "v2", "idleTimeoutSeconds": IDLE_TIMEOUT_S, "upscalingMode": "Default"},
+                # GCS fault tolerance: the cluster's metadata (actors, placement, the detached job
+                # tracker's registration) lives in Redis, so a restarted head rejoins the running
+                # workers instead of the whole cluster restarting (k8s/redis.yaml)
+                "gcsFaultToleranceOptions": {
+                    "redisAddress": "redis.lithoseg.svc:6379",
+                    "redisPassword": {"valueFrom": {"secretKeyRef": {"name": "lithoseg", "key": "REDIS_PASSWORD"}}},
                 },
-                "workerGroupSpecs": [
-                    {
-                        "groupName": "gpu",
-                        "replicas": 1,
-                        "minReplicas": 1,
-                        "maxReplicas": 8,
-                        "rayStartParams": {},
-                        "template": {
-                            "spec": {
-                                "containers": [
-                                    container("ray-worker", {"requests": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"}, "limits": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"}}, False)
-                                ],
-                                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-                            }
-                        },
-                    },
-                    {
-                        "groupName": "cpu",
-                        "replicas": 1,
-                        "minReplicas": 1,
-                        "maxReplicas": 8,
-                        "rayStartParams": {},
-                        "template": {"spec": {"containers": [container("ray-worker", {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}}, False)]}},
-                    },
-                ],
+                "headGroupSpec": {
+                    # no replica and no model on the head (num-cpus 0): Serve's controller and
+                    # proxy, the dashboard, the autoscaler and the job tracker only
+                    "rayStartParams": HEAD.rayStartParams(),
+                    "template": {"spec": {"containers": [container("ray-head", HEAD, True)]}},
+                },
+                "workerGroupSpecs": [worker_group(group) for group in WORKER_GROUPS],
             },
         },
     }

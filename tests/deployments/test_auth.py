@@ -1,8 +1,9 @@
 import pytest
 
-from deployments.auth import KeyRing, RateLimiter
-from deployments.http_errors import RateLimited, Unauthorized
+from deployments.auth import KeyRing
+from deployments.http_errors import Unauthorized
 from deployments.jobs import owner_of
+from deployments.rate_limit import RateLimiter
 
 
 def test_keyring_accepts_known_keys_only():
@@ -20,15 +21,13 @@ def test_owner_is_a_digest_not_the_key():
 def test_rate_limiter_refills_over_time():
     limiter = RateLimiter(per_minute=3)
     for _ in range(3):
-        limiter.check("o", now=100.0)
-    with pytest.raises(RateLimited) as refused:
-        limiter.check("o", now=100.0)
-    assert refused.value.retry_after >= 1
-    limiter.check("other", now=100.0)  # per key
-    limiter.check("o", now=120.5)  # 20 s later one token is back
+        assert limiter.retry_after("o", now=100.0) is None
+    wait = limiter.retry_after("o", now=100.0)
+    assert wait is not None and wait >= 1
+    assert limiter.retry_after("other", now=100.0) is None  # per key
+    assert limiter.retry_after("o", now=120.5) is None  # 20 s later one token is back
 
 
 def test_rate_limit_zero_disables():
     limiter = RateLimiter(per_minute=0)
-    for _ in range(1000):
-        limiter.check("o")
+    assert all(limiter.retry_after("o") is None for _ in range(1000))

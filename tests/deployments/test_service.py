@@ -66,7 +66,7 @@ def service(serve_port, tmp_path_factory):
         store_url=store.as_uri(),
         max_upload_bytes=3_000_000,
         max_pixels=20_000_000,
-        max_jobs_in_flight=2,
+        jobs_in_flight_per_replica=2,
     ) as service:
         yield service
 

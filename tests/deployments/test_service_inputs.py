@@ -34,7 +34,7 @@ APP = "lithoseg-inputs"
 @pytest.fixture(scope="module")
 def service(serve_port, tmp_path_factory):
     store = tmp_path_factory.mktemp("store")
-    with run_service(serve_port, app_name=APP, store_url=store.as_uri(), max_jobs_in_flight=2, segment_max_pixels=1_000_000) as service:
+    with run_service(serve_port, app_name=APP, store_url=store.as_uri(), jobs_in_flight_per_replica=2, segment_max_pixels=1_000_000) as service:
         yield service
 
 
