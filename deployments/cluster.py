@@ -23,6 +23,7 @@ import argparse
 import copy
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -160,6 +161,23 @@ def local_serve_config(settings: Settings, path: Path = SERVE_CONFIG) -> dict[st
     return config
 
 
+def small_machine_config(settings: Settings, max_segmenters: int = 3, tiles_per_replica: float = 8, downscale_delay_s: float = 10) -> dict[str, Any]:
+    """`local_serve_config` with the knobs a 2-core machine needs to show scaling in minutes (for
+    the cluster test and `bench.cluster_scaling`): a Segmenter policy that wants a replica per
+    `tiles_per_replica` tiles of backlog, short scaling delays, one thread per forward pass, and
+    the light deployments capped at 2 replicas so they fit the one CPU node."""
+    config = local_serve_config(settings)
+    for deployment in config["applications"][0]["deployments"]:
+        if deployment["name"] == "Segmenter":
+            autoscaling = deployment["autoscaling_config"]
+            autoscaling.update(max_replicas=max_segmenters, upscale_delay_s=1, downscale_delay_s=downscale_delay_s)
+            autoscaling["policy"]["policy_kwargs"] = {"tiles_per_replica": tiles_per_replica}
+            deployment["user_config"] = {**deployment["user_config"], "max_batch_size": 1, "torch_threads": 1, "niceness": 5}
+        elif "autoscaling_config" in deployment:
+            deployment["autoscaling_config"]["max_replicas"] = 2
+    return config
+
+
 @dataclass
 class LocalCluster:
     """A running local autoscaling cluster: its head process (a `ray start --head --block` in a
@@ -171,12 +189,14 @@ class LocalCluster:
     dashboard_url: str
     temp_dir: str
     log_path: Path
+    token: str  # Ray's token authentication: every REST call carries it
 
     # -- the REST API (what `serve deploy` and `ray list nodes` use) -------------------------------
 
     def _request(self, method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.dashboard_url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
+        request = urllib.request.Request(self.dashboard_url + path, data=data, method=method, headers=headers)
         with urllib.request.urlopen(request, timeout=timeout) as response:
             text = response.read()
         return json.loads(text) if text else None
@@ -206,6 +226,19 @@ class LocalCluster:
         deployments = status.get("applications", {}).get(app, {}).get("deployments", {})
         return [r for r in deployments.get(deployment, {}).get("replicas", []) if r.get("state") == "RUNNING"]
 
+    def sample(self, service_url: str | None = None) -> dict[str, Any]:
+        """One observation of the cluster: nodes by group, Segmenter replicas, and (with the
+        service's URL) the tracker's figures from its /metrics."""
+        nodes = self.nodes()
+        observed: dict[str, Any] = {
+            "time": time.time(),
+            "nodes": {kind: sum(1 for n in nodes if n["node_type"] == kind) for kind in ("head", GPU.name, CPU.name)},
+            "segmenter_replicas": len(self.replicas("Segmenter")),
+        }
+        if service_url:
+            observed.update(read_metrics(service_url))
+        return observed
+
     def kill_node(self, node_id: str) -> int:
         """SIGKILL every process of one worker node (its raylet and the workers under it), as a
         node that dies does. Returns how many processes were killed."""
@@ -233,6 +266,27 @@ class LocalCluster:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+METRICS_READ = {
+    "lithoseg_queue_length": "queued",
+    "lithoseg_jobs_in_flight": "in_flight",
+    "lithoseg_backlog_tiles": "backlog_tiles",
+    "lithoseg_tiles_completed": "tiles_completed",
+    "lithoseg_jobs_in_flight_limit": "in_flight_limit",
+}
+
+
+def read_metrics(service_url: str) -> dict[str, float]:
+    """The job tracker's gauges from the service's /metrics (Prometheus text)."""
+    with urllib.request.urlopen(service_url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in METRICS_READ:
+            values[METRICS_READ[name]] = float(value)
+    return values
 
 
 def node_group_of(resources: dict[str, float]) -> str:
@@ -264,6 +318,7 @@ def start_cluster(
     """Start the head (with the autoscaler) and wait until the dashboard answers. Worker nodes
     come and go as the autoscaler decides: the CPU group's minimum at once, GPU nodes on demand."""
     cluster_id = uuid.uuid4().hex
+    token = secrets.token_hex(32)
     gcs_port = free_port()
     gcs_address = f"{node_ip()}:{gcs_port}"
     temp_dir = tempfile.mkdtemp(prefix="lithoseg-cluster-")
@@ -274,6 +329,9 @@ def start_cluster(
         **RAY_ENVIRONMENT,
         **(settings_env or {}),
         CLUSTER_TAG: cluster_id,
+        # Ray's token authentication, with a token of this cluster's own (not ~/.ray/auth_token)
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": token,
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p),
         # Ray's fake multi-node provider and autoscaler v2, as ray.cluster_utils.AutoscalingCluster sets them
         "RAY_FAKE_CLUSTER": "1",
@@ -282,9 +340,8 @@ def start_cluster(
         "RAY_CLOUD_INSTANCE_ID": FAKE_HEAD_NODE_ID,
         "RAY_OVERRIDE_NODE_ID_FOR_TESTING": FAKE_HEAD_NODE_ID,
     }
-    for name in list(env):  # a driver's Ray address must not leak into the cluster's processes
-        if name in ("RAY_ADDRESS",):
-            del env[name]
+    env.pop("RAY_ADDRESS", None)  # a driver's Ray address must not leak into the cluster's processes
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
     ray_bin = str(Path(sys.executable).with_name("ray"))
     command = [
         ray_bin, "start", "--head", "--block",
@@ -301,7 +358,7 @@ def start_cluster(
     log_path = Path(temp_dir) / "head.log"
     log = open(log_path, "wb")  # noqa: SIM115 - the head writes to it for its whole life
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    cluster = LocalCluster(process, cluster_id, gcs_address, f"http://127.0.0.1:{dashboard_port}", temp_dir, log_path)
+    cluster = LocalCluster(process, cluster_id, gcs_address, f"http://127.0.0.1:{dashboard_port}", temp_dir, log_path, token)
     deadline = time.monotonic() + wait_s
     while True:
         if process.poll() is not None:
@@ -360,8 +417,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import secrets
-
     args = parse_args(argv)
     began = time.monotonic()
     overrides: dict[str, Any] = {}
@@ -378,7 +433,8 @@ def main(argv: list[str] | None = None) -> None:
         print("no CUDA device here: the 'gpu' nodes advertise GPU: 1 to Ray, and the Segmenter replicas placed on them run the model on the CPU", flush=True)
     cluster = start_cluster(settings_environment(overrides), args.max_gpu_nodes, args.max_cpu_nodes, args.idle_timeout_s, args.dashboard_port)
     try:
-        print(f"dashboard: {cluster.dashboard_url}    deploying {SERVE_CONFIG.name} through its REST API...", flush=True)
+        print(f"dashboard: {cluster.dashboard_url} (Ray token authentication; token: {cluster.token})", flush=True)
+        print(f"deploying {SERVE_CONFIG.name} through the dashboard's REST API...", flush=True)
         cluster.deploy(local_serve_config(settings))
         base = f"http://{settings.host}:{settings.port}"
         ready = threading.Thread(target=wait_until_ready, args=(f"{base}/ready", 900), daemon=True)
@@ -391,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
             if "api_keys" in overrides:
                 print(f"development API key (LITHOSEG_API_KEYS was unset): {key}", flush=True)
             print(f'try: curl -X POST {base}/predict -H "api-key: {key}" -F "file=@core.jpg"', flush=True)
-            print(f"nodes: ray status --address {cluster.gcs_address}    metrics: {base}/metrics    stop: Ctrl-C", flush=True)
+            print(f"nodes: RAY_AUTH_TOKEN={cluster.token} ray status --address {cluster.gcs_address}    metrics: {base}/metrics    stop: Ctrl-C", flush=True)
             stopping.wait()
     finally:
         print("stopping the cluster...", flush=True)

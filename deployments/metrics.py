@@ -19,6 +19,7 @@ class IngressMetrics:
         self.in_flight = Gauge("lithoseg_jobs_in_flight", "Jobs being processed.", registry=self.registry)
         self.in_flight_limit = Gauge("lithoseg_jobs_in_flight_limit", "Jobs the tracker may run at once (per Segmenter replica times replicas).", registry=self.registry)
         self.segmenter_replicas = Gauge("lithoseg_segmenter_replicas", "Segmenter replicas alive (heard from by the tracker; 1 without autoscaling).", registry=self.registry)
+        self.tiles_completed = Gauge("lithoseg_tiles_completed", "Tiles segmented since the job tracker started (its rate is the service's throughput).", registry=self.registry)
         self.backlog_tiles = Gauge("lithoseg_backlog_tiles", "Tiles of queued jobs (estimated) and left of running jobs: what the Segmenter autoscales on.", registry=self.registry)
 
     def render(self, tracker_stats: dict[str, Any] | None) -> bytes:
@@ -30,4 +31,5 @@ class IngressMetrics:
             self.in_flight_limit.set(tracker_stats["in_flight_limit"])
             self.segmenter_replicas.set(tracker_stats["segmenter_replicas"])
             self.backlog_tiles.set(tracker_stats["backlog_tiles"])
+            self.tiles_completed.set(tracker_stats["tiles_completed"])
         return generate_latest(self.registry)

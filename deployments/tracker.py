@@ -59,6 +59,7 @@ class JobTracker:
         self.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
         self.drift_monitor = DriftMonitor(window=settings.drift_window, threshold=settings.drift_threshold)
         self._model_watch: asyncio.Task[None] | None = None
+        self.tiles_completed = 0  # since this actor started: tiles per second is its rate
         self.store = open_store(settings.store_url, settings.s3_endpoint_url)
         self.records: dict[str, JobRecord] = {}
         self.queue: deque[str] = deque()
@@ -121,6 +122,7 @@ class JobTracker:
             "in_flight_limit": self.in_flight_limit(),
             "segmenter_replicas": self.live_replicas(),
             "backlog_tiles": self.backlog_tiles(),
+            "tiles_completed": self.tiles_completed,
         }
 
     # -- scaling -------------------------------------------------------------------------------
@@ -284,7 +286,9 @@ class JobTracker:
             outcome: dict[str, Any] = {}
             async for event in stream:
                 if "progress" in event:  # in memory only: a restarted job starts its tiles again
-                    record.completed_tiles, record.total_tiles = event["progress"]
+                    completed, record.total_tiles = event["progress"]
+                    self.tiles_completed += max(0, completed - record.completed_tiles)
+                    record.completed_tiles = completed
                 else:
                     outcome = event
         except asyncio.CancelledError:
