@@ -1,4 +1,5 @@
 # make serve: run the service on 127.0.0.1:8000 (creates the virtual environment on first use)
+# make cluster: the production shape on this machine: an autoscaling multi-node Ray cluster running serve_config.yaml
 # make test:  lint + the whole test suite
 # make bench: the benchmark suite (about 15 minutes; not part of make test) -> var/bench/latest.json
 SHELL := /bin/bash
@@ -6,13 +7,16 @@ VENV = $(shell scripts/venv.sh)
 PYTHON = $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: serve test test-fast lint venv train evaluate bench clean
+.PHONY: serve cluster test test-fast lint venv train evaluate bench clean
 
 venv:
 	@scripts/venv.sh
 
 serve:
 	$(PYTHON) -m deployments.local
+
+cluster:
+	$(PYTHON) -m deployments.cluster
 
 test: lint
 	$(PYTHON) -m pytest -q --timeout=900 tests

@@ -23,6 +23,7 @@ import requests  # noqa: E402
 from bench.cluster_scaling import KEY, Burst, core_png, run_burst, submit_all, wait_all, wait_for  # noqa: E402
 from deployments.cluster import GPU, LocalCluster, free_port, running_cluster, small_machine_config  # noqa: E402
 from deployments.settings import DEFAULT_MODEL, Settings  # noqa: E402
+from tests.deployments.test_service import run_reference_client  # noqa: E402
 
 pytestmark = pytest.mark.slow
 MAX_SEGMENTERS = 3
@@ -66,6 +67,11 @@ def test_the_production_config_runs_on_separate_nodes(deployed):
     assert segmenter_nodes and segmenter_nodes <= gpu_nodes  # the model only on "gpu" nodes
     for name in ("Ingress", "JobRunner", "Decoder", "Tiler", "Compositor", "Segmenter"):
         assert head not in {r["node_id"] for r in cluster.replicas(name)}, f"{name} runs on the head"
+
+
+def test_the_reference_client_runs_against_the_cluster(deployed, core_jpeg, tmp_path):
+    _, base, _ = deployed
+    run_reference_client(base, KEY, core_jpeg, tmp_path)
 
 
 def test_a_backlog_scales_the_segmenter_and_gpu_nodes_out_then_back_in(burst: Burst):

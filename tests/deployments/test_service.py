@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,16 +81,21 @@ def png_array(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)))
 
 
-def test_reference_python_client_runs_unchanged(service: Service, core_jpeg, tmp_path):
-    (tmp_path / "core.jpg").write_bytes(core_jpeg)
-    host = service.base_url.removeprefix("http://")
-    script = REFERENCE_CLIENT.replace("<YOUR_API_KEY>", KEY_A).replace("<HOST_NAME>", host)
-    (tmp_path / "client.py").write_text(script)
-    run = subprocess.run([sys.executable, "client.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+def run_reference_client(base_url: str, key: str, core_jpeg: bytes, folder: Path) -> None:
+    """The reference service's documented Python client, verbatim but for its key and host, on
+    the shipped core photo: it must end `status: finished` with the overlay in result.png."""
+    (folder / "core.jpg").write_bytes(core_jpeg)
+    script = REFERENCE_CLIENT.replace("<YOUR_API_KEY>", key).replace("<HOST_NAME>", base_url.removeprefix("http://"))
+    (folder / "client.py").write_text(script)
+    run = subprocess.run([sys.executable, "client.py"], cwd=folder, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().splitlines()[-1] == "status: finished"
-    result = Image.open(tmp_path / "result.png")
+    result = Image.open(folder / "result.png")
     assert result.format == "PNG" and result.size == (154, 1600) and result.mode == "RGB"
+
+
+def test_reference_python_client_runs_unchanged(service: Service, core_jpeg, tmp_path):
+    run_reference_client(service.base_url, KEY_A, core_jpeg, tmp_path)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
