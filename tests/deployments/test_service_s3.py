@@ -60,7 +60,7 @@ def test_reference_flow_on_s3_with_a_model_from_s3(s3_service):
     job_id = service.submit(encode(image)).json()["job_id"]
     info = service.wait(job_id)
     assert info["status"] == "finished", info
-    assert info["result"]["model"] == {"name": "tiny-test-model", "version": "t1"}
+    assert info["result"]["model"] == {"name": "tiny-test-model", "version": "t1", "tile_versions": ["t1"]}
     overlay = Image.open(io.BytesIO(service.job(job_id, form="png").content))
     mask = Image.open(io.BytesIO(service.job(job_id, form="mask").content))
     assert overlay.size == mask.size == (image.shape[1], image.shape[0])  # the photo's size, though
