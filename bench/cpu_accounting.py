@@ -16,9 +16,9 @@ import os
 import resource
 from pathlib import Path
 
+from bench.helpers import free_port
 from bench.run import KEY, LONG_POLL_S, OUT, PHOTO_SIZES, SMALL_SIZES, bench_images, run_clients, service_call
 from bench.service_process import ServiceProcess, descendants, process_name
-from tests.conftest import free_port
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

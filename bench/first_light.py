@@ -15,9 +15,9 @@ from pathlib import Path
 
 import requests
 
+from bench.helpers import free_port
 from bench.service_process import ServiceProcess
 from deployments.settings import REPO_ROOT
-from tests.conftest import free_port
 
 KEY = "bench-first-light-key"
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 
+from bench.helpers import free_port
 from bench.run import KEY, LONG_POLL_S, OUT, PHOTO_SIZES, bench_images, large_scan, run_clients, service_call
 from bench.service_process import ProcessMemory, ServiceProcess, process_memory
-from tests.conftest import free_port
 
 
 def print_table(title: str, processes: dict[int, ProcessMemory]) -> None:

@@ -41,10 +41,11 @@ from typing import Any
 import numpy as np
 import requests
 
+from bench import engines as engines_bench
+from bench.helpers import encode, free_port
 from bench.service_process import MemorySampler, ServiceProcess, tree_memory_mb
 from deployments.settings import DEFAULT_MODEL, REPO_ROOT
 from pipelines.synthetic import generate_sample
-from tests.conftest import encode, free_port
 
 KEY = "bench-suite-key"
 OUT = REPO_ROOT / "var" / "bench"
@@ -95,7 +96,9 @@ def bench_images(count: int, sizes: tuple[tuple[int, int], ...]) -> list[bytes]:
 # -- 1. the bare model -------------------------------------------------------------------------
 
 
-def model_throughput(seconds: float) -> dict[str, float]:
+def model_throughput(seconds: float) -> tuple[dict[str, float], str]:
+    """The shipped model as the service runs it (its default engine, softmax, refinement and
+    blend weighting included), per batch size: (tiles per second, the engine's name)."""
     import torch
 
     from pipelines.model import load_checkpoint, predict_weighted
@@ -105,7 +108,7 @@ def model_throughput(seconds: float) -> dict[str, float]:
     model = load_checkpoint(REPO_ROOT / "models" / "lithoseg-default")
     tiles = [generate_sample(60_000_000 + i, height=512, width=512).image[:512, :512] for i in range(8)]
     tiles = [np.ascontiguousarray(np.pad(t, ((0, 512 - t.shape[0]), (0, 512 - t.shape[1]), (0, 0)), mode="edge")) for t in tiles]
-    sizes = (1, 2, 4, 8, 16, 32, 64) if model.device.type == "cuda" else (1, 2, 4)
+    sizes = (1, 2, 4, 8, 16, 32, 64) if model.device.type == "cuda" else (1, 2)
     cores = os.cpu_count() or 1
 
     def measure(size: int, streams: int) -> float:
@@ -133,9 +136,10 @@ def model_throughput(seconds: float) -> dict[str, float]:
     for size in sizes:  # one pass at a time on every core, and two concurrent passes (as the service runs them)
         rates[str(size)] = measure(size, 1)
         rates[f"{size}x2"] = measure(size, 2)
+    engine = model.engine.name if model.engine else "torch"
     model = None  # type: ignore[assignment]  # let the caller free it
     gc.collect()
-    return rates
+    return rates, engine
 
 
 # -- clients -----------------------------------------------------------------------------------
@@ -335,17 +339,21 @@ def bench_service(photos: list[bytes], small: list[bytes], submit_count: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-seconds", type=float, default=20.0, help="time per batch size for the bare model")
+    parser.add_argument("--model-seconds", type=float, default=10.0, help="time per batch size for the bare model, and per engine")
     parser.add_argument("--submits", type=int, default=320, help="POST /predict calls timed under saturation")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.time()
     report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "device": device_name()}
     print(f"lithoseg benchmark on {report['device']}", flush=True)
-    rates = model_throughput(args.model_seconds)
+    report["engines"] = engines_bench.measure(DEFAULT_MODEL, args.model_seconds)  # every engine, bare network
+    gc.collect()
+    rates, engine = model_throughput(args.model_seconds)
     best = max(rates, key=lambda k: rates[k])
-    report.update(model_tiles_per_s=rates[best], model_best_batch=best, model_tiles_per_s_by_batch=rates)
-    print(f"  bare model (batch size, x2 = two concurrent passes): {', '.join(f'{k}: {v:.2f}' for k, v in rates.items())} tiles/s", flush=True)
+    report.update(model_tiles_per_s=rates[best], model_best_batch=best, model_tiles_per_s_by_batch=rates, default_engine=engine)
+    torch_rate = report["engines"]["engines"].get("torch", {}).get("best_tiles_per_s")
+    report["default_engine_over_torch"] = report["engines"]["engines"].get(engine, {}).get("over_torch_eager") if torch_rate else None
+    print(f"  the model through its default engine ({engine}; batch size, x2 = two concurrent passes): {', '.join(f'{k}: {v:.2f}' for k, v in rates.items())} tiles/s", flush=True)
     photos, small = bench_images(8, PHOTO_SIZES), bench_images(8, SMALL_SIZES)
     naive = bench_naive(photos, small)
     report["naive_images_per_s"] = naive["photos"]
@@ -371,7 +379,10 @@ def main() -> None:
 def print_table(r: dict[str, Any]) -> None:
     rows = [
         ("device", r["device"]),
-        ("model_tiles_per_s", f"{r['model_tiles_per_s']:.2f} (batch {r['model_best_batch']})"),
+        *((f"engine {name}", (f"{e['best_tiles_per_s']:.2f} tiles/s, {e['share_of_peak']:.0%} of FP32 peak, x{e.get('over_torch_eager', 1):.2f} torch, "
+                               f"parity real {e['parity']['real']:.4f} synthetic {e['parity']['synthetic']:.4f}") if "best_tiles_per_s" in e else f"unavailable: {e.get('unavailable')}")
+          for name, e in r["engines"]["engines"].items()),
+        ("model_tiles_per_s", f"{r['model_tiles_per_s']:.2f} (batch {r['model_best_batch']}, engine {r['default_engine']})"),
         ("service_tiles_per_s", f"{r['service_tiles_per_s']:.2f}"),
         ("service_over_model", f"{r['service_over_model']:.2f} (by tile area {r['service_over_model_by_area']:.2f}: tiles hold {r['photo_full_tile_share']:.2f} of a full one)"),
         *((f"images/s c={c}", f"naive {r['naive_images_per_s'][c]:.3f} | service {r['service_images_per_s'][c]:.3f} | ratio {r['service_over_naive'][c]:.2f}") for c in r["naive_images_per_s"]),

@@ -47,6 +47,9 @@ class SegmenterConfig(BaseModel):
     batch_wait_timeout_s: float = Field(0.005, ge=0, description="How long a batch waits to fill.")
     torch_threads: int = Field(0, ge=0, description="torch CPU threads per forward pass; 0: the machine's cores divided among the concurrent batches.")
     model: str | None = Field(None, description="Checkpoint directory or s3:// URI; default LITHOSEG_MODEL.")
+    engine: str | None = Field(
+        None, description="What runs the network (pipelines/engines.py): auto, torch, onnxruntime, onnxruntime-int8, tensorrt, torch-compile; default: the checkpoint's."
+    )
     niceness: int = Field(
         5, ge=0, le=19, description="Process niceness of the model replica: above the HTTP path's 0, so that on a CPU the model yields to submits and polls."
     )
@@ -89,6 +92,8 @@ class Segmenter:
         self.model_uri: str | None = None  # the one new jobs get
         self.gate_encoder: GateEncoder | None = None
         self.tiles_done = 0
+        self.engine: str | None = None  # user_config's; None: each checkpoint's own
+        self.threads = 1
         self._loading = asyncio.Lock()
         self._tracker: Any = None
 
@@ -100,7 +105,7 @@ class Segmenter:
         from pipelines.model import load_checkpoint
 
         directory = fetch_checkpoint(uri, self.settings.s3_endpoint_url)
-        model = load_checkpoint(directory)
+        model = load_checkpoint(directory, engine=self.engine, threads=self.threads)
         if not self.settings.guided_filter:
             model.refine = None
         if not self.settings.auto_exposure:
@@ -109,7 +114,10 @@ class Segmenter:
         if gate_bank is not None and self.gate_encoder is None:
             self.gate_encoder = GateEncoder(model.device)
         gate = f"gated by {len(gate_bank.embeddings)} reference views" if gate_bank else "no content gate (no gate.npz)"
-        logger.info("Segmenter loaded %s version %s (%s) on %s, %s", model.config.name, model.config.version, uri, model.device, gate)
+        engine = model.engine.name if model.engine else "torch"
+        if model.engine is not None and model.engine.fallback_reason:
+            engine += f" (not {self.engine or model.config.engine}: {model.engine.fallback_reason})"
+        logger.info("Segmenter loaded %s version %s (%s) on %s with engine %s, %s", model.config.name, model.config.version, uri, model.device, engine, gate)
         return Served(model, gate_bank)
 
     def _keep(self, uri: str, served: Served) -> None:
@@ -123,7 +131,11 @@ class Segmenter:
 
         config = SegmenterConfig(**user_config)
         # Ray sets OMP_NUM_THREADS from the fractional num_cpus (i.e. 1); the model wants the cores.
-        torch.set_num_threads(config.torch_threads or max(1, (os.cpu_count() or 1) // CONCURRENT_BATCHES))
+        self.threads = config.torch_threads or max(1, (os.cpu_count() or 1) // CONCURRENT_BATCHES)
+        torch.set_num_threads(self.threads)
+        if config.engine != self.engine:  # another engine: every model is loaded again with it
+            self.engine = config.engine
+            self.models.clear()
         renice_process(config.niceness)
         self._predict_batch.set_max_batch_size(config.max_batch_size)
         self._predict_batch.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
@@ -154,6 +166,7 @@ class Segmenter:
             "name": config.name,
             "version": config.version,
             "device": str(model.device),
+            "engine": model.engine.name if model.engine else "torch",
             "tile_size": config.tile_size,
             "tile_overlap": config.tile_overlap,
             "output_stride": config.output_stride,

@@ -33,6 +33,7 @@ from PIL import Image
 
 from pipelines.classes import ClassTable
 from pipelines.datasets import DatasetError, LabelledImage, expose_item, ignore_regions, load_folder, rescale_item, synthetic_item
+from pipelines.engines import ENGINES
 from pipelines.metrics import IGNORE_ID, ConfusionMatrix
 from pipelines.model import LoadedModel, load_checkpoint
 from pipelines.segment import segment_image
@@ -122,8 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-guided-filter", action="store_true", help="use the network's probabilities as they are, without the checkpoint's guided_filter")
     parser.add_argument("--exposure", type=float, default=1.0, help="multiply the photos' pixel values by this first (e.g. 0.45: an under-exposed camera), clipped at 255")
     parser.add_argument("--no-auto-exposure", action="store_true", help="segment the photos as they are, without the checkpoint's auto_exposure")
+    parser.add_argument("--engine", default=None, choices=ENGINES, help="what runs the network (default: the checkpoint's engine; see pipelines/engines.py)")
     args = parser.parse_args(argv)
-    model = load_checkpoint(args.model)
+    model = load_checkpoint(args.model, engine=args.engine)
+    if model.engine is not None and model.engine.fallback_reason:
+        print(f"engine: {model.engine.name} ({args.engine or model.config.engine} is not available: {model.engine.fallback_reason})")
     if args.no_guided_filter:
         model.refine = None
     if args.no_auto_exposure:
@@ -157,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     report["rescale"], report["native_resolution"] = args.rescale, args.native
     report["guided_filter"], report["auto_exposure"], report["exposure"] = model.refinement, model.auto_exposure, args.exposure
     report["model"] = {"path": str(args.model), "name": model.config.name, "version": model.config.version}
+    report["engine"] = model.engine.name if model.engine else "torch"
     print(format_report(report))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pipelines.classes import ClassTable, default_class_table
+from pipelines.engines import Engine, build_engine, torch_engine
 from pipelines.errors import CheckpointError
 from pipelines.exposure import AutoExposure
 from pipelines.refine import GuidedFilter
@@ -45,6 +46,7 @@ class ModelConfig:
     scales: list[float] | None = None  # factors of that size also tried; the most confident wins
     guided_filter: dict[str, Any] | None = None  # edge-aware refinement of the probabilities (pipelines/refine.py)
     auto_exposure: dict[str, Any] | None = None  # under-exposed photos brightened before tiling (pipelines/exposure.py)
+    engine: str = "torch"  # what runs the network (pipelines/engines.py); "auto": the fastest that passed parity here
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     training: dict[str, Any] = field(default_factory=dict)
@@ -75,6 +77,20 @@ class LoadedModel:
     device: torch.device
     refine: GuidedFilter | None = None  # applied to every tile's probabilities; None: the network's own
     exposure: AutoExposure | None = None  # applied to the whole image before tiling; None: as it comes
+    engine: Engine | None = None  # runs the network on tiles it accepts; None: the reference
+    reference: Engine | None = None  # PyTorch eager: tiles of other shapes, and the parity baseline
+
+    def __post_init__(self) -> None:
+        if self.reference is None:
+            self.reference = torch_engine(self.network, self.device, torch.bfloat16)
+        if self.engine is None:
+            self.engine = self.reference
+
+    def run_network(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits of a normalised batch, through the engine if it takes this shape."""
+        assert self.engine is not None and self.reference is not None
+        engine = self.engine if self.engine.accepts(batch.shape[2], batch.shape[3]) else self.reference
+        return engine(batch)
 
     @property
     def refinement(self) -> dict[str, Any] | None:
@@ -128,8 +144,10 @@ def read_config(directory: str | Path) -> ModelConfig:
         raise CheckpointError(f"{path} is not a valid checkpoint config: {exc}.") from exc
 
 
-def load_checkpoint(directory: str | Path, device: torch.device | str = "auto") -> LoadedModel:
-    """Rebuild the network from `config.json` and load `model.safetensors` into it, in eval mode."""
+def load_checkpoint(directory: str | Path, device: torch.device | str = "auto", engine: str | None = None, threads: int = 0) -> LoadedModel:
+    """Rebuild the network from `config.json` and load `model.safetensors` into it, in eval mode,
+    with the engine `engine` (None: the checkpoint's `engine`) on `threads` CPU threads (0:
+    torch's). An engine that cannot run here falls back to PyTorch (`model.engine.fallback_reason`)."""
     config = read_config(directory)
     weights = Path(directory) / WEIGHTS_FILE
     if not weights.is_file():
@@ -144,7 +162,14 @@ def load_checkpoint(directory: str | Path, device: torch.device | str = "auto") 
     network = network.to(target).eval()
     if target.type == "cuda":
         network = network.to(memory_format=torch.channels_last)
-    return LoadedModel(config, network, target, refine, AutoExposure.from_config(config.auto_exposure))
+    model = LoadedModel(config, network, target, refine, AutoExposure.from_config(config.auto_exposure))
+    name = engine or config.engine
+    if name != "torch":
+        model.engine = build_engine(
+            name, network, target, Path(directory), config.tile_size, threads or torch.get_num_threads(),
+            lambda tiles: normalise(torch.from_numpy(np.array(tiles)), config, target),
+        )  # fmt: skip
+    return model
 
 
 def normalise(images: torch.Tensor, config: ModelConfig, device: torch.device) -> torch.Tensor:
@@ -152,10 +177,7 @@ def normalise(images: torch.Tensor, config: ModelConfig, device: torch.device) -
     batch = images.to(device).permute(0, 3, 1, 2).float().div_(255.0)
     mean = torch.tensor(config.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(config.std, device=device).view(1, 3, 1, 1)
-    batch = (batch - mean) / std
-    if device.type == "cuda":
-        batch = batch.contiguous(memory_format=torch.channels_last)
-    return batch
+    return (batch - mean) / std
 
 
 def _forward(model: LoadedModel, tiles: list[np.ndarray]) -> Iterator[tuple[list[int], torch.Tensor]]:
@@ -167,12 +189,7 @@ def _forward(model: LoadedModel, tiles: list[np.ndarray]) -> Iterator[tuple[list
         by_shape.setdefault(tile.shape, []).append(index)
     for indices in by_shape.values():
         stacked = torch.from_numpy(np.stack([tiles[i] for i in indices])).to(model.device)  # uint8: the guide of `refine` too
-        batch = normalise(stacked, model.config, model.device)
-        if model.device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                logits = model.network(batch)
-        else:
-            logits = model.network(batch)
+        logits = model.run_network(normalise(stacked, model.config, model.device))
         probabilities = torch.softmax(logits.float(), dim=1)
         yield indices, probabilities if model.refine is None else model.refine(probabilities, stacked)
 

@@ -9,10 +9,14 @@ cd "$(dirname "$0")/.."
 python_bin="${PYTHON:-python3.11}"
 hash=$(cat requirements.txt | sha256sum | cut -c1-12)
 venv="${LITHOSEG_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/lithoseg/venv-$hash}"
+mkdir -p "$(dirname "$venv")"
+# one builder at a time: a second `make` started meanwhile waits here instead of deleting the
+# environment the first is filling
+exec 9>"$venv.lock"
+flock 9
 if [ ! -f "$venv/.installed" ]; then
   echo "creating virtual environment $venv (first run downloads a few GB)" >&2
   rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
   "$python_bin" -m venv "$venv"
   # torchvision from PyPI only loads against PyPI's torch build of the same release. Some machines
   # carry a local CPU-only torch wheel in pip's find-links; point find-links at an empty folder so
