@@ -49,6 +49,7 @@ from pipelines.model import ModelConfig, build_network, normalise, read_config, 
 from pipelines.pretrained import load_imagenet_encoder
 from pipelines.synthetic import TRAINING_SEEDS_BELOW
 
+MINUTES_PROBE = (10, 40)  # with --minutes, the steps timed (after the data workers' start) to fix the schedule's length (warm-up is 100)
 SYNTHETIC_VALIDATION_SEED = TRAINING_SEEDS_BELOW  # the validation images: the first seeds training never draws
 
 
@@ -78,6 +79,7 @@ class TrainConfig:
     grey_fraction: float = 0.0  # share of crops turned to grey levels (0: none)
     fragmented: float = 0.0  # ignore labels where the rock outline's density passes this (0: off); see datasets.ignore_fragmented
     rock_loss: float = 0.0  # weight of a Lovasz hinge on rock vs background (0: off)
+    minutes: float = 0.0  # train for about this long: the step count is set from the rate of the first steps (0: --steps)
     keep_checkpoints: bool = False
     model: dict[str, Any] = field(default_factory=dict)
 
@@ -247,6 +249,7 @@ def train(config: TrainConfig) -> Path:
     )
     network.train()
     started, seen, running_loss = time.time(), 0, 0.0
+    probe_began = started
     metrics: dict[str, Any] = {}
     for images, masks in loader:
         if step >= config.steps:
@@ -269,6 +272,12 @@ def train(config: TrainConfig) -> Path:
         step += 1
         seen += len(images)
         running_loss = 0.95 * running_loss + 0.05 * loss.item() if step > 1 else loss.item()
+        if config.minutes and step == MINUTES_PROBE[0]:
+            probe_began = time.time()
+        if config.minutes and step == MINUTES_PROBE[1]:  # the schedule's length from the steady rate (start-up costs left out)
+            per_step = (time.time() - probe_began) / (MINUTES_PROBE[1] - MINUTES_PROBE[0])
+            config.steps = max(step + 1, int(step + (config.minutes * 60 - (time.time() - started)) / per_step))
+            print(f"--minutes {config.minutes:g}: {per_step:.3f} s a step, so {config.steps} steps", flush=True)
         if step % 10 == 0 or step == 1:
             rate = seen / (time.time() - started)
             left = (config.steps - step) * config.batch_size / rate  # seconds, at this session's rate (validation aside)
@@ -329,6 +338,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--partial-edge", type=int, default=0, help="on photos flagged partial, keep background within this many pixels of labelled rock (0: ignore all background near the rock)")
     parser.add_argument("--rock-loss", type=float, default=0.0, help="add this weight times a binary Lovasz hinge on rock vs background, the IoU the service is judged on (0: off)")
     parser.add_argument("--keep-checkpoints", action="store_true", help="also keep every validation's checkpoint as checkpoints/step-NNNNNN/ (checkpoint/ is always the latest)")
+    parser.add_argument("--minutes", type=float, default=0.0, help="train for about this many minutes (validation aside): --steps is set from the rate of the first steps")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     return TrainConfig(
@@ -337,7 +347,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         pretrained=args.pretrained, init=args.init, val_every=args.val_every, val_synthetic=args.val_synthetic,
         seed=args.seed, workers=args.workers, threads=args.threads, resume=args.resume, ema=args.ema, hue_jitter=args.hue_jitter, partial_edge=args.partial_edge,
         fragmented=args.fragmented, grey_fraction=args.grey_fraction,
-        rock_loss=args.rock_loss, keep_checkpoints=args.keep_checkpoints, model=json.loads(args.model_json),
+        rock_loss=args.rock_loss, keep_checkpoints=args.keep_checkpoints, model=json.loads(args.model_json), minutes=args.minutes,
     )
 
 

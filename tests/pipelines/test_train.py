@@ -3,7 +3,8 @@ import re
 
 from pipelines.model import load_checkpoint
 from pipelines.train import main as train_main
-from tests.conftest import DATA
+from pipelines.train import parse_args, train
+from tests.conftest import DATA, SMALL_MODEL
 
 
 def test_a_few_training_steps_write_a_loadable_checkpoint(tmp_path):
@@ -147,3 +148,14 @@ def test_the_time_left_reads_in_seconds_minutes_or_hours():
     from pipelines.train import _duration
 
     assert [_duration(t) for t in (12.4, 59, 61, 7 * 60 + 20, 3599, 2 * 3600 + 5 * 60)] == ["12 s", "59 s", "1 min", "7 min", "1 h 00 min", "2 h 05 min"]
+
+
+def test_minutes_fixes_the_schedule_from_the_steady_rate(tmp_path, capsys):
+    from pipelines.train import MINUTES_PROBE
+
+    config = parse_args(["--out", str(tmp_path / "run"), "--minutes", "0.01", "--steps", "100000", "--batch-size", "1", "--crop", "64",
+                         "--val-synthetic", "1", "--val-every", "100000", "--model-json", json.dumps(SMALL_MODEL)])  # fmt: skip
+    train(config)
+    assert MINUTES_PROBE[1] < config.steps < 100000  # set from the probe, then trained to the end
+    assert f"so {config.steps} steps" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.training["steps_done"] == config.steps

@@ -1,0 +1,166 @@
+"""k-fold cross-validation by photo: a recipe judged on every labelled photo, not on one split.
+
+    python -m pipelines.crossval folds --data ../shared/data/real_cores            # print the folds
+    python -m pipelines.crossval run --data ../shared/data/real_cores --out var/cv/r1 \
+        [--fold 2] -- --steps 2400 --batch-size 8 --crop 256 --hue-jitter 0.05 ...  # train.py's options
+    python -m pipelines.crossval report --out var/cv/r1 [--markdown]
+
+Folds are balanced across the photo sources (the handheld `cc*` and the drone `dji*` photos of
+the data's manifest `subset`): each source's photos, in id order, are dealt round-robin, the
+second source starting where the first stopped, so every fold holds both kinds and the fold
+sizes differ by at most one. `run` trains one model per fold from ImageNet with the fold held out
+(`pipelines.train`, resumable: a fold whose run finished is skipped, an interrupted one resumes);
+each run's last validation is the fold's score on its held-out photos, measured as the service
+segments them (partially labelled photos judged on their labelled pixels only). `report` gives
+per-fold rock-vs-background IoU and mIoU over the rock classes present, with their mean, spread
+(population standard deviation) and the worst fold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+FIGURES = ("rock_vs_background_iou", "miou_rock_present")
+
+
+def photo_sources(folder: str | Path) -> dict[str, str]:
+    """Photo id -> source, from the folder's manifest.json (`subset`), else from the id's letters."""
+    manifest = Path(folder) / "manifest.json"
+    if manifest.is_file():
+        photos = json.loads(manifest.read_text()).get("photos", [])
+        found = {p["id"]: p.get("subset", "") for p in photos if "id" in p}
+        if found:
+            return found
+    ids = sorted(p.stem for p in (Path(folder) / "images").iterdir() if p.is_file())
+    return {i: i.rstrip("0123456789") for i in ids}
+
+
+def make_folds(sources: dict[str, str], k: int) -> list[list[str]]:
+    """k folds of photo ids, each source dealt round-robin in id order, continuing across sources."""
+    if not 2 <= k <= len(sources):
+        raise ValueError(f"k must be between 2 and the number of photos ({len(sources)}); got {k}.")
+    folds: list[list[str]] = [[] for _ in range(k)]
+    position = 0
+    for source in sorted(set(sources.values())):
+        for photo in sorted(p for p, s in sources.items() if s == source):
+            folds[position % k].append(photo)
+            position += 1
+    return folds
+
+
+def fold_dir(out: str | Path, index: int) -> Path:
+    return Path(out) / f"fold{index}"
+
+
+def run_fold(data: str, out: str, folds: list[list[str]], index: int, train_args: list[str]) -> dict[str, Any] | None:
+    """Train fold `index` (or resume it); returns its final metrics, None when interrupted."""
+    from pipelines.train import main as train_main
+
+    directory = fold_dir(out, index)
+    config_path = directory / "checkpoint" / "config.json"
+    args = ["--out", str(directory), "--data", data, "--holdout", ",".join(folds[index]), "--resume", *train_args]
+    if config_path.is_file():
+        training = json.loads(config_path.read_text()).get("training", {})
+        if training.get("steps_done") and training.get("steps_done") >= training.get("recipe", {}).get("steps", 0):
+            print(f"fold {index}: finished before, skipped", flush=True)
+            return fold_metrics(directory)
+    print(f"fold {index}: holding out {', '.join(folds[index])}", flush=True)
+    train_main(args)
+    return fold_metrics(directory)
+
+
+def fold_metrics(directory: Path) -> dict[str, Any] | None:
+    config_path = directory / "checkpoint" / "config.json"
+    if not config_path.is_file():
+        return None
+    config = json.loads(config_path.read_text())
+    real = config.get("metrics", {}).get("real_holdout")
+    if real is None:
+        return None
+    training = config.get("training", {})
+    return {
+        "holdout": training.get("recipe", {}).get("holdout", []),
+        "steps": training.get("steps_done"),
+        **{figure: real[figure] for figure in FIGURES},
+        "synthetic_holdout": {figure: config["metrics"].get("synthetic_holdout", {}).get(figure) for figure in FIGURES},
+    }
+
+
+def report(out: str | Path) -> dict[str, Any]:
+    folds = sorted(Path(out).glob("fold*"), key=lambda p: int(p.name[4:]))
+    rows = {p.name: fold_metrics(p) for p in folds}
+    done = {name: row for name, row in rows.items() if row is not None}
+    summary: dict[str, Any] = {"folds": rows, "complete": len(done), "of": len(rows)}
+    for figure in FIGURES:
+        values = [row[figure] for row in done.values()]
+        if values:
+            summary[figure] = {"mean": round(statistics.fmean(values), 4), "std": round(statistics.pstdev(values), 4), "min": round(min(values), 4), "max": round(max(values), 4)}
+    recipes = set()
+    for fold in folds:
+        path = fold / "checkpoint" / "config.json"
+        if path.is_file():
+            recipe = dict(json.loads(path.read_text())["training"]["recipe"])
+            recipe.pop("holdout", None)  # the one thing folds differ in
+            recipes.add(json.dumps(recipe, sort_keys=True))
+    summary["recipe"] = json.loads(recipes.pop()) if len(recipes) == 1 else "the folds differ in recipe"
+    return summary
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    lines = ["| fold | held-out photos | steps | rock-vs-background IoU | mIoU (rock classes present) |", "|---|---|---|---|---|"]
+    for name, row in summary["folds"].items():
+        if row is None:
+            lines.append(f"| {name} | | | not finished | |")
+        else:
+            lines.append(f"| {name} | {', '.join(row['holdout'])} | {row['steps']} | {row['rock_vs_background_iou']:.3f} | {row['miou_rock_present']:.3f} |")
+    for figure, label in zip(FIGURES, ("rock-vs-background IoU", "mIoU"), strict=True):
+        if figure in summary:
+            f = summary[figure]
+            lines.append(f"\n{label}: mean {f['mean']:.3f}, spread (sd) {f['std']:.3f}, worst fold {f['min']:.3f}, best {f['max']:.3f} ({summary['complete']} of {summary['of']} folds)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    train_args: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, train_args = argv[:split], argv[split + 1 :]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    show = sub.add_parser("folds", help="print the folds")
+    show.add_argument("--data", required=True)
+    show.add_argument("--k", type=int, default=5)
+    run = sub.add_parser("run", help="train each fold (or --fold i) with train.py's options after --")
+    run.add_argument("--data", required=True)
+    run.add_argument("--out", required=True)
+    run.add_argument("--k", type=int, default=5)
+    run.add_argument("--fold", type=int, action="append", help="only these folds (repeatable)")
+    summary = sub.add_parser("report", help="per-fold figures, mean and spread")
+    summary.add_argument("--out", required=True)
+    summary.add_argument("--markdown", action="store_true")
+    summary.add_argument("--json", help="also write the summary here")
+    args = parser.parse_args(argv)
+    if args.command == "report":
+        result = report(args.out)
+        print(markdown(result) if args.markdown else json.dumps(result, indent=1))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        return
+    folds = make_folds(photo_sources(args.data), args.k)
+    if args.command == "folds":
+        for index, fold in enumerate(folds):
+            print(f"fold {index}: {', '.join(fold)}")
+        return
+    for index in args.fold or range(args.k):
+        run_fold(args.data, args.out, folds, index, train_args)
+    print(markdown(report(args.out)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+import json
+
+import pytest
+
+from pipelines.crossval import make_folds, markdown, photo_sources, report
+
+
+def test_folds_are_balanced_across_sources_and_hold_every_photo_once():
+    sources = {f"cc{i:02d}": "handheld" for i in range(8)} | {f"dji{i:04d}": "drone" for i in range(11)}
+    folds = make_folds(sources, 5)
+    flat = [photo for fold in folds for photo in fold]
+    assert sorted(flat) == sorted(sources) and len(flat) == len(set(flat))
+    assert max(map(len, folds)) - min(map(len, folds)) <= 1
+    for fold in folds:
+        kinds = {sources[p] for p in fold}
+        assert "drone" in kinds  # 11 drone photos over 5 folds: two or three each
+    assert sum(1 for fold in folds if "handheld" in {sources[p] for p in fold}) == 5
+    with pytest.raises(ValueError):
+        make_folds(sources, 1)
+
+
+def test_sources_come_from_the_manifest_or_else_from_the_ids(tmp_path):
+    (tmp_path / "images").mkdir()
+    for name in ("cc01.jpg", "cc02.jpg", "dji0007.jpg"):
+        (tmp_path / "images" / name).write_bytes(b"")
+    assert photo_sources(tmp_path) == {"cc01": "cc", "cc02": "cc", "dji0007": "dji"}
+    (tmp_path / "manifest.json").write_text(json.dumps({"photos": [{"id": "cc01", "subset": "camera"}, {"id": "dji0007", "subset": "drone"}]}))
+    assert photo_sources(tmp_path) == {"cc01": "camera", "dji0007": "drone"}
+
+
+def test_the_report_gives_each_fold_and_the_mean_spread_and_worst(tmp_path):
+    for index, (rock, miou) in enumerate(((0.8, 0.5), (0.7, 0.4), (0.9, 0.6))):
+        checkpoint = tmp_path / f"fold{index}" / "checkpoint"
+        checkpoint.mkdir(parents=True)
+        config = {"metrics": {"real_holdout": {"rock_vs_background_iou": rock, "miou_rock_present": miou}},
+                  "training": {"steps_done": 10, "recipe": {"steps": 10, "holdout": [f"p{index}"], "lr": 0.001}}}  # fmt: skip
+        (checkpoint / "config.json").write_text(json.dumps(config))
+    (tmp_path / "fold3").mkdir()  # a fold still training
+    summary = report(tmp_path)
+    assert summary["complete"] == 3 and summary["of"] == 4 and summary["folds"]["fold3"] is None
+    assert summary["rock_vs_background_iou"] == {"mean": 0.8, "std": pytest.approx(0.0816, abs=1e-4), "min": 0.7, "max": 0.9}
+    assert summary["recipe"] == {"steps": 10, "lr": 0.001}
+    text = markdown(summary)
+    assert "| fold1 | p1 | 10 | 0.700 | 0.400 |" in text and "not finished" in text
