@@ -42,6 +42,7 @@ from typing import Any
 
 import yaml
 
+from deployments.local import wait_for_ok
 from deployments.ray_environment import RAY_ENVIRONMENT
 from deployments.settings import REPO_ROOT, Settings
 
@@ -379,20 +380,6 @@ def settings_environment(overrides: dict[str, Any]) -> dict[str, str]:
     return {f"LITHOSEG_{name.upper()}": str(value) for name, value in overrides.items()}
 
 
-def wait_until_ready(url: str, wait_s: float) -> None:
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"The service did not become ready within {wait_s:.0f} s ({url}).")
-        time.sleep(0.5)
-
-
 @contextmanager
 def running_cluster(config: dict[str, Any] | None = None, settings: dict[str, Any] | None = None, wait_s: float = 600, **cluster_options: Any) -> Iterator[LocalCluster]:
     """A started cluster with the application deployed and ready; stopped on exit."""
@@ -401,7 +388,7 @@ def running_cluster(config: dict[str, Any] | None = None, settings: dict[str, An
     cluster = start_cluster(settings_environment(overrides), **cluster_options)
     try:
         cluster.deploy(copy.deepcopy(config) if config is not None else local_serve_config(resolved))
-        wait_until_ready(f"http://{resolved.host}:{resolved.port}/ready", wait_s)
+        wait_for_ok(f"http://{resolved.host}:{resolved.port}/ready", wait_s, poll_s=0.5)
         yield cluster
     finally:
         cluster.stop()
@@ -437,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"deploying {SERVE_CONFIG.name} through the dashboard's REST API...", flush=True)
         cluster.deploy(local_serve_config(settings))
         base = f"http://{settings.host}:{settings.port}"
-        ready = threading.Thread(target=wait_until_ready, args=(f"{base}/ready", 900), daemon=True)
+        ready = threading.Thread(target=wait_for_ok, args=(f"{base}/ready", 900, 0.5), daemon=True)
         ready.start()
         while ready.is_alive() and not stopping.is_set():
             ready.join(0.5)

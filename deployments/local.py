@@ -71,8 +71,12 @@ def start(overrides: dict[str, Any] | None = None) -> Settings:
 
 
 def wait_until_ready(settings: Settings, wait_s: float) -> None:
+    wait_for_ok(f"http://{settings.host}:{settings.port}/ready", wait_s)
+
+
+def wait_for_ok(url: str, wait_s: float, poll_s: float = 0.25) -> None:
+    """Poll `url` until it answers 200, or raise TimeoutError after `wait_s` seconds."""
     deadline = time.monotonic() + wait_s
-    url = f"http://{settings.host}:{settings.port}/ready"
     while True:
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
@@ -82,7 +86,7 @@ def wait_until_ready(settings: Settings, wait_s: float) -> None:
             pass
         if time.monotonic() > deadline:
             raise TimeoutError(f"The service did not become ready within {wait_s:.0f} s ({url}).")
-        time.sleep(0.25)
+        time.sleep(poll_s)
 
 
 def stop() -> None:

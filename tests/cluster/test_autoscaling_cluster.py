@@ -52,6 +52,10 @@ def burst(deployed: tuple[LocalCluster, str, dict[str, Any]]) -> Burst:
     return run_burst(cluster, base, jobs=30, settle_timeout=240)
 
 
+def serving_version(base: str) -> str:
+    return str(requests.get(f"{base}/ready", timeout=30).json()["model"]["version"])
+
+
 def started(base: str, job_id: str) -> bool:
     return requests.get(f"{base}/job/{job_id}", headers={"api-key": KEY}, timeout=30).json()["status"] != "queued"
 
@@ -112,14 +116,16 @@ def test_a_rollout_under_load_fails_no_job_and_mixes_no_versions(deployed, burst
     segmenter = next(d for d in new_config["applications"][0]["deployments"] if d["name"] == "Segmenter")
     segmenter["user_config"] = {**segmenter["user_config"], "model": str(rolled)}
     cluster.deploy(new_config)
+    # applied in place by each replica's reconfigure: wait until every answer (from any replica) is the new one
+    wait_for(lambda: all(serving_version(base) == new_version for _ in range(6)), 300, "the rollout")
     more = submit_all(base, [core_png(3000 + i) for i in range(6)])
     jobs = wait_all(base, ids + more, timeout=900)
     assert {job["status"] for job in jobs.values()} == {"finished"}, [j["error"] for j in jobs.values() if j["status"] != "finished"]
     versions = []
-    for job in jobs.values():
-        model = job["result"]["model"]
+    for job_id in ids + more:  # in submission order
+        model = jobs[job_id]["result"]["model"]
         assert model["tile_versions"] == [model["version"]], model  # every tile of a job from one model
         versions.append(model["version"])
     assert set(versions) <= {old_version, new_version}
-    assert new_version in versions  # the rollout took effect for the jobs after it
+    assert versions[-len(more) :] == [new_version] * len(more)  # jobs submitted after the rollout: the new model
     assert versions[0] == old_version  # the first job had started before it
