@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from pipelines.decode import list_images, read_image_file
 from pipelines.exposure import grey_levels
@@ -38,6 +38,11 @@ NEIGHBOURS = 3
 MAX_VIEWS = 5  # the whole picture + up to four crops along a long scan
 GRID_CELLS = (2, 3)  # the bank's close-ups: quadrants, and a 3 × 3 grid
 MIN_DETAIL = 4.0  # grey-level standard deviation below which a view is blank (the flattest cell of a core photo: 10.8)
+# mean |grey level - its 5 x 5 box mean| below which a view is blank however much it varies overall:
+# smooth gradients, linear or radial, even JPEG-compressed or with noise of sd 2, measure 0.01-0.56;
+# the least detailed view of the 26 core photos in the project's data (labelled and from another
+# lab) 1.53 (cc05, a narrow slabbed core), the next 3.0
+MIN_LOCAL_DETAIL = 1.0
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _STD = np.array([0.229, 0.224, 0.225], np.float32)
 
@@ -52,7 +57,8 @@ def gate_views(image: np.ndarray, grid: bool = False) -> list[np.ndarray]:
     scan looks like nothing). `grid` adds the four quadrants and the nine cells of a 3 × 3 grid
     (used to build a bank that also knows close-ups of a few pieces). A large image is first
     subsampled by striding, so the cost does not grow with it. Blank views (a single colour, under
-    `MIN_DETAIL`) are left out: there is no core in them, and a blank picture has no view at all."""
+    `MIN_DETAIL`) and featureless ones (a smooth gradient: under `MIN_LOCAL_DETAIL`) are left out:
+    there is no core in them, and a picture without a view scores 0, so it is rejected."""
     step = max(1, math.ceil(max(image.shape[:2]) / (4 * GATE_SIZE)))
     small = image[::step, ::step]
     h, w = small.shape[:2]
@@ -68,7 +74,20 @@ def gate_views(image: np.ndarray, grid: bool = False) -> list[np.ndarray]:
             if h >= n and w >= n:
                 views += [small[i * h // n : (i + 1) * h // n, j * w // n : (j + 1) * w // n] for i in range(n) for j in range(n)]
     resized = (_resize(np.ascontiguousarray(v)) for v in views)
-    return [v for v in resized if float(grey_levels(v).std()) >= MIN_DETAIL]
+    return [v for v in resized if not is_blank(v)]
+
+
+def local_detail(view: np.ndarray) -> float:
+    """Mean absolute difference between a view's grey levels and their 5 x 5 box mean: the texture
+    a smooth gradient lacks, whatever its overall contrast."""
+    grey = grey_levels(view)
+    blurred = np.asarray(Image.fromarray(np.clip(grey + 0.5, 0, 255).astype(np.uint8)).filter(ImageFilter.BoxBlur(2)), np.float32)
+    return float(np.abs(grey - blurred).mean())
+
+
+def is_blank(view: np.ndarray) -> bool:
+    """A single colour, or a smooth gradient: nothing a core photo could show."""
+    return float(grey_levels(view).std()) < MIN_DETAIL or local_detail(view) < MIN_LOCAL_DETAIL
 
 
 class GateEncoder:

@@ -10,11 +10,15 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 MODEL = Path(__file__).resolve().parents[2] / "models" / "lithoseg-default"
 
 
-@pytest.mark.parametrize("shape,count", [((300, 400), 1), ((154, 1600), 5), ((40000, 1500), 5), ((100, 160), 3), ((5, 5), 1)])
+@pytest.mark.parametrize("shape,count", [((300, 400), 1), ((154, 1600), 5), ((40000, 1500), 5), ((100, 160), 3)])
 def test_views_are_gate_sized_and_follow_long_scans(shape, count):
     views = gate_views(np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8))
     assert len(views) == count
     assert all(v.shape == (GATE_SIZE, GATE_SIZE, 3) and v.dtype == np.uint8 for v in views)
+
+
+def test_a_picture_of_a_few_pixels_is_featureless_once_enlarged():
+    assert gate_views(np.random.default_rng(0).integers(0, 256, (5, 5, 3), dtype=np.uint8)) == []
 
 
 def test_the_bank_views_add_quadrants_and_a_three_by_three_grid():
@@ -98,3 +102,47 @@ def test_evaluate_scores_each_edit_of_the_core_photos_leaving_the_photo_out(gate
     for part in edited.values():
         ((photo, score),) = part["lowest"].items()
         assert photo == "cc05" and part["count"] == 1 and part["rate"] == float(score >= bank.threshold)
+
+
+def gradient(kind: str, shape: tuple[int, int] = (600, 900)) -> np.ndarray:
+    h, w = shape
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    ramp = {
+        "horizontal": x / w,
+        "vertical": y / h,
+        "diagonal": (x + y) / (w + h),
+        "radial": np.hypot(x - w / 2, y - h / 2) / np.hypot(w / 2, h / 2),
+    }[kind]
+    colours = np.stack([40 + 200 * ramp, 90 + 60 * ramp, 230 - 180 * ramp], -1)  # two colours blended
+    return np.clip(colours, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kind", ["horizontal", "vertical", "diagonal", "radial"])
+@pytest.mark.parametrize("finish", ["plain", "jpeg", "noise"])
+def test_a_smooth_gradient_has_no_view_so_the_gate_rejects_it(kind, finish):
+    import io
+
+    from PIL import Image
+
+    image = gradient(kind)
+    if finish == "jpeg":
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "JPEG", quality=85)
+        image = np.asarray(Image.open(buffer).convert("RGB"))
+    elif finish == "noise":
+        image = np.clip(image + np.random.default_rng(0).normal(0, 2, image.shape), 0, 255).astype(np.uint8)
+    assert gate_views(image) == []
+
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHARED_CORES = sorted((SHARED / "real_cores" / "images").glob("*")) + sorted((SHARED / "unlabelled_cores" / "images").glob("*"))
+
+
+@pytest.mark.skipif(not SHARED_CORES, reason="the project's shared data is not beside this checkout")
+def test_every_core_photo_in_the_data_keeps_its_views_and_passes_the_gate(gate):
+    encoder, bank = gate
+    for path in SHARED_CORES:
+        image = decode_image(path.read_bytes(), 100_000_000)
+        views = gate_views(image)
+        assert views, f"{path.name} lost every view"
+        assert bank.score(encoder.embed(views)) >= bank.threshold, path.name
