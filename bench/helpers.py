@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import io
-import socket
 
 import numpy as np
 from PIL import Image
 
+from deployments.cluster import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["encode", "free_port"]
 
 
 def encode(array: np.ndarray, fmt: str = "PNG", **params: object) -> bytes:

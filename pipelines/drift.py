@@ -88,10 +88,9 @@ class DriftMonitor:
             if in_reference:
                 self.reference.setdefault(key, []).append(value)
             self.current.setdefault(key, deque(maxlen=self.window)).append(value)
-        for key in self._alarms():
-            if key not in self._in_alarm:
-                self.alarms_total += 1
-        self._in_alarm = set(self._alarms())
+        alarms = set(self._alarms())
+        self.alarms_total += len(alarms - self._in_alarm)
+        self._in_alarm = alarms
 
     def reset(self) -> None:
         """Start a new reference window from the next job (after a model rollout, say)."""

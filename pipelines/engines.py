@@ -145,7 +145,9 @@ def export_onnx(network: torch.nn.Module, tile_size: int, path: Path) -> Path:
     fixed size exports it as constant pads (a dynamic size would export shape arithmetic)."""
     if path.is_file():
         return path
-    cpu_network = network.to("cpu").float().eval()
+    import copy
+
+    cpu_network = copy.deepcopy(network).to("cpu").float().eval()  # a copy: the served network stays where and as it is
     example = torch.zeros(1, 3, tile_size, tile_size)
 
     def write(temporary: Path) -> None:
@@ -371,9 +373,7 @@ def _build(
         raise EngineUnavailable("this CPU has no native bf16 (AVX-512 BF16 or AMX)")
     if name == "tensorrt" and device.type != "cuda":
         raise EngineUnavailable("TensorRT needs CUDA")
-    was_training = network.training
     path = export_onnx(network, tile_size, directory / FP32_FILE)
-    network.to(device).train(was_training)
     if name == "tensorrt":
         cache = directory / "tensorrt-cache"
         cache.mkdir(exist_ok=True)
