@@ -92,7 +92,7 @@ def fold_metrics(directory: Path) -> dict[str, Any] | None:
 
 
 def report(out: str | Path) -> dict[str, Any]:
-    folds = sorted(Path(out).glob("fold*"), key=lambda p: int(p.name[4:]))
+    folds = sorted((p for p in Path(out).glob("fold*") if p.is_dir() and p.name[4:].isdigit()), key=lambda p: int(p.name[4:]))
     rows = {p.name: fold_metrics(p) for p in folds}
     done = {name: row for name, row in rows.items() if row is not None}
     summary: dict[str, Any] = {"folds": rows, "complete": len(done), "of": len(rows)}

@@ -36,6 +36,7 @@ def test_the_report_gives_each_fold_and_the_mean_spread_and_worst(tmp_path):
                   "training": {"steps_done": 10, "recipe": {"steps": 10, "holdout": [f"p{index}"], "lr": 0.001}}}  # fmt: skip
         (checkpoint / "config.json").write_text(json.dumps(config))
     (tmp_path / "fold3").mkdir()  # a fold still training
+    (tmp_path / "fold0.log").write_text("a log beside the folds is not a fold")
     summary = report(tmp_path)
     assert summary["complete"] == 3 and summary["of"] == 4 and summary["folds"]["fold3"] is None
     assert summary["rock_vs_background_iou"] == {"mean": 0.8, "std": pytest.approx(0.0816, abs=1e-4), "min": 0.7, "max": 0.9}
