@@ -1,7 +1,7 @@
 # make serve: run the service on 127.0.0.1:8000 (creates the virtual environment on first use)
 # make cluster: the production shape on this machine: an autoscaling multi-node Ray cluster running serve_config.yaml
 # make test:  lint + the whole test suite
-# make bench: the benchmark suite (about 15 minutes; not part of make test) -> var/bench/latest.json
+# make bench: the benchmark suite (about 20 minutes; not part of make test) -> var/bench/latest.json
 SHELL := /bin/bash
 VENV = $(shell scripts/venv.sh)
 PYTHON = $(VENV)/bin/python
