@@ -172,7 +172,7 @@ def measure(checkpoint: Path, seconds: float, engines: list[str] | None = None) 
         else:
             single = torch.from_numpy(tiles["synthetic"][0][None])
             batch = prepare(single.numpy())
-            if name.startswith("onnxruntime"):  # a session per stream count: its threads are set when built (OpenVINO uses every core)
+            if name.startswith(("onnxruntime", "openvino")):  # built per stream count: their threads are set when built
                 two = build_engine(name, model.network, device, checkpoint, tile, max(1, threads // 2), lambda t: prepare(t))
                 one = build_engine(name, model.network, device, checkpoint, tile, threads, lambda t: prepare(t))
             else:

@@ -24,8 +24,10 @@ Artefacts are built once per checkpoint, never per request: an export is written
 checkpoint (`engines/` in its directory) or, where that is read-only, under
 `~/.cache/lithoseg/engines/<hash of the weights>/`, with the parity measured when it was built
 (`parity.json`); an INT8 export is built offline and shipped beside its checkpoint with the
-held-out checks it passed (`model-int8.json`). Only tiles of the export's size go through an exported engine; a tile of another
-shape (an image smaller than a tile) runs on the reference engine. An engine whose runtime is
+held-out checks it passed (`<engine>.checks.json`). OpenVINO takes tiles of every size (it
+compiles the export for each new shape); ONNX Runtime and TensorRT only the export's, and a tile
+of another shape (the coarse passes of the scale search, a small picture) runs on the reference
+engine. An engine whose runtime is
 missing, or whose FP32 export agrees with PyTorch on less than `MIN_FP32_AGREEMENT` of the pixels,
 is not used: the model falls back to `torch` and says why in `fallback_reason`.
 
@@ -220,31 +222,66 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def openvino_engine(name: str, path: Path, tile_size: int, device: torch.device, precision: str) -> Engine:
-    """OpenVINO on the export, compiled for this CPU with every core in one stream (measured best
-    here: one 2-thread pass beats two 1-thread passes); an infer request per calling thread."""
+OPENVINO_SHAPES_KEPT = 16  # compiled tile shapes an OpenVINO engine keeps (an LRU); about 0.3 s to compile one
+
+
+def openvino_engine(name: str, path: Path, tile_size: int, device: torch.device, precision: str, threads: int = 0) -> Engine:
+    """OpenVINO on the export, compiled for this CPU with `threads` threads per inference (0: every
+    core) and as many streams as that leaves cores for, so that concurrent callers (the
+    Segmenter's two passes in flight, one thread each) run in parallel: a compiled model runs one
+    request per stream at a time, and with one stream the second pass would wait for the first.
+    An infer request per calling thread.
+
+    It takes tiles of any size that is a multiple of the output stride, not only the export's: the
+    export is reshaped to the batch's shape and compiled for it the first time that shape comes
+    (about 0.3 s; the last `OPENVINO_SHAPES_KEPT` shapes are kept). The small tiles of the coarse
+    passes of the scale search and of small pictures would otherwise run on PyTorch, three times
+    slower. Reshaping is exact: the export's padding constants (timm's TF "SAME" padding) are the
+    same at every even size, and the result agrees with PyTorch at other sizes as at the export's
+    (tests/pipelines/test_engines.py)."""
     try:
         import openvino as ov
     except ImportError as exc:
         raise EngineUnavailable("openvino is not installed") from exc
     import threading
+    from collections import OrderedDict
 
     core = ov.Core()
-    compiled = core.compile_model(
-        str(path), "CPU",
-        {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": len(os.sched_getaffinity(0))},
-    )  # fmt: skip
-    output = compiled.output(0)
+    cores = len(os.sched_getaffinity(0))
+    streams = max(1, cores // threads) if threads else 1
+    properties = {"INFERENCE_PRECISION_HINT": precision, "NUM_STREAMS": streams, "INFERENCE_NUM_THREADS": cores}
+    compiled_by_shape: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+    compiling = threading.Lock()
     local = threading.local()
 
+    def compiled_for(shape: tuple[int, ...]) -> Any:
+        with compiling:
+            compiled = compiled_by_shape.get(shape)
+            if compiled is None:
+                model = core.read_model(str(path))
+                model.reshape({model.input(0): ov.PartialShape(list(shape))})
+                compiled = compiled_by_shape[shape] = core.compile_model(model, "CPU", properties)
+                while len(compiled_by_shape) > OPENVINO_SHAPES_KEPT:
+                    compiled_by_shape.popitem(last=False)
+            compiled_by_shape.move_to_end(shape)
+            return compiled
+
     def run(batch: torch.Tensor) -> torch.Tensor:
-        request = getattr(local, "request", None)
-        if request is None:
-            request = local.request = compiled.create_infer_request()
-        logits = request.infer({0: batch.detach().float().cpu().numpy()})[output]
+        shape = tuple(batch.shape)
+        requests = getattr(local, "requests", None)
+        if requests is None:
+            requests = local.requests = {}
+        compiled = compiled_for(shape)
+        request = requests.get(shape)
+        if request is None or request[0] is not compiled:  # (a shape evicted and compiled again)
+            request = requests[shape] = (compiled, compiled.create_infer_request())
+            for stale in [s for s, (c, _) in requests.items() if c is not compiled_by_shape.get(s)]:
+                del requests[stale]
+        logits = request[1].infer({0: batch.detach().float().cpu().numpy()})[compiled.output(0)]
         return torch.from_numpy(np.array(logits)).to(device)
 
-    return Engine(name, run, size=(tile_size, tile_size))
+    compiled_for((1, 3, tile_size, tile_size))  # the export's own shape now, not at the first request
+    return Engine(name, run)
 
 
 # -- CUDA ------------------------------------------------------------------------------------------
@@ -383,7 +420,7 @@ def _build(
         ]
         engine = ort_engine(name, path, tile_size, threads, device, providers)
     elif name.startswith("openvino"):
-        engine = openvino_engine(name, path, tile_size, device, "bf16" if name.endswith("bf16") else "f32")
+        engine = openvino_engine(name, path, tile_size, device, "bf16" if name.endswith("bf16") else "f32", threads)
     else:
         engine = ort_engine(name, path, tile_size, threads, device)
     if name in REDUCED_PRECISION:  # judged by its held-out checks, not by pixel agreement

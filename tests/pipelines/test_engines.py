@@ -55,6 +55,20 @@ def test_tiles_of_another_size_run_on_the_reference(shipped_models):
     np.testing.assert_array_equal(predict_probabilities(reference, small)[0], predict_probabilities(exported, small)[0])
 
 
+def test_openvino_runs_tiles_of_every_size_as_pytorch_does():
+    pytest.importorskip("openvino")
+    reference = load_checkpoint(DEFAULT_MODEL, "cpu", engine="torch")
+    exported = load_checkpoint(DEFAULT_MODEL, "cpu", engine="openvino", threads=1)
+    assert exported.engine.name == "openvino" and exported.engine.accepts(256, 384)
+    real = real_tiles(reference.config.tile_size)[0]
+    for height, width in ((256, 384), (416, 512), (512, 288)):  # the coarse passes' and small pictures' tiles
+        tiles = [np.ascontiguousarray(real[:height, :width])]
+        expected, got = predict_probabilities(reference, tiles)[0], predict_probabilities(exported, tiles)[0]
+        assert got.shape == expected.shape
+        assert agreement([expected], [got]) >= MIN_FP32_AGREEMENT
+        assert np.abs(expected.astype(np.float32) - got.astype(np.float32)).max() < 0.01
+
+
 def test_the_export_is_built_once_and_its_parity_recorded(shipped_models):
     directory = DEFAULT_MODEL / ENGINES_DIR
     export = directory / engines.FP32_FILE
