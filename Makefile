@@ -1,6 +1,7 @@
 # make serve: run the service on 127.0.0.1:8000 (creates the virtual environment on first use)
 # make cluster: the production shape on this machine: an autoscaling multi-node Ray cluster running serve_config.yaml
-# make test:  lint + the whole test suite
+# make test:  lint (ruff, ruff format, mypy) + the whole test suite
+# make test-fast: lint-free quick check: everything but the end-to-end tests (about 2 minutes)
 # make bench: the benchmark suite (about 20 minutes; not part of make test) -> var/bench/latest.json
 SHELL := /bin/bash
 VENV = $(shell scripts/venv.sh)
@@ -26,6 +27,8 @@ test-fast:
 
 lint:
 	$(VENV)/bin/ruff check deployments pipelines storage tests bench scripts
+	$(VENV)/bin/ruff format --check deployments pipelines storage tests bench scripts
+	$(VENV)/bin/mypy
 
 # Stage 1 of the shipped checkpoint's recipe; stages 2 to 5 are in models/lithoseg-default/MODEL_CARD.md.
 train:

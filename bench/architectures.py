@@ -35,7 +35,9 @@ def candidate_config(base: ModelConfig, architecture: str) -> ModelConfig:
     """The shipped checkpoint's config with another decoder: the shipped one keeps its own
     arguments, the others take smp's defaults."""
     kwargs = base.architecture_kwargs if architecture == base.architecture else {}
-    return ModelConfig.from_dict(base.to_dict() | {"architecture": architecture, "architecture_kwargs": kwargs, "training": {}, "metrics": {}})
+    return ModelConfig.from_dict(
+        base.to_dict() | {"architecture": architecture, "architecture_kwargs": kwargs, "training": {}, "metrics": {}}
+    )
 
 
 def multiply_adds(network: torch.nn.Module, tile: int) -> float:
@@ -85,12 +87,16 @@ def main() -> None:
     device = torch.device(args.device)
     base = read_config(SHIPPED)
     names = args.architectures.split(",")
-    networks, rows = {}, {}
+    networks: dict[str, torch.nn.Module] = {}
+    rows: dict[str, dict[str, Any]] = {}
     for name in names:
         network = build_network(candidate_config(base, name)).eval()
-        rows[name] = {"parameters_m": sum(p.numel() for p in network.parameters()) / 1e6, "gmacs_per_tile": multiply_adds(network, args.tile) / 1e9}
+        rows[name] = {
+            "parameters_m": sum(p.numel() for p in network.parameters()) / 1e6,
+            "gmacs_per_tile": multiply_adds(network, args.tile) / 1e9,
+        }
         if device.type == "cuda":
-            network = network.to(device, memory_format=torch.channels_last)
+            network = network.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks memory_format
         networks[name] = network.to(device)
     batch = torch.rand(args.batch_size, 3, args.tile, args.tile, device=device)
     if device.type == "cuda":
@@ -108,7 +114,9 @@ def main() -> None:
                 if split in metrics:
                     rows[architecture][split] = {k: metrics[split][k] for k in ("rock_vs_background_iou", "miou_rock_present")}
     print(f"{device} · {args.tile}² tiles · batch {args.batch_size} · median of {args.repeats} interleaved rounds · encoder {base.encoder}")
-    print(f"{'architecture':<14}{'params M':>9}{'GMAC/tile':>11}{'ms/batch':>10}{'× shipped':>11}   real rock-vs-bg / mIoU · synthetic mIoU")
+    print(
+        f"{'architecture':<14}{'params M':>9}{'GMAC/tile':>11}{'ms/batch':>10}{'× shipped':>11}   real rock-vs-bg / mIoU · synthetic mIoU"
+    )
     for name in names:
         row = rows[name]
         ratio = f"{row['ratio_to_shipped']:.2f}" if row["ratio_to_shipped"] else "-"
@@ -118,7 +126,9 @@ def main() -> None:
         print(f"{name:<14}{row['parameters_m']:>9.2f}{row['gmacs_per_tile']:>11.2f}{row['ms_per_batch']:>10.1f}{ratio:>11}   {accuracy}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"device": str(device), "tile": args.tile, "batch_size": args.batch_size, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"device": str(device), "tile": args.tile, "batch_size": args.batch_size, "rows": rows}, indent=2) + "\n"
+        )
 
 
 if __name__ == "__main__":

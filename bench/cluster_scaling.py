@@ -197,8 +197,11 @@ def svg(burst: Burst, title: str) -> str:
     data = series(burst)
     width, panel, left, top = 760, 90, 150, 40
     t_max = max((t for points in data.values() for t, _ in points), default=1.0) or 1.0
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top + panel * len(SERIES) + 40}" font-family="sans-serif" font-size="11">',
-             f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="13">{title}</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top + panel * len(SERIES) + 40}"'
+        ' font-family="sans-serif" font-size="11">',
+        f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="13">{title}</text>',
+    ]
     plot_w = width - left - 20
     for row, (key, label, colour) in enumerate(SERIES):
         y0 = top + row * panel
@@ -225,12 +228,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(REPO_ROOT / "docs" / "cluster-scaling"))
     args = parser.parse_args(argv)
     port = free_port()
-    settings = {"api_keys": KEY, "port": port, "rate_limit_per_minute": 0, "scale_search": False, "jobs_in_flight_per_replica": 2, "gate_threshold": 0,
-                "store_url": (REPO_ROOT / "var" / "bench-cluster-store").as_uri()}
+    settings: dict[str, Any] = {
+        "api_keys": KEY,
+        "port": port,
+        "rate_limit_per_minute": 0,
+        "scale_search": False,
+        "jobs_in_flight_per_replica": 2,
+        "gate_threshold": 0,
+        "store_url": (REPO_ROOT / "var" / "bench-cluster-store").as_uri(),
+    }
     config = small_machine_config(Settings(**settings), max_segmenters=args.max_gpu_nodes)
     base = f"http://127.0.0.1:{port}"
     began = time.time()
-    with running_cluster(config, settings, max_gpu_nodes=args.max_gpu_nodes, max_cpu_nodes=1, idle_timeout_s=15, dashboard_port=free_port()) as cluster:
+    with running_cluster(
+        config, settings, max_gpu_nodes=args.max_gpu_nodes, max_cpu_nodes=1, idle_timeout_s=15, dashboard_port=free_port()
+    ) as cluster:
         print(f"cluster ready after {time.time() - began:.0f} s; submitting {args.jobs} jobs", flush=True)
         burst = run_burst(cluster, base, args.jobs)
     timings = burst.timings()

@@ -59,7 +59,10 @@ def main() -> None:
             print(f"  {name[:48]:<48} {pid:>7}  {cpu:7.2f} s  {1000 * cpu / tiles:6.1f} ms/tile")
     total = sum(cpu for cpu, _, _ in spent)
     client = client_after.ru_utime + client_after.ru_stime - client_before.ru_utime - client_before.ru_stime
-    print(f"service {1000 * total / tiles:.1f} ms/tile in all; the clients {1000 * client / tiles:.1f} ms/tile; wall x cores {seconds * (os.cpu_count() or 1):.1f} s")
+    print(
+        f"service {1000 * total / tiles:.1f} ms/tile in all; the clients "
+        f"{1000 * client / tiles:.1f} ms/tile; wall x cores {seconds * (os.cpu_count() or 1):.1f} s"
+    )
 
 
 if __name__ == "__main__":

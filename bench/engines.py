@@ -125,7 +125,9 @@ def rate(engine: Engine, batch: torch.Tensor, seconds: float, streams: int = 1) 
 
 def parity(reference: Engine, engine: Engine, tiles: list[np.ndarray], prepare: Any) -> float:
     with torch.inference_mode():
-        return float(np.mean([argmax_agreement(reference(prepare(t[None])).float().cpu(), engine(prepare(t[None])).float().cpu()) for t in tiles]))
+        return float(
+            np.mean([argmax_agreement(reference(prepare(t[None])).float().cpu(), engine(prepare(t[None])).float().cpu()) for t in tiles])
+        )
 
 
 def measure(checkpoint: Path, seconds: float, engines: list[str] | None = None) -> dict[str, Any]:
@@ -144,7 +146,11 @@ def measure(checkpoint: Path, seconds: float, engines: list[str] | None = None) 
     peak, peak_how = gpu_peak_gflops() if cuda else cpu_peak_gflops()
     fp32_reference = Engine("torch-fp32", lambda b: model.network(b.float()))
     tiles = {"real": real_tiles(tile), "synthetic": parity_tiles(tile)}
-    names = engines or (["torch-bf16", "torch-fp16", "torch-compile", "tensorrt"] if cuda else ["torch", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16"])
+    names = engines or (
+        ["torch-bf16", "torch-fp16", "torch-compile", "tensorrt"]
+        if cuda
+        else ["torch", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16"]
+    )
     results: dict[str, Any] = {
         "device": torch.cuda.get_device_name(0) if cuda else f"{threads} CPU cores",
         "gflop_per_tile": round(flops / 1e9, 2),
@@ -160,14 +166,18 @@ def measure(checkpoint: Path, seconds: float, engines: list[str] | None = None) 
         elif name == "torch" and not cuda:
             engine = torch_engine(model.network, device)
         else:
-            engine = build_engine(name, model.network, device, checkpoint, tile, max(1, threads // (1 if cuda else 2)), lambda t: prepare(t))
+            engine = build_engine(
+                name, model.network, device, checkpoint, tile, max(1, threads // (1 if cuda else 2)), lambda t: prepare(t)
+            )
             if engine.name != name:
                 results["engines"][name] = {"unavailable": engine.fallback_reason}
                 print(f"{name}: unavailable ({engine.fallback_reason})", flush=True)
                 continue
         row: dict[str, Any] = {"parity": {kind: round(parity(fp32_reference, engine, group, prepare), 5) for kind, group in tiles.items()}}
         if cuda:
-            row["tiles_per_s"] = {str(b): round(rate(engine, prepare(np.stack([tiles["synthetic"][0]] * b)), seconds), 1) for b in GPU_BATCHES}
+            row["tiles_per_s"] = {
+                str(b): round(rate(engine, prepare(np.stack([tiles["synthetic"][0]] * b)), seconds), 1) for b in GPU_BATCHES
+            }
             best = max(row["tiles_per_s"].values())
         else:
             single = torch.from_numpy(tiles["synthetic"][0][None])

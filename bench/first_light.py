@@ -31,12 +31,18 @@ def main(images: list[str]) -> None:
             for attempt in ("first", "second"):
                 t0 = time.monotonic()
                 job = requests.post(f"{service.base}/predict", headers={"api-key": KEY}, files={"file": data}, timeout=60).json()["job_id"]
-                while (info := requests.get(f"{service.base}/job/{job}", headers={"api-key": KEY}, timeout=60).json())["status"] not in ("finished", "failed"):
+                while (info := requests.get(f"{service.base}/job/{job}", headers={"api-key": KEY}, timeout=60).json())["status"] not in (
+                    "finished",
+                    "failed",
+                ):
                     time.sleep(0.02)
                 elapsed = time.monotonic() - t0
                 size = info["result"]["image"] if info["result"] else "?"
-                print(f"{Path(path).name} {size} {attempt} run: submit -> {info['status']} {elapsed:.2f} s "
-                      f"(queue {info['started_at'] - info['created_at']:.2f} s, processing {info['finished_at'] - info['started_at']:.2f} s)", flush=True)
+                print(
+                    f"{Path(path).name} {size} {attempt} run: submit -> {info['status']} {elapsed:.2f} s "
+                    f"(queue {info['started_at'] - info['created_at']:.2f} s, processing {info['finished_at'] - info['started_at']:.2f} s)",
+                    flush=True,
+                )
     finally:
         print(f"shutdown after SIGINT: {service.stop():.1f} s", flush=True)
 

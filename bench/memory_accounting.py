@@ -23,7 +23,10 @@ def print_table(title: str, processes: dict[int, ProcessMemory]) -> None:
     for memory in sorted(processes.values(), key=lambda m: -m.rss):
         print(f"  {memory.name[:44]:<44} {memory.rss:7.0f} {memory.anon:7.0f} {memory.file:7.0f} {memory.shmem:7.0f} {memory.pss:7.0f}")
     total = ProcessMemory("all", *(sum(getattr(m, f) for m in processes.values()) for f in ("anon", "file", "shmem", "pss")))
-    print(f"  {'all ' + str(len(processes)) + ' processes':<44} {total.rss:7.0f} {total.anon:7.0f} {total.file:7.0f} {total.shmem:7.0f} {total.pss:7.0f}")
+    print(
+        f"  {'all ' + str(len(processes)) + ' processes':<44} {total.rss:7.0f} "
+        f"{total.anon:7.0f} {total.file:7.0f} {total.shmem:7.0f} {total.pss:7.0f}"
+    )
 
 
 def main() -> None:

@@ -40,7 +40,11 @@ class NaiveApp:
         image = decode_image(data, 100_000_000)
         segmentation = segment_image(self.model, image)
         out = render_outputs(image, segmentation.class_ids, segmentation.confidence, 0.5, self.table)
-        return {**out["summary"], "base64": base64.b64encode(out["overlay_png"]).decode(), "mask": base64.b64encode(out["mask_png"]).decode()}
+        return {
+            **out["summary"],
+            "base64": base64.b64encode(out["overlay_png"]).decode(),
+            "mask": base64.b64encode(out["mask_png"]).decode(),
+        }
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":

@@ -57,7 +57,10 @@ def device_name() -> str:
 
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA), {os.cpu_count()} CPU cores"
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
     return f"{model}, {os.cpu_count()} cores, no GPU"
 
 
@@ -90,7 +93,10 @@ def full_tile_share(sizes: tuple[tuple[int, int], ...]) -> float:
 
 def bench_images(count: int, sizes: tuple[tuple[int, int], ...]) -> list[bytes]:
     """Synthetic core photos (JPEG) of the given sizes in turn, the same for every contestant."""
-    return [encode(generate_sample(50_000_000 + i, height=sizes[i % len(sizes)][0], width=sizes[i % len(sizes)][1]).image, "JPEG", quality=90) for i in range(count)]
+    return [
+        encode(generate_sample(50_000_000 + i, height=sizes[i % len(sizes)][0], width=sizes[i % len(sizes)][1]).image, "JPEG", quality=90)
+        for i in range(count)
+    ]
 
 
 # -- 1. the bare model -------------------------------------------------------------------------
@@ -219,7 +225,13 @@ def bench_naive(photos: list[bytes], small: list[bytes]) -> dict[str, Any]:
     at the highest."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "bench.naive_server", "--port", str(port)], env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.naive_server", "--port", str(port)],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300
@@ -254,7 +266,10 @@ def submit_latency(base: str, count: int, submitters: int) -> tuple[float, float
     headers = {"api-key": KEY}
     busy = encode(generate_sample(70_000_000, height=1600, width=1600).image, "JPEG", quality=90)
     small = encode(generate_sample(70_000_001, height=256, width=256).image, "JPEG", quality=90)
-    ids = [requests.post(f"{base}/predict", headers=headers, files={"file": busy}, data={"gate": "false"}, timeout=60).json()["job_id"] for _ in range(6)]
+    ids = [
+        requests.post(f"{base}/predict", headers=headers, files={"file": busy}, data={"gate": "false"}, timeout=60).json()["job_id"]
+        for _ in range(6)
+    ]
     latencies: list[float] = []
     lock = threading.Lock()
 
@@ -280,7 +295,7 @@ def submit_latency(base: str, count: int, submitters: int) -> tuple[float, float
     return statistics.median(latencies), latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], queued
 
 
-def large_scan(base: str, root_pid: int) -> dict[str, float]:
+def large_scan(base: str, root_pid: int) -> dict[str, Any]:
     path = OUT / "scan-1500x40000.jpg"
     if not path.exists():
         path.write_bytes(encode(generate_sample(80_000_000, height=40_000, width=1_500).image, "JPEG", quality=90))
@@ -289,7 +304,9 @@ def large_scan(base: str, root_pid: int) -> dict[str, float]:
     with MemorySampler(root_pid) as memory:
         idle_rss, idle_pss = tree_memory_mb(root_pid)
         began = time.perf_counter()
-        job = requests.post(f"{base}/predict", headers=headers, files={"file": ("scan.jpg", data)}, data={"gate": "false"}, timeout=120).json()["job_id"]
+        job = requests.post(
+            f"{base}/predict", headers=headers, files={"file": ("scan.jpg", data)}, data={"gate": "false"}, timeout=120
+        ).json()["job_id"]
         while (info := requests.get(f"{base}/job/{job}", headers=headers, timeout=60).json())["status"] not in ("finished", "failed"):
             time.sleep(0.25)
         seconds = time.perf_counter() - began
@@ -326,7 +343,11 @@ def bench_service(photos: list[bytes], small: list[bytes], submit_count: int) ->
         work = images_for(CONCURRENCY[-1], small)
         seconds, results = run_clients(work, CONCURRENCY[-1], service_call(service.base, LONG_POLL_S))
         figures["small"] = {"service_images_per_s": len(work) / seconds, "service_tiles_per_s": sum(r["tiles"] for r in results) / seconds}
-        print(f"  service c={CONCURRENCY[-1]:<3} {figures['small']['service_images_per_s']:.3f} images/s, {figures['small']['service_tiles_per_s']:.2f} tiles/s (small pictures)", flush=True)
+        print(
+            f"  service c={CONCURRENCY[-1]:<3} {figures['small']['service_images_per_s']:.3f} "
+            f"images/s, {figures['small']['service_tiles_per_s']:.2f} tiles/s (small pictures)",
+            flush=True,
+        )
         p50, p99, queued = submit_latency(service.base, submit_count, SUBMITTERS)
         figures.update(submit_p50_ms=p50, submit_p99_ms=p99, submit_queue_depth=queued, submit_clients=SUBMITTERS)
         print(f"  submit latency ({SUBMITTERS} clients) p50 {p50:.1f} ms, p99 {p99:.1f} ms with {queued} jobs queued", flush=True)
@@ -336,7 +357,11 @@ def bench_service(photos: list[bytes], small: list[bytes], submit_count: int) ->
         scan = large_scan(service.base, service.pid)
         scan.pop("at_peak")
         figures.update(scan)
-        print(f"  large scan {figures['large_scan_seconds']:.1f} s, peak RSS {figures['large_scan_peak_rss_mb']:.0f} MB (PSS {figures['large_scan_peak_pss_mb']:.0f} MB)", flush=True)
+        print(
+            f"  large scan {figures['large_scan_seconds']:.1f} s, peak RSS "
+            f"{figures['large_scan_peak_rss_mb']:.0f} MB (PSS {figures['large_scan_peak_pss_mb']:.0f} MB)",
+            flush=True,
+        )
     finally:
         figures["shutdown_s"] = service.stop()
     return figures
@@ -358,7 +383,11 @@ def main() -> None:
     report.update(model_tiles_per_s=rates[best], model_best_batch=best, model_tiles_per_s_by_batch=rates, default_engine=engine)
     torch_rate = report["engines"]["engines"].get("torch", {}).get("best_tiles_per_s")
     report["default_engine_over_torch"] = report["engines"]["engines"].get(engine, {}).get("over_torch_eager") if torch_rate else None
-    print(f"  the model through its default engine ({engine}; batch size, x2 = two concurrent passes): {', '.join(f'{k}: {v:.2f}' for k, v in rates.items())} tiles/s", flush=True)
+    print(
+        f"  the model through its default engine ({engine}; batch size, x2 = two concurrent "
+        f"passes): {', '.join(f'{k}: {v:.2f}' for k, v in rates.items())} tiles/s",
+        flush=True,
+    )
     photos, small = bench_images(8, PHOTO_SIZES), bench_images(8, SMALL_SIZES)
     naive = bench_naive(photos, small)
     report["naive_images_per_s"] = naive["photos"]
@@ -384,18 +413,53 @@ def main() -> None:
 def print_table(r: dict[str, Any]) -> None:
     rows = [
         ("device", r["device"]),
-        *((f"engine {name}", (f"{e['best_tiles_per_s']:.2f} tiles/s, {e['share_of_peak']:.0%} of FP32 peak, x{e.get('over_torch_eager', 1):.2f} torch, "
-                               f"parity real {e['parity']['real']:.4f} synthetic {e['parity']['synthetic']:.4f}") if "best_tiles_per_s" in e else f"unavailable: {e.get('unavailable')}")
-          for name, e in r["engines"]["engines"].items()),
+        *(
+            (
+                f"engine {name}",
+                (
+                    f"{e['best_tiles_per_s']:.2f} tiles/s, {e['share_of_peak']:.0%} "
+                    f"of FP32 peak, x{e.get('over_torch_eager', 1):.2f} torch, "
+                    f"parity real {e['parity']['real']:.4f} synthetic {e['parity']['synthetic']:.4f}"
+                )
+                if "best_tiles_per_s" in e
+                else f"unavailable: {e.get('unavailable')}",
+            )
+            for name, e in r["engines"]["engines"].items()
+        ),
         ("model_tiles_per_s", f"{r['model_tiles_per_s']:.2f} (batch {r['model_best_batch']}, engine {r['default_engine']})"),
         ("service_tiles_per_s", f"{r['service_tiles_per_s']:.2f}"),
-        ("service_over_model", f"{r['service_over_model']:.2f} (by tile area {r['service_over_model_by_area']:.2f}: tiles hold {r['photo_full_tile_share']:.2f} of a full one)"),
-        *((f"images/s c={c}", f"naive {r['naive_images_per_s'][c]:.3f} | service {r['service_images_per_s'][c]:.3f} | ratio {r['service_over_naive'][c]:.2f}") for c in r["naive_images_per_s"]),
-        ("small pictures, c=32", f"service {r['small']['service_tiles_per_s']:.2f} tiles/s, over model {r['small']['service_over_model']:.2f} (by area {r['small']['service_over_model_by_area']:.2f}), over naive {r['small']['service_over_naive']:.2f}"),
-        ("submit_p50_ms / p99", f"{r['submit_p50_ms']:.1f} / {r['submit_p99_ms']:.1f} ({r['submit_clients']} clients, {r['submit_queue_depth']} queued)"),
-        ("submit p50 / p99, burst", f"{r['submit_burst_p50_ms']:.1f} / {r['submit_burst_p99_ms']:.1f} ({r['submit_burst_clients']} clients)"),
+        (
+            "service_over_model",
+            f"{r['service_over_model']:.2f} (by tile area {r['service_over_model_by_area']:.2f}: "
+            f"tiles hold {r['photo_full_tile_share']:.2f} of a full one)",
+        ),
+        *(
+            (
+                f"images/s c={c}",
+                f"naive {r['naive_images_per_s'][c]:.3f} | service "
+                f"{r['service_images_per_s'][c]:.3f} | ratio {r['service_over_naive'][c]:.2f}",
+            )
+            for c in r["naive_images_per_s"]
+        ),
+        (
+            "small pictures, c=32",
+            f"service {r['small']['service_tiles_per_s']:.2f} tiles/s, over model {r['small']['service_over_model']:.2f} "
+            f"(by area {r['small']['service_over_model_by_area']:.2f}), over naive {r['small']['service_over_naive']:.2f}",
+        ),
+        (
+            "submit_p50_ms / p99",
+            f"{r['submit_p50_ms']:.1f} / {r['submit_p99_ms']:.1f} ({r['submit_clients']} clients, {r['submit_queue_depth']} queued)",
+        ),
+        (
+            "submit p50 / p99, burst",
+            f"{r['submit_burst_p50_ms']:.1f} / {r['submit_burst_p99_ms']:.1f} ({r['submit_burst_clients']} clients)",
+        ),
         ("large_scan_seconds", f"{r['large_scan_seconds']:.1f} ({r['large_scan_tiles']} tiles)"),
-        ("large_scan_peak_rss_mb", f"{r['large_scan_peak_rss_mb']:.0f} (PSS {r['large_scan_peak_pss_mb']:.0f}; idle RSS {r['idle_rss_mb']:.0f}, PSS {r['idle_pss_mb']:.0f})"),
+        (
+            "large_scan_peak_rss_mb",
+            f"{r['large_scan_peak_rss_mb']:.0f} (PSS {r['large_scan_peak_pss_mb']:.0f}; "
+            f"idle RSS {r['idle_rss_mb']:.0f}, PSS {r['idle_pss_mb']:.0f})",
+        ),
         ("cold_start_s", f"{r['cold_start_s']:.1f}"),
         ("suite", f"{r['suite_seconds'] / 60:.1f} min"),
     ]

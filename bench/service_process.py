@@ -83,7 +83,8 @@ def process_memory(root: int) -> dict[int, ProcessMemory]:
     for pid in descendants(root):
         status = Path(f"/proc/{pid}/status")
         kinds = [_kb(status, key) / 1024 for key in ("RssAnon:", "RssFile:", "RssShmem:")]
-        found[pid] = ProcessMemory(process_name(pid), *kinds, _kb(Path(f"/proc/{pid}/smaps_rollup"), "Pss:") / 1024)
+        anon, file, shmem = kinds
+        found[pid] = ProcessMemory(process_name(pid), anon, file, shmem, _kb(Path(f"/proc/{pid}/smaps_rollup"), "Pss:") / 1024)
     return found
 
 
@@ -142,7 +143,9 @@ class ServiceProcess:
 
     def start(self, timeout: float = 300) -> float:
         began = time.monotonic()
-        self.process = subprocess.Popen([sys.executable, "-m", "deployments.local"], env=self.env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "deployments.local"], env=self.env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         while True:
             try:
                 if requests.get(f"{self.base}/ready", timeout=5).status_code == 200:

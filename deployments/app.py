@@ -1,14 +1,15 @@
 """The application builder: the whole graph, wired once. `serve_config.yaml` imports `build_app`.
 
-    HTTP → Ingress ─submit→ JobTracker (detached actor) ─dispatch→ JobRunner
-    JobRunner → Decoder → Tiler ⇄ Segmenter (@serve.batch) → Compositor → ResultStore
+HTTP → Ingress ─submit→ JobTracker (detached actor) ─dispatch→ JobRunner
+JobRunner → Decoder → Tiler ⇄ Segmenter (@serve.batch) → Compositor → ResultStore
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from ray.serve import Application
+from ray.serve.deployment import Deployment
 
 from deployments.compositor import Compositor
 from deployments.decoder import Decoder
@@ -22,9 +23,14 @@ from deployments.tiler import Tiler
 def build_app(args: dict[str, Any] | None = None) -> Application:
     """`args` (from `serve_config.yaml` or a caller) override the `LITHOSEG_` environment."""
     settings = Settings(**(args or {}))
-    segmenter = Segmenter.bind(settings)
-    decoder = Decoder.bind(settings)
-    tiler = Tiler.bind(settings, segmenter)
-    compositor = Compositor.bind(settings)
-    runner = JobRunner.bind(settings, decoder, tiler, segmenter, compositor)
-    return Ingress.bind(settings, runner, segmenter)
+    segmenter = deployment(Segmenter).bind(settings)
+    decoder = deployment(Decoder).bind(settings)
+    tiler = deployment(Tiler).bind(settings, segmenter)
+    compositor = deployment(Compositor).bind(settings)
+    runner = deployment(JobRunner).bind(settings, decoder, tiler, segmenter, compositor)
+    return deployment(Ingress).bind(settings, runner, segmenter)
+
+
+def deployment(decorated: object) -> Deployment:
+    """A class under `@serve.deployment` as what it is at run time (type checkers see the class)."""
+    return cast(Deployment, decorated)

@@ -17,6 +17,9 @@ class KeyRing:
     def __init__(self, keys: list[str]) -> None:
         self._digests = [hashlib.sha256(k.encode()).digest() for k in keys]
 
+    def __len__(self) -> int:
+        return len(self._digests)
+
     def check(self, presented: str | None) -> str:
         """The owner id of a valid key; `Unauthorized` otherwise."""
         if not presented:

@@ -44,9 +44,9 @@ import yaml
 
 from deployments.local import wait_for_ok
 from deployments.ray_environment import RAY_ENVIRONMENT
-from deployments.settings import REPO_ROOT, Settings
+from deployments.settings import DATA_ROOT, REPO_ROOT, Settings
 
-SERVE_CONFIG = REPO_ROOT / "serve_config.yaml"
+SERVE_CONFIG = DATA_ROOT / "serve_config.yaml"
 DASHBOARD_PORT = 8265
 IDLE_TIMEOUT_S = 60  # an idle worker node is removed after this long (autoscaler v2)
 CLUSTER_TAG = "LITHOSEG_CLUSTER_ID"  # in the environment of every process of one local cluster
@@ -162,7 +162,9 @@ def local_serve_config(settings: Settings, path: Path = SERVE_CONFIG) -> dict[st
     return config
 
 
-def small_machine_config(settings: Settings, max_segmenters: int = 3, tiles_per_replica: float = 8, downscale_delay_s: float = 10) -> dict[str, Any]:
+def small_machine_config(
+    settings: Settings, max_segmenters: int = 3, tiles_per_replica: float = 8, downscale_delay_s: float = 10
+) -> dict[str, Any]:
     """`local_serve_config` with the knobs a 2-core machine needs to show scaling in minutes (for
     the cluster test and `bench.cluster_scaling`): a Segmenter policy that wants a replica per
     `tiles_per_replica` tiles of backlog, short scaling delays, one thread per forward pass, and
@@ -381,7 +383,9 @@ def settings_environment(overrides: dict[str, Any]) -> dict[str, str]:
 
 
 @contextmanager
-def running_cluster(config: dict[str, Any] | None = None, settings: dict[str, Any] | None = None, wait_s: float = 600, **cluster_options: Any) -> Iterator[LocalCluster]:
+def running_cluster(
+    config: dict[str, Any] | None = None, settings: dict[str, Any] | None = None, wait_s: float = 600, **cluster_options: Any
+) -> Iterator[LocalCluster]:
     """A started cluster with the application deployed and ready; stopped on exit."""
     overrides = dict(settings or {})
     resolved = Settings(**overrides)
@@ -396,7 +400,12 @@ def running_cluster(config: dict[str, Any] | None = None, settings: dict[str, An
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--max-gpu-nodes", type=int, default=3, help=f"most 'gpu' nodes the autoscaler may add here (the RayService allows {GPU.max_replicas})")
+    parser.add_argument(
+        "--max-gpu-nodes",
+        type=int,
+        default=3,
+        help=f"most 'gpu' nodes the autoscaler may add here (the RayService allows {GPU.max_replicas})",
+    )
     parser.add_argument("--max-cpu-nodes", type=int, default=2, help=f"most 'cpu' nodes (the RayService allows {CPU.max_replicas})")
     parser.add_argument("--idle-timeout-s", type=float, default=IDLE_TIMEOUT_S, help="an idle worker node is removed after this long")
     parser.add_argument("--dashboard-port", type=int, default=DASHBOARD_PORT)
@@ -414,11 +423,20 @@ def main(argv: list[str] | None = None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     cuda = _cuda_available()
-    print(f"starting a local Ray cluster: head (no replicas) + autoscaled groups gpu (0-{min(GPU.max_replicas, args.max_gpu_nodes)} nodes) "
-          f"and cpu ({CPU.min_replicas}-{min(CPU.max_replicas, args.max_cpu_nodes)} nodes)", flush=True)
+    print(
+        f"starting a local Ray cluster: head (no replicas) + autoscaled groups gpu (0-{min(GPU.max_replicas, args.max_gpu_nodes)} nodes) "
+        f"and cpu ({CPU.min_replicas}-{min(CPU.max_replicas, args.max_cpu_nodes)} nodes)",
+        flush=True,
+    )
     if not cuda:
-        print("no CUDA device here: the 'gpu' nodes advertise GPU: 1 to Ray, and the Segmenter replicas placed on them run the model on the CPU", flush=True)
-    cluster = start_cluster(settings_environment(overrides), args.max_gpu_nodes, args.max_cpu_nodes, args.idle_timeout_s, args.dashboard_port)
+        print(
+            "no CUDA device here: the 'gpu' nodes advertise GPU: 1 to Ray, and "
+            "the Segmenter replicas placed on them run the model on the CPU",
+            flush=True,
+        )
+    cluster = start_cluster(
+        settings_environment(overrides), args.max_gpu_nodes, args.max_cpu_nodes, args.idle_timeout_s, args.dashboard_port
+    )
     try:
         print(f"dashboard: {cluster.dashboard_url} (Ray token authentication; token: {cluster.token})", flush=True)
         print(f"deploying {SERVE_CONFIG.name} through the dashboard's REST API...", flush=True)
@@ -434,7 +452,11 @@ def main(argv: list[str] | None = None) -> None:
             if "api_keys" in overrides:
                 print(f"development API key (LITHOSEG_API_KEYS was unset): {key}", flush=True)
             print(f'try: curl -X POST {base}/predict -H "api-key: {key}" -F "file=@core.jpg"', flush=True)
-            print(f"nodes: RAY_AUTH_TOKEN={cluster.token} ray status --address {cluster.gcs_address}    metrics: {base}/metrics    stop: Ctrl-C", flush=True)
+            print(
+                f"nodes: RAY_AUTH_TOKEN={cluster.token} ray status --address "
+                f"{cluster.gcs_address}    metrics: {base}/metrics    stop: Ctrl-C",
+                flush=True,
+            )
             stopping.wait()
     finally:
         print("stopping the cluster...", flush=True)

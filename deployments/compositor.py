@@ -27,7 +27,9 @@ class Compositor:
     def __init__(self, settings: Settings) -> None:
         self.store = open_store(settings.store_url, settings.s3_endpoint_url)
 
-    async def render(self, job_id: str, image: np.ndarray, segmentation: Segmentation | None, mask_weight: float, classes: list[dict[str, Any]]) -> dict[str, Any]:
+    async def render(
+        self, job_id: str, image: np.ndarray, segmentation: Segmentation | None, mask_weight: float, classes: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         """Render and store the job's PNGs (written here, so the large ones never travel back
         through the object store); returns the summary. `segmentation` None: a picture the gate
         rejected, rendered as all background."""
@@ -38,7 +40,9 @@ class Compositor:
             await asyncio.to_thread(self.store.put, key(job_id), rendered.pop(name))
         return rendered["summary"]
 
-    async def render_mask(self, image: np.ndarray, segmentation: Segmentation | None, confidence: float, classes: list[dict[str, Any]]) -> dict[str, Any]:
+    async def render_mask(
+        self, image: np.ndarray, segmentation: Segmentation | None, confidence: float, classes: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         """POST /segment: the class-index mask PNG with low-confidence pixels unclassified, and the
         summary. `segmentation` None: rejected by the gate, all background."""
         table = ClassTable.from_records(classes)

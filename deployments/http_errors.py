@@ -127,6 +127,7 @@ async def handle_http_exception(request: Request, exc: StarletteHTTPException) -
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, handle_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)  # type: ignore[arg-type]
-    for error_type in (ApiError, *STATUS_BY_ERROR):
+    error_types: list[type[Exception]] = [ApiError, *STATUS_BY_ERROR]
+    for error_type in error_types:
         app.add_exception_handler(error_type, handle_exception)
     app.add_exception_handler(Exception, handle_exception)  # last resort: a logged 500

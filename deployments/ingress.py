@@ -1,6 +1,5 @@
 """Ingress: the HTTP API (the reference service's contract and more), auth, limits, upload probe."""
 
-
 import asyncio
 import base64
 import logging
@@ -13,6 +12,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.datastructures import UploadFile
 
+import pipelines
 from deployments import http_errors
 from deployments.auth import API_KEY_HEADER, KeyRing
 from deployments.http_errors import (
@@ -38,7 +38,7 @@ logger = logging.getLogger("ray.serve")
 
 app = FastAPI(
     title="lithoseg",
-    version="0.1.0",
+    version=pipelines.__version__,
     description="Lithology segmentation of drill-core photographs: submit an image, poll the job, "
     "download the overlay, the class-index mask or the JSON result. Every endpoint but /health, "
     "/ready, /metrics and the docs needs the `api-key` header.",
@@ -54,26 +54,34 @@ OPTIONS = {
 }
 
 
-def request_body(field: str, description: str, options: tuple[str, ...] = tuple(OPTIONS), **other: dict[str, Any]) -> dict[str, Any]:
+def request_body(
+    field: str, description: str, options: tuple[str, ...] = tuple(OPTIONS), other: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """OpenAPI `requestBody` for a multipart upload in `field` (plus the `options` fields it reads),
     and any other content types the endpoint reads."""
     fields = {field: {**BINARY, "description": description}, **{name: OPTIONS[name] for name in options}}
     multipart = {"type": "object", "required": [field], "properties": fields}
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": multipart}, **other}}}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": multipart}, **(other or {})}}}
 
 
 PREDICT_BODY = request_body(
     "file",
     "JPEG, PNG, TIFF, BMP or WebP image.",
-    **{"application/octet-stream": {"schema": {**BINARY, "description": "Raw pixels (query width, height, format=rgb8|l8|bayer_rg8) or an image file's bytes."}}},
+    other={
+        "application/octet-stream": {
+            "schema": {**BINARY, "description": "Raw pixels (query width, height, format=rgb8|l8|bayer_rg8) or an image file's bytes."}
+        }
+    },
 )
 BATCH_BODY = request_body("archive", "ZIP of images; one job per image.")
 SEGMENT_BODY = request_body(
     "file",
     "The image.",
     ("gate",),
-    **{
-        "application/x-www-form-urlencoded": {"schema": {"type": "string", "description": "The image file, base64-encoded (as Roboflow clients send it)."}},
+    other={
+        "application/x-www-form-urlencoded": {
+            "schema": {"type": "string", "description": "The image file, base64-encoded (as Roboflow clients send it)."}
+        },
         "application/octet-stream": {"schema": BINARY},
     },
 )
@@ -101,7 +109,7 @@ class Ingress:
             name=settings.tracker_name, namespace=TRACKER_NAMESPACE, lifetime="detached", get_if_exists=True
         ).remote(settings, runner, segmenter)
         self._keepalive = asyncio.get_running_loop().create_task(self._keep_tracker_running())
-        if not self.keys._digests:
+        if not self.keys:
             logger.warning("No API keys configured (LITHOSEG_API_KEYS): every request will be refused.")
 
     async def _keep_tracker_running(self) -> None:
@@ -121,7 +129,8 @@ class Ingress:
             retry_after = await self.tracker.admit.remote(owner)
             if retry_after is not None:
                 raise RateLimited(
-                    f"Too many requests: the limit is {self.settings.rate_limit_per_minute} a minute per API key; retry shortly.", retry_after=retry_after
+                    f"Too many requests: the limit is {self.settings.rate_limit_per_minute} a minute per API key; retry shortly.",
+                    retry_after=retry_after,
                 )
         return owner
 
@@ -161,7 +170,9 @@ class Ingress:
         except Exception as exc:  # malformed multipart bodies raise a variety of parser errors
             reason = str(getattr(exc, "detail", None) or getattr(exc, "message", None) or exc)
             if reason.startswith("Too many files"):
-                raise BadRequest(f"Send one {what} per request, in field `{field}`; several images go in one ZIP archive to POST /predict/batch.") from exc
+                raise BadRequest(
+                    f"Send one {what} per request, in field `{field}`; several images go in one ZIP archive to POST /predict/batch."
+                ) from exc
             if reason.startswith("Too many fields"):
                 raise BadRequest(f"The form has too many fields; send the {what} in `{field}` and at most mask_weight and gate.") from exc
             raise BadRequest("The multipart/form-data body could not be parsed.") from exc
@@ -194,7 +205,11 @@ class Ingress:
             return data, filename, {**fields, **form_fields}, None
         if content_type == "application/octet-stream" or content_type.startswith("image/"):
             spec = raw_spec(query)
-            limit = max(self.settings.max_upload_bytes, spec.nbytes) if spec and spec.nbytes <= self.settings.max_pixels * 3 else self.settings.max_upload_bytes
+            limit = (
+                max(self.settings.max_upload_bytes, spec.nbytes)
+                if spec and spec.nbytes <= self.settings.max_pixels * 3
+                else self.settings.max_upload_bytes
+            )
             return await self._read_body(request, limit), query.get("name"), fields, spec
         if base64_body:
             text = await self._read_body(request, self.settings.max_upload_bytes * 4 // 3 + 64 * 1024)
@@ -207,12 +222,24 @@ class Ingress:
     def _probe(self, data: bytes, spec: RawSpec | None) -> ImageInfo:
         return check_raw(len(data), spec, self.settings.max_pixels) if spec else probe_image(data, self.settings.max_pixels)
 
-    async def _submit(self, owner: str, data: bytes, info: ImageInfo, filename: str | None, mask_weight: float, gate: bool, spec: RawSpec | None, idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
+    async def _submit(
+        self,
+        owner: str,
+        data: bytes,
+        info: ImageInfo,
+        filename: str | None,
+        mask_weight: float,
+        gate: bool,
+        spec: RawSpec | None,
+        idempotency_key: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
         job_id = new_job_id()
         await asyncio.to_thread(self.store.put, upload_key(job_id), data)
         image = {"format": info.format, "width": info.width, "height": info.height, "mode": info.mode}
         try:
-            job, created = await self.tracker.submit.remote(job_id, owner, mask_weight, idempotency_key, filename, image, gate, spec.to_dict() if spec else None)
+            job, created = await self.tracker.submit.remote(
+                job_id, owner, mask_weight, idempotency_key, filename, image, gate, spec.to_dict() if spec else None
+            )
         except Exception:
             await asyncio.to_thread(self.store.delete, upload_key(job_id))
             raise
@@ -261,18 +288,23 @@ class Ingress:
         logger.info("Batch of %d entries: %d jobs, %d skipped", len(contents.images) + len(contents.skipped), len(jobs), len(skipped))
         return JSONResponse({"jobs": jobs, "skipped": skipped}, status_code=202 if jobs else 200)
 
-    @app.post("/segment", responses=ERRORS, openapi_extra=SEGMENT_BODY, summary="Segment a small image synchronously (Roboflow-style response)")
+    @app.post(
+        "/segment", responses=ERRORS, openapi_extra=SEGMENT_BODY, summary="Segment a small image synchronously (Roboflow-style response)"
+    )
     async def segment(self, request: Request) -> JSONResponse:
         await self._authorize(request)
         if request.query_params.get("image"):
-            raise BadRequest("Fetching images by URL is not supported; send the image itself, base64-encoded in the body or as multipart field `file`.")
+            raise BadRequest(
+                "Fetching images by URL is not supported; send the image itself, base64-encoded in the body or as multipart field `file`."
+            )
         confidence = parse_confidence(request.query_params.get("confidence"))
         data, _, fields, spec = await self._read_image(request, base64_body=True)
         gate = parse_bool("gate", fields.get("gate"), True)
         info = await asyncio.to_thread(self._probe, data, spec)
         if info.pixels > self.settings.segment_max_pixels:
             raise ImageTooLargeError(
-                f"POST /segment takes images up to {self.settings.segment_max_pixels:,} pixels; this one has {info.pixels:,}. Submit it to POST /predict instead."
+                f"POST /segment takes images up to {self.settings.segment_max_pixels:,} "
+                f"pixels; this one has {info.pixels:,}. Submit it to POST /predict instead."
             )
         out = await self.runner.segment_now.remote(data, spec.to_dict() if spec else None, confidence, gate)
         summary = out["summary"]

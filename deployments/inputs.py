@@ -98,4 +98,6 @@ def decode_base64_body(body: bytes) -> bytes:
             return base64.b64decode(text, altchars=altchars, validate=True)
         except (binascii.Error, ValueError):
             continue
-    raise InvalidParameterError("The request body is not valid base64; send the image file's bytes base64-encoded, or as multipart field `file`.")
+    raise InvalidParameterError(
+        "The request body is not valid base64; send the image file's bytes base64-encoded, or as multipart field `file`."
+    )

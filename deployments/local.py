@@ -7,6 +7,7 @@ and runs until Ctrl-C / SIGTERM, then stops every process it started.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import signal
@@ -32,7 +33,7 @@ def start_ray(http_host: str, http_port: int, log_to_driver: bool = True) -> Non
         num_cpus=max(2, os.cpu_count() or 2),
         include_dashboard=False,
         runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
-        logging_level="WARNING",
+        logging_level=logging.WARNING,
         log_to_driver=log_to_driver,
     )
     serve.start(http_options={"host": http_host, "port": http_port})

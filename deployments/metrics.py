@@ -10,17 +10,37 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 class IngressMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("lithoseg_http_requests", "HTTP requests by route and status.", ["method", "route", "status"], registry=self.registry)
+        self.requests = Counter(
+            "lithoseg_http_requests", "HTTP requests by route and status.", ["method", "route", "status"], registry=self.registry
+        )
         self.latency = Histogram("lithoseg_http_request_seconds", "HTTP request latency.", ["method", "route"], registry=self.registry)
         self.submitted = Counter("lithoseg_jobs_submitted", "Jobs accepted by POST /predict.", registry=self.registry)
-        self.rejected_uploads = Counter("lithoseg_uploads_rejected", "Uploads refused at submit, by status.", ["status"], registry=self.registry)
+        self.rejected_uploads = Counter(
+            "lithoseg_uploads_rejected", "Uploads refused at submit, by status.", ["status"], registry=self.registry
+        )
         self.jobs = Gauge("lithoseg_jobs", "Jobs known to the tracker, by status.", ["status"], registry=self.registry)
         self.queue_length = Gauge("lithoseg_queue_length", "Jobs waiting in the queue.", registry=self.registry)
         self.in_flight = Gauge("lithoseg_jobs_in_flight", "Jobs being processed.", registry=self.registry)
-        self.in_flight_limit = Gauge("lithoseg_jobs_in_flight_limit", "Jobs the tracker may run at once (per Segmenter replica times replicas).", registry=self.registry)
-        self.segmenter_replicas = Gauge("lithoseg_segmenter_replicas", "Segmenter replicas alive (heard from by the tracker; 1 without autoscaling).", registry=self.registry)
-        self.tiles_completed = Gauge("lithoseg_tiles_completed", "Tiles segmented since the job tracker started (its rate is the service's throughput).", registry=self.registry)
-        self.backlog_tiles = Gauge("lithoseg_backlog_tiles", "Tiles of queued jobs (estimated) and left of running jobs: what the Segmenter autoscales on.", registry=self.registry)
+        self.in_flight_limit = Gauge(
+            "lithoseg_jobs_in_flight_limit",
+            "Jobs the tracker may run at once (per Segmenter replica times replicas).",
+            registry=self.registry,
+        )
+        self.segmenter_replicas = Gauge(
+            "lithoseg_segmenter_replicas",
+            "Segmenter replicas alive (heard from by the tracker; 1 without autoscaling).",
+            registry=self.registry,
+        )
+        self.tiles_completed = Gauge(
+            "lithoseg_tiles_completed",
+            "Tiles segmented since the job tracker started (its rate is the service's throughput).",
+            registry=self.registry,
+        )
+        self.backlog_tiles = Gauge(
+            "lithoseg_backlog_tiles",
+            "Tiles of queued jobs (estimated) and left of running jobs: what the Segmenter autoscales on.",
+            registry=self.registry,
+        )
 
     def render(self, tracker_stats: dict[str, Any] | None) -> bytes:
         if tracker_stats is not None:

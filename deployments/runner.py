@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import ray
 from ray import serve
@@ -32,7 +32,14 @@ REJECTION_REASON = "not_a_core_photo"
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64)
 class JobRunner:
-    def __init__(self, settings: Settings, decoder: DeploymentHandle, tiler: DeploymentHandle, segmenter: DeploymentHandle, compositor: DeploymentHandle) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        decoder: DeploymentHandle,
+        tiler: DeploymentHandle,
+        segmenter: DeploymentHandle,
+        compositor: DeploymentHandle,
+    ) -> None:
         self.settings = settings
         self.store = open_store(settings.store_url, settings.s3_endpoint_url)
         self.decoder, self.tiler, self.segmenter, self.compositor = decoder, tiler, segmenter, compositor
@@ -49,7 +56,7 @@ class JobRunner:
     async def _segment(self, image: DeploymentResponse, model: dict[str, Any]) -> DeploymentResponseGenerator:
         """Progress events, then an ObjectRef to the Segmentation (never fetched here). The Tiler
         gets the decoded image by reference (Serve's documented `_to_object_ref`), to pass on."""
-        return self.tiler.options(stream=True).segment.remote([await image._to_object_ref()], model)
+        return cast(DeploymentResponseGenerator, self.tiler.options(stream=True).segment.remote([await image._to_object_ref()], model))
 
     async def run(self, job_id: str, options: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         model = await self.segmenter.info.remote()  # the job's model, pinned for all its requests
@@ -57,7 +64,7 @@ class JobRunner:
         upload = await asyncio.to_thread(self.store.get, upload_key(job_id))
         segmentation: ray.ObjectRef | None = None
         try:
-            image = self.decoder.decode.remote(upload, options.get("raw"))
+            image = cast(DeploymentResponse, self.decoder.decode.remote(upload, options.get("raw")))
             del upload
             gate = await self._gate(image, model, options.get("gate", True))
             if gate["rejected"]:
@@ -83,7 +90,7 @@ class JobRunner:
     async def segment_now(self, data: bytes, raw: dict[str, Any] | None, confidence: float, gate: bool) -> dict[str, Any]:
         """Decode, gate, segment and return `{"mask_png", "summary"}` (POST /segment)."""
         model = await self.segmenter.info.remote()
-        image = self.decoder.decode.remote(data, raw)
+        image = cast(DeploymentResponse, self.decoder.decode.remote(data, raw))
         verdict = await self._gate(image, model, gate)
         segmentation = None
         if not verdict["rejected"]:

@@ -45,13 +45,24 @@ class SegmenterConfig(BaseModel):
 
     max_batch_size: int = Field(1, ge=1, description="Tiles per forward pass; 1 is fastest on a small CPU.")
     batch_wait_timeout_s: float = Field(0.005, ge=0, description="How long a batch waits to fill.")
-    torch_threads: int = Field(0, ge=0, description="torch CPU threads per forward pass; 0: the machine's cores divided among the concurrent batches.")
+    torch_threads: int = Field(
+        0, ge=0, description="torch CPU threads per forward pass; 0: the machine's cores divided among the concurrent batches."
+    )
     model: str | None = Field(None, description="Checkpoint directory or s3:// URI; default LITHOSEG_MODEL.")
     engine: str | None = Field(
-        None, description="What runs the network (pipelines/engines.py): auto, torch, onnxruntime, onnxruntime-int8, tensorrt, torch-compile; default: the checkpoint's."
+        None,
+        description=(
+            "What runs the network (pipelines/engines.py): auto, torch, onnxruntime, "
+            "onnxruntime-int8, tensorrt, torch-compile; default: the checkpoint's."
+        ),
     )
     niceness: int = Field(
-        5, ge=0, le=19, description="Process niceness of the model replica: above the HTTP path's 0, so that on a CPU the model yields to submits and polls."
+        5,
+        ge=0,
+        le=19,
+        description=(
+            "Process niceness of the model replica: above the HTTP path's 0, so that on a CPU the model yields to submits and polls."
+        ),
     )
 
 
@@ -84,6 +95,16 @@ class Served:
     gate_bank: GateBank | None
 
 
+@dataclass(frozen=True)
+class TileRequest:
+    """One tile to segment: the model it is pinned to, the image (a view of the object store) and
+    where the tile lies in it."""
+
+    served: Served
+    image: np.ndarray
+    cut: TileCut
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=16, user_config=SegmenterConfig().model_dump())
 class Segmenter:
     def __init__(self, settings: Settings) -> None:
@@ -99,7 +120,7 @@ class Segmenter:
 
     @property
     def model(self) -> LoadedModel | None:
-        return self.models[self.model_uri].model if self.model_uri in self.models else None
+        return self.models[self.model_uri].model if self.model_uri is not None and self.model_uri in self.models else None
 
     def _load(self, uri: str) -> Served:
         from pipelines.model import load_checkpoint
@@ -117,7 +138,15 @@ class Segmenter:
         engine = model.engine.name if model.engine else "torch"
         if model.engine is not None and model.engine.fallback_reason:
             engine += f" (not {self.engine or model.config.engine}: {model.engine.fallback_reason})"
-        logger.info("Segmenter loaded %s version %s (%s) on %s with engine %s, %s", model.config.name, model.config.version, uri, model.device, engine, gate)
+        logger.info(
+            "Segmenter loaded %s version %s (%s) on %s with engine %s, %s",
+            model.config.name,
+            model.config.version,
+            uri,
+            model.device,
+            engine,
+            gate,
+        )
         return Served(model, gate_bank)
 
     def _keep(self, uri: str, served: Served) -> None:
@@ -137,8 +166,8 @@ class Segmenter:
             self.engine = config.engine
             self.models.clear()
         renice_process(config.niceness)
-        self._predict_batch.set_max_batch_size(config.max_batch_size)
-        self._predict_batch.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        self._predict_batch.set_max_batch_size(config.max_batch_size)  # type: ignore[attr-defined]  # added by @serve.batch
+        self._predict_batch.set_batch_wait_timeout_s(config.batch_wait_timeout_s)  # type: ignore[attr-defined]
         uri = config.model or self.settings.model
         if uri not in self.models:
             self._keep(uri, self._load(uri))
@@ -194,23 +223,25 @@ class Segmenter:
         is cut here from the image, which arrives as a zero-copy view of the object store, so that
         only the tile's coordinates travel per request."""
         served = await self._served(key)
-        return await self._predict_batch(served, image, cut), served.model.config.version
+        return await self._predict_batch(TileRequest(served, image, cut)), served.model.config.version
 
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.005, max_concurrent_batches=CONCURRENT_BATCHES)
-    async def _predict_batch(self, served: list[Served], images: list[np.ndarray], cuts: list[TileCut]) -> list[np.ndarray]:
+    async def _predict_batch(self, requests: list[TileRequest]) -> list[np.ndarray]:
         from pipelines.model import predict_weighted
 
         def run() -> list[np.ndarray]:  # cutting too off the event loop, with the forward pass
-            results: list[np.ndarray | None] = [None] * len(cuts)
-            for model in {id(s.model): s.model for s in served}.values():  # one pass per model (a rollout mixes them)
-                indices = [i for i, s in enumerate(served) if s.model is model]
-                outputs = predict_weighted(model, [cuts[i].of(images[i]) for i in indices], [cuts[i].window() for i in indices])
+            results: list[np.ndarray | None] = [None] * len(requests)
+            for model in {id(r.served.model): r.served.model for r in requests}.values():  # one pass per model (a rollout mixes them)
+                indices = [i for i, r in enumerate(requests) if r.served.model is model]
+                outputs = predict_weighted(
+                    model, [requests[i].cut.of(requests[i].image) for i in indices], [requests[i].cut.window() for i in indices]
+                )
                 for index, output in zip(indices, outputs, strict=True):
                     results[index] = output
             return results  # type: ignore[return-value]
 
         probabilities = await asyncio.to_thread(run)
-        self.tiles_done += len(cuts)
+        self.tiles_done += len(requests)
         return probabilities
 
     async def record_autoscaling_stats(self) -> dict[str, float]:

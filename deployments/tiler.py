@@ -64,7 +64,7 @@ class Tiler:
         (reference,) = image_ref
         image: np.ndarray = await reference
         size = image.shape[:2]
-        candidates, plans = segmentation_plans(*size, model, self.max_short_side, self.scale_search)
+        candidates, plans = segmentation_plans(size[0], size[1], model, self.max_short_side, self.scale_search)
         # a photo larger than the model knows scaled down, an under-exposed one brightened; the
         # overlay keeps the photo as sent
         work = await asyncio.to_thread(working_image, image, candidates[0], AutoExposure.from_config(model.get("auto_exposure")))
@@ -93,7 +93,9 @@ class Tiler:
             while True:
                 for index, tile in itertools.islice(work_items, TILES_IN_FLIGHT - len(window)):
                     if index not in stitchers:
-                        sources[index] = reference if index == 0 else ray.put(await asyncio.to_thread(resample_image, image, candidates[index]))
+                        sources[index] = (
+                            reference if index == 0 else ray.put(await asyncio.to_thread(resample_image, image, candidates[index]))
+                        )
                         stitchers[index] = Stitcher(plans[index], model["num_classes"])
                     window.add(asyncio.create_task(run(index, tile)))
                 if not window:

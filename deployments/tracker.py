@@ -20,10 +20,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 import ray
-from ray.serve.handle import DeploymentHandle
+from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from deployments.jobs import JOBS_PREFIX, TERMINAL, JobRecord, artifact_keys, record_key, upload_key
 from deployments.rate_limit import RateLimiter
@@ -47,7 +47,7 @@ class QueueFullError(Exception):
     pass
 
 
-@ray.remote(num_cpus=0, resources=HEAD_NODE, max_restarts=-1, max_task_retries=-1, max_concurrency=1000)
+@ray.remote(num_cpus=0, resources=HEAD_NODE, max_restarts=-1, max_task_retries=-1, max_concurrency=1000)  # type: ignore[call-overload]  # Ray's stub lacks actor options
 class JobTracker:
     def __init__(self, settings: Settings, runner: DeploymentHandle, segmenter: DeploymentHandle) -> None:
         self.settings = settings
@@ -199,7 +199,15 @@ class JobTracker:
         return self.records[job_id].public() if job_id in self.records else None
 
     async def submit(
-        self, job_id: str, owner: str, mask_weight: float, idempotency_key: str | None, filename: str | None, image: dict[str, Any], gate: bool = True, raw: dict[str, Any] | None = None
+        self,
+        job_id: str,
+        owner: str,
+        mask_weight: float,
+        idempotency_key: str | None,
+        filename: str | None,
+        image: dict[str, Any],
+        gate: bool = True,
+        raw: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Queue a job whose upload is already in the store. Returns (job, created)."""
         self._ensure_started()
@@ -209,7 +217,18 @@ class JobTracker:
                 return self.records[existing].public(), False
         if len(self.queue) >= self.settings.max_queued_jobs:
             raise QueueFullError(f"The queue is full ({len(self.queue)} jobs waiting); retry later.")
-        record = JobRecord(job_id, owner, self.next_seq, time.time(), mask_weight, idempotency_key=idempotency_key, filename=filename, image=image, gate=gate, raw=raw)
+        record = JobRecord(
+            job_id,
+            owner,
+            self.next_seq,
+            time.time(),
+            mask_weight,
+            idempotency_key=idempotency_key,
+            filename=filename,
+            image=image,
+            gate=gate,
+            raw=raw,
+        )
         self.next_seq += 1
         await self._persist(record)
         self.records[job_id] = record
@@ -282,7 +301,7 @@ class JobTracker:
         stream = None
         try:
             await self._persist(record)
-            stream = self.runner.options(stream=True).run.remote(job_id, record.options())
+            stream = cast(DeploymentResponseGenerator, self.runner.options(stream=True).run.remote(job_id, record.options()))
             outcome: dict[str, Any] = {}
             async for event in stream:
                 if "progress" in event:  # in memory only: a restarted job starts its tiles again
@@ -323,7 +342,13 @@ class JobTracker:
             classes = [c["name"] for c in (self.model or {}).get("classes", []) if c.get("id")]
             self.drift_monitor.add(observation(result), classes)
         await asyncio.to_thread(self.store.delete, upload_key(record.job_id))  # no longer needed
-        logger.info("Job %s %s in %.2fs%s", record.job_id, record.status, record.finished_at - (record.started_at or record.finished_at), f": {error}" if error else "")
+        logger.info(
+            "Job %s %s in %.2fs%s",
+            record.job_id,
+            record.status,
+            record.finished_at - (record.started_at or record.finished_at),
+            f": {error}" if error else "",
+        )
 
     # -- housekeeping --------------------------------------------------------------------------
 

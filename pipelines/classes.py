@@ -26,6 +26,11 @@ class LithologyClass:
     color: tuple[int, int, int]
 
 
+def colour_triple(values: Any) -> tuple[int, int, int]:
+    red, green, blue = (int(v) for v in values)
+    return red, green, blue
+
+
 @dataclass(frozen=True)
 class ClassTable:
     classes: tuple[LithologyClass, ...]
@@ -33,7 +38,7 @@ class ClassTable:
     @classmethod
     def from_records(cls, records: list[dict[str, Any]]) -> ClassTable:
         classes = tuple(
-            LithologyClass(int(r["id"]), str(r["slug"]), str(r["name"]), tuple(r["color"]))  # type: ignore[arg-type]
+            LithologyClass(int(r["id"]), str(r["slug"]), str(r["name"]), colour_triple(r["color"]))
             for r in sorted(records, key=lambda r: int(r["id"]))
         )
         if [c.id for c in classes] != list(range(len(classes))):

@@ -99,7 +99,12 @@ def report(out: str | Path) -> dict[str, Any]:
     for figure in FIGURES:
         values = [row[figure] for row in done.values()]
         if values:
-            summary[figure] = {"mean": round(statistics.fmean(values), 4), "std": round(statistics.pstdev(values), 4), "min": round(min(values), 4), "max": round(max(values), 4)}
+            summary[figure] = {
+                "mean": round(statistics.fmean(values), 4),
+                "std": round(statistics.pstdev(values), 4),
+                "min": round(min(values), 4),
+                "max": round(max(values), 4),
+            }
     recipes = set()
     for fold in folds:
         path = fold / "checkpoint" / "config.json"
@@ -117,11 +122,17 @@ def markdown(summary: dict[str, Any]) -> str:
         if row is None:
             lines.append(f"| {name} | | | not finished | |")
         else:
-            lines.append(f"| {name} | {', '.join(row['holdout'])} | {row['steps']} | {row['rock_vs_background_iou']:.3f} | {row['miou_rock_present']:.3f} |")
+            lines.append(
+                f"| {name} | {', '.join(row['holdout'])} | {row['steps']} | "
+                f"{row['rock_vs_background_iou']:.3f} | {row['miou_rock_present']:.3f} |"
+            )
     for figure, label in zip(FIGURES, ("rock-vs-background IoU", "mIoU"), strict=True):
         if figure in summary:
             f = summary[figure]
-            lines.append(f"\n{label}: mean {f['mean']:.3f}, spread (sd) {f['std']:.3f}, worst fold {f['min']:.3f}, best {f['max']:.3f} ({summary['complete']} of {summary['of']} folds)")
+            lines.append(
+                f"\n{label}: mean {f['mean']:.3f}, spread (sd) {f['std']:.3f}, worst fold "
+                f"{f['min']:.3f}, best {f['max']:.3f} ({summary['complete']} of {summary['of']} folds)"
+            )
     return "\n".join(lines)
 
 

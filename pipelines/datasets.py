@@ -98,7 +98,9 @@ def read_mask(path: str | Path, classes: ClassTable | None = None) -> np.ndarray
     if bad.any():
         values, counts = np.unique(ids[bad], return_counts=True)
         found = ", ".join(f"{v} ({c:,} px)" for v, c in zip(values[:5].tolist(), counts[:5].tolist(), strict=True))
-        raise DatasetError(f"{path} holds values that are not class ids: {found}; ids run from 0 to {len(classes) - 1}, and 255 marks pixels not to judge.")
+        raise DatasetError(
+            f"{path} holds values that are not class ids: {found}; ids run from 0 to {len(classes) - 1}, and 255 marks pixels not to judge."
+        )
     return ids.astype(np.uint8)
 
 
@@ -117,7 +119,9 @@ def _colours_to_ids(rgb: np.ndarray, classes: ClassTable, path: str | Path) -> n
     match = known[order][at] == codes
     if not match.all():
         values, counts = np.unique(codes[~match], return_counts=True)
-        found = ", ".join(f"({v >> 16}, {v >> 8 & 255}, {v & 255}) {c:,} px" for v, c in zip(values[:5].tolist(), counts[:5].tolist(), strict=True))
+        found = ", ".join(
+            f"({v >> 16}, {v >> 8 & 255}, {v & 255}) {c:,} px" for v, c in zip(values[:5].tolist(), counts[:5].tolist(), strict=True)
+        )
         raise DatasetError(
             f"{path} is an RGB mask with colours that are not in the class table: {found}; "
             "save masks as class ids (a grey or palette PNG) or in the colours of classes.json."
@@ -162,7 +166,11 @@ def ignore_background(item: LabelledImage, margin: float = PARTIAL_LABEL_MARGIN,
     mask = item.mask.copy()
     rows, cols = np.nonzero(mask != 0)
     grow = int(round(margin * min(mask.shape)))
-    box = (slice(max(0, rows.min() - grow), rows.max() + grow + 1), slice(max(0, cols.min() - grow), cols.max() + grow + 1)) if rows.size else ...
+    box = (
+        (slice(max(0, rows.min() - grow), rows.max() + grow + 1), slice(max(0, cols.min() - grow), cols.max() + grow + 1))
+        if rows.size
+        else ...
+    )
     untrusted = np.zeros(mask.shape, bool)
     untrusted[box] = True
     untrusted &= mask == 0
@@ -226,13 +234,15 @@ def rescale_item(item: LabelledImage, factor: float) -> LabelledImage:
     photos larger or smaller than those it was trained on."""
     if factor <= 0:
         raise ValueError(f"A rescale factor must be positive, not {factor}.")
-    return resize_item(item, scaled_size(*item.mask.shape, factor))
+    height, width = item.mask.shape
+    return resize_item(item, scaled_size(height, width, factor))
 
 
 def at_working_size(item: LabelledImage, max_short_side: int | None) -> LabelledImage:
     """`item` scaled down as the service scales down a photo of its size before segmenting it
     (`pipelines.resolution.working_size`), so that a network learns core at the size it will see."""
-    size = working_size(*item.mask.shape, max_short_side)
+    height, width = item.mask.shape
+    size = working_size(height, width, max_short_side)
     return item if size == item.mask.shape else resize_item(item, size)
 
 
@@ -266,18 +276,23 @@ def _aligned_mask(mask: np.ndarray, image: np.ndarray, image_path: Path, mask_pa
     if orientation in _ORIENTATION_TRANSPOSE and mask.shape == image.shape[1::-1]:
         return np.asarray(Image.fromarray(mask).transpose(_ORIENTATION_TRANSPOSE[orientation]))
     height, width = image.shape[:2]
-    raise DatasetError(f"{mask_path} is {mask.shape[1]} x {mask.shape[0]} pixels but its photo is {width} x {height} (as displayed); a mask must cover its photo pixel for pixel.")
+    raise DatasetError(
+        f"{mask_path} is {mask.shape[1]} x {mask.shape[0]} pixels but its photo is "
+        f"{width} x {height} (as displayed); a mask must cover its photo pixel for pixel."
+    )
 
 
-def random_crop(rng: np.random.Generator, item: LabelledImage, size: int, scale_range: tuple[float, float] = (0.5, 1.5)) -> tuple[np.ndarray, np.ndarray]:
+def random_crop(
+    rng: np.random.Generator, item: LabelledImage, size: int, scale_range: tuple[float, float] = (0.5, 1.5)
+) -> tuple[np.ndarray, np.ndarray]:
     """A `size`² crop at a random scale, flip and quarter turn; pads with ignore where too small."""
     image, mask = item.image, item.mask
     scale = float(np.exp(rng.uniform(np.log(scale_range[0]), np.log(scale_range[1]))))
     h, w = mask.shape
     new_h, new_w = max(8, int(h * scale)), max(8, int(w * scale))
     if (new_h, new_w) != (h, w):
-        image = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
-        mask = np.asarray(Image.fromarray(mask).resize((new_w, new_h), Image.NEAREST))
+        image = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BILINEAR))
+        mask = np.asarray(Image.fromarray(mask).resize((new_w, new_h), Image.Resampling.NEAREST))
     pad_h, pad_w = max(0, size - new_h), max(0, size - new_w)
     if pad_h or pad_w:
         image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect" if pad_h < new_h and pad_w < new_w else "edge")
@@ -297,7 +312,7 @@ def color_jitter(rng: np.random.Generator, image: np.ndarray, hue: float = 0.0, 
     of the colour wheel and a saturation gain of 1 ± 2·`hue`; with `grey` > 0, that share of the
     crops turned to grey levels (archive photos are often black and white). No random draws for
     either at 0, so recipes without them crop and jitter exactly as before."""
-    rgb = image.astype(np.float32)
+    rgb: np.ndarray = image.astype(np.float32)
     rgb = rgb * rng.uniform(0.75, 1.25) * rng.normal(1, 0.05, 3)[None, None, :]
     mean = rgb.mean()
     rgb = (rgb - mean) * rng.uniform(0.8, 1.2) + mean

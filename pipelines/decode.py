@@ -48,9 +48,7 @@ def _open(data: bytes) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
-        raise UnsupportedImageError(
-            "The upload is not an image lithoseg can read; send JPEG, PNG, TIFF, BMP or WebP."
-        ) from exc
+        raise UnsupportedImageError("The upload is not an image lithoseg can read; send JPEG, PNG, TIFF, BMP or WebP.") from exc
     except (OSError, SyntaxError, ValueError, struct.error) as exc:  # a known format, its header cut short or damaged
         raise UnsupportedImageError("The image's header is damaged or cut short, so it cannot be decoded; send the whole file.") from exc
     if image.format not in SUPPORTED_FORMATS:
@@ -62,9 +60,7 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width < 1 or height < 1:
         raise UnsupportedImageError("The image has no pixels.")
     if width * height > max_pixels:
-        raise ImageTooLargeError(
-            f"The image is {width} x {height} = {width * height:,} pixels; the limit is {max_pixels:,} pixels."
-        )
+        raise ImageTooLargeError(f"The image is {width} x {height} = {width * height:,} pixels; the limit is {max_pixels:,} pixels.")
 
 
 def _orientation(image: Image.Image) -> int:

@@ -8,12 +8,12 @@ window) stays in `pipelines/model.py` and is exact whatever the engine; an engin
 |---|---|---|
 | `torch` | CPU, CUDA | PyTorch eager: the reference. On CUDA bf16 autocast and channels-last. |
 | `onnxruntime` | CPU | ONNX Runtime, FP32: the network exported at the tile's fixed size. |
-| `onnxruntime-int8` | CPU | ONNX Runtime on a post-training-quantized (static, QDQ, per-channel) export, calibrated on real tiles (`python -m pipelines.engines check --engine onnxruntime-int8`). |
+| `onnxruntime-int8` | CPU | ONNX Runtime on a static QDQ per-channel INT8 export calibrated on real tiles (`check` builds it). |
 | `openvino` | CPU | OpenVINO on the FP32 export, FP32 precision. |
-| `openvino-bf16` | CPU | OpenVINO with bf16 inference precision: on CPUs with native bf16 (AVX-512 BF16, AMX); refused where the CPU lacks it (OpenVINO would silently run FP32). |
+| `openvino-bf16` | CPU | OpenVINO in bf16, on CPUs with native bf16 (AVX-512 BF16, AMX) only (elsewhere it would run FP32). |
 | `tensorrt` | CUDA | ONNX Runtime's TensorRT execution provider (CUDA provider behind it) on the FP32 export, fp16 kernels allowed. |
 | `torch-compile` | CUDA | `torch.compile(mode="reduce-overhead")` (CUDA graphs) in bf16, one graph per batch size. |
-| `auto` | | on a CPU the first of `openvino-bf16`, `onnxruntime-int8`, `openvino`, `onnxruntime` that runs here and passes parity, else `torch`; `torch` on CUDA. |
+| `auto` | | CPU: the first of `CPU_AUTO_ORDER` that runs here and passes parity, else `torch`; CUDA: `torch`. |
 
 Parity before speed: an engine is used only if its argmax agrees with PyTorch FP32 on at least
 `MIN_FP32_AGREEMENT` (99.5 %) of the pixels of the build-time check (FP32 and bf16 alike), and an
@@ -52,7 +52,19 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-ENGINES = ("auto", "torch", "torch-fp16", "torch-bf16", "torch-fp32", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16", "tensorrt", "torch-compile")
+ENGINES = (
+    "auto",
+    "torch",
+    "torch-fp16",
+    "torch-bf16",
+    "torch-fp32",
+    "onnxruntime",
+    "onnxruntime-int8",
+    "openvino",
+    "openvino-bf16",
+    "tensorrt",
+    "torch-compile",
+)
 CUDA_DTYPES = {"torch-fp16": torch.float16, "torch-bf16": torch.bfloat16, "torch-fp32": torch.float32}
 CPU_AUTO_ORDER = ("openvino-bf16", "onnxruntime-int8", "openvino", "onnxruntime")  # the first that runs and passes parity
 ENGINES_DIR = "engines"
@@ -65,6 +77,8 @@ MAX_ROCK_IOU_LOSS, MAX_MIOU_LOSS = 0.01, 0.02  # what a reduced-precision engine
 def checks_file(name: str) -> str:
     """The held-out checks a reduced-precision engine passed (or not), written by `check`."""
     return f"{name}.checks.json"
+
+
 PARITY_FILE = "parity.json"  # FP32 exports' argmax agreement, measured where they were built
 OPSET = 18
 MIN_FP32_AGREEMENT = 0.995  # argmax agreement with PyTorch an FP32 engine needs to be used
@@ -290,7 +304,9 @@ def openvino_engine(name: str, path: Path, tile_size: int, device: torch.device,
 COMPILE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # batch sizes a compiled engine has graphs for
 
 
-def compile_engine(network: torch.nn.Module, device: torch.device, tile_size: int, dtype: torch.dtype = torch.float16, max_batch: int = 16) -> Engine:
+def compile_engine(
+    network: torch.nn.Module, device: torch.device, tile_size: int, dtype: torch.dtype = torch.float16, max_batch: int = 16
+) -> Engine:
     """`torch.compile` with CUDA graphs (mode reduce-overhead), autocast to `dtype`,
     channels-last. A batch is padded up to the next of COMPILE_BUCKETS, and every bucket up to
     `max_batch` is compiled and captured here, at load (about 25 s each on an H200's host), so no
@@ -332,7 +348,11 @@ def read_parity(directory: Path) -> dict[str, Any]:
 
 def write_parity(directory: Path, entries: dict[str, Any]) -> None:
     merged = {**read_parity(directory), **entries}
-    _atomic_write(directory / PARITY_FILE, lambda p: p.write_text(json.dumps(merged, indent=2) + "\n"))
+
+    def write(path: Path) -> None:
+        path.write_text(json.dumps(merged, indent=2) + "\n")
+
+    _atomic_write(directory / PARITY_FILE, write)
 
 
 def build_engine(
@@ -367,14 +387,16 @@ def build_engine(
     return Engine("torch", reference.run, fallback_reason="; ".join(reasons) or None)
 
 
-def cuda_torch_engine(network: torch.nn.Module, device: torch.device, tile_size: int, normalise: Callable[[np.ndarray], torch.Tensor]) -> Engine:
+def cuda_torch_engine(
+    network: torch.nn.Module, device: torch.device, tile_size: int, normalise: Callable[[np.ndarray], torch.Tensor]
+) -> Engine:
     """Eager PyTorch on CUDA in the first autocast precision whose argmax agrees with FP32 on
     MIN_FP32_AGREEMENT of the parity tiles: fp16, else bf16, else FP32 (measured at load). fp16
     first: on an H200 it is both faster than bf16 (1,035 against 892 tiles/s at batch 64) and
     closer to FP32 (99.7 % of a real photo's pixels against bf16's 96.8 %)."""
     reference = torch_engine(network, device, torch.float32)
     batches = [normalise(tile[None]) for tile in parity_tiles(tile_size)]
-    reasons = []
+    reasons: list[str] = []
     for name in ("torch-fp16", "torch-bf16"):
         engine = torch_engine(network, device, CUDA_DTYPES[name])
         agreement = measure_parity(reference, engine, batches)
@@ -402,7 +424,9 @@ def _build(
             raise EngineUnavailable("INT8 through ONNX Runtime is the CPU path")
         path = next((d / INT8_FILE for d in (directory, checkpoint / ENGINES_DIR) if (d / INT8_FILE).is_file()), None)
         if path is None:
-            raise EngineUnavailable(f"no {INT8_FILE} for this checkpoint (python -m pipelines.engines check --engine onnxruntime-int8 builds it)")
+            raise EngineUnavailable(
+                f"no {INT8_FILE} for this checkpoint (python -m pipelines.engines check --engine onnxruntime-int8 builds it)"
+            )
         return ort_engine(name, path, tile_size, threads, device)
     if name in ("onnxruntime", "openvino", "openvino-bf16") and device.type != "cpu":
         raise EngineUnavailable("this is the CPU path; on CUDA use torch, torch-compile or tensorrt")
@@ -495,8 +519,14 @@ def held_out_checks(reference: Any, candidate: Any, groups: dict[str, list[Any]]
     figures: dict[str, Any] = {}
     reasons = []
     for name, group in groups.items():
-        rows = {label: evaluate_items(model, group, model.config.class_table) for label, model in (("fp32", reference), ("candidate", candidate))}
-        figures[name] = {"images": len(group), **{label: {k: round(r[k], 4) for k in ("rock_vs_background_iou", "miou_rock_present")} for label, r in rows.items()}}
+        rows = {
+            label: evaluate_items(model, group, model.config.class_table)
+            for label, model in (("fp32", reference), ("candidate", candidate))
+        }
+        figures[name] = {
+            "images": len(group),
+            **{label: {k: round(r[k], 4) for k in ("rock_vs_background_iou", "miou_rock_present")} for label, r in rows.items()},
+        }
         loss_rock = rows["fp32"]["rock_vs_background_iou"] - rows["candidate"]["rock_vs_background_iou"]
         loss_miou = rows["fp32"]["miou_rock_present"] - rows["candidate"]["miou_rock_present"]
         print(f"{name}: {figures[name]}", flush=True)
@@ -555,10 +585,15 @@ def main(argv: list[str] | None = None) -> None:
         if not cpu_has_native_bf16():
             parser.error("this CPU has no native bf16: OpenVINO would run FP32 and the check would prove nothing")
         candidate.engine = openvino_engine(args.engine, directory / FP32_FILE, config.tile_size, torch.device("cpu"), "bf16")
-    groups = {"real_holdout": load_folder(args.data, names=holdout), "synthetic": [synthetic_item(SYNTHETIC_TEST_SEED + i) for i in range(args.synthetic)]}
+    groups = {
+        "real_holdout": load_folder(args.data, names=holdout),
+        "synthetic": [synthetic_item(SYNTHETIC_TEST_SEED + i) for i in range(args.synthetic)],
+    }
     entry.update(held_out_checks(fp32, candidate, groups))
     assert fp32.engine is not None and candidate.engine is not None
-    entry["argmax_agreement_with_fp32"] = round(measure_parity(fp32.engine, candidate.engine, [prepare(t[None]) for t in parity_tiles(config.tile_size)]), 4)
+    entry["argmax_agreement_with_fp32"] = round(
+        measure_parity(fp32.engine, candidate.engine, [prepare(t[None]) for t in parity_tiles(config.tile_size)]), 4
+    )
     (directory / checks_file(args.engine)).write_text(json.dumps(entry, indent=1) + "\n")
     print(json.dumps(entry, indent=1))
 

@@ -47,7 +47,9 @@ class CheckpointError(LithosegError):
     pass
 
 
-def checkpoint_section(cls: Callable[..., Section], key: str, raw: dict[str, Any] | None, valid: Callable[[Section], bool], rule: str) -> Section | None:
+def checkpoint_section(
+    cls: Callable[..., Section], key: str, raw: dict[str, Any] | None, valid: Callable[[Section], bool], rule: str
+) -> Section | None:
     """An optional section of a checkpoint's config.json (`raw`, None when absent) as `cls`; a
     CheckpointError naming `key` when its fields are unknown or break `rule` (`valid` is False)."""
     if raw is None:

@@ -42,7 +42,14 @@ from pipelines.synthetic import TRAINING_SEEDS_BELOW
 SYNTHETIC_TEST_SEED = 20_000_000  # the held-out synthetic test set; training never draws these
 
 
-PER_IMAGE_FIGURES = ("rock_vs_background_iou", "miou_rock_present", "pixel_accuracy", "false_rock_pixels", "missed_rock_pixels", "wrong_rock_class_pixels")
+PER_IMAGE_FIGURES = (
+    "rock_vs_background_iou",
+    "miou_rock_present",
+    "pixel_accuracy",
+    "false_rock_pixels",
+    "missed_rock_pixels",
+    "wrong_rock_class_pixels",
+)
 ERROR_COLOURS = {"rock_found": (40, 170, 60), "false_rock": (40, 80, 230), "missed_rock": (220, 40, 40), "wrong_class": (245, 150, 30)}
 
 
@@ -66,7 +73,9 @@ def overlay_strip(item: LabelledImage, predicted: np.ndarray, class_table: Class
     return np.concatenate([item.image, palette[item.mask], palette[predicted], error_map(item.mask, predicted)], axis=1)
 
 
-def evaluate_items(model: LoadedModel, items: list[LabelledImage], class_table: ClassTable, overlays: Path | None = None, native: bool = False) -> dict[str, Any]:
+def evaluate_items(
+    model: LoadedModel, items: list[LabelledImage], class_table: ClassTable, overlays: Path | None = None, native: bool = False
+) -> dict[str, Any]:
     confusion = ConfusionMatrix(len(class_table))
     per_image = []
     for item in items:
@@ -96,7 +105,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"mIoU over all classes present:  {report['miou_present']:.3f}",
         f"rock-vs-background IoU:         {report['rock_vs_background_iou']:.3f}",
         f"pixel accuracy:                 {report['pixel_accuracy']:.3f}",
-        f"false rock / missed rock / wrong rock class: {report['false_rock_pixels']} / {report['missed_rock_pixels']} / {report['wrong_rock_class_pixels']} px",
+        f"false rock / missed rock / wrong rock class: {report['false_rock_pixels']} "
+        f"/ {report['missed_rock_pixels']} / {report['wrong_rock_class_pixels']} px",
         "",
         f"{'image':<40} {'rock IoU':>9} {'mIoU':>7} {'acc':>7} {'false rock':>11} {'missed rock':>12} {'wrong class':>12}",
     ]
@@ -114,16 +124,43 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", help="labelled folder (images/, masks/)")
     parser.add_argument("--only", default="", help="comma-separated photo ids to evaluate (default: all)")
     parser.add_argument("--synthetic", type=int, default=0, help="evaluate on this many held-out synthetic seeds")
-    parser.add_argument("--synthetic-seed", type=int, default=SYNTHETIC_TEST_SEED, help=f"the first of them (default {SYNTHETIC_TEST_SEED:,}: the test set; training draws seeds under {TRAINING_SEEDS_BELOW:,})")
+    parser.add_argument(
+        "--synthetic-seed",
+        type=int,
+        default=SYNTHETIC_TEST_SEED,
+        help=f"the first of them (default {SYNTHETIC_TEST_SEED:,}: the test set; training draws seeds under {TRAINING_SEEDS_BELOW:,})",
+    )
     parser.add_argument("--json", help="write the report here")
-    parser.add_argument("--ignore-regions", help="JSON file: {\"regions\": {photo id: [[x0, y0, x1, y1], ...]}} of labels not to judge")
+    parser.add_argument("--ignore-regions", help='JSON file: {"regions": {photo id: [[x0, y0, x1, y1], ...]}} of labels not to judge')
     parser.add_argument("--overlays", help="write photo | truth | prediction | error map PNGs to this folder")
-    parser.add_argument("--rescale", type=float, default=1.0, help="resample photos and labels by this factor first (e.g. 2: a camera of twice the resolution)")
-    parser.add_argument("--native", action="store_true", help="segment at each photo's own resolution only, ignoring the checkpoint's max_short_side and scales")
-    parser.add_argument("--no-guided-filter", action="store_true", help="use the network's probabilities as they are, without the checkpoint's guided_filter")
-    parser.add_argument("--exposure", type=float, default=1.0, help="multiply the photos' pixel values by this first (e.g. 0.45: an under-exposed camera), clipped at 255")
-    parser.add_argument("--no-auto-exposure", action="store_true", help="segment the photos as they are, without the checkpoint's auto_exposure")
-    parser.add_argument("--engine", default=None, choices=ENGINES, help="what runs the network (default: the checkpoint's engine; see pipelines/engines.py)")
+    parser.add_argument(
+        "--rescale",
+        type=float,
+        default=1.0,
+        help="resample photos and labels by this factor first (e.g. 2: a camera of twice the resolution)",
+    )
+    parser.add_argument(
+        "--native",
+        action="store_true",
+        help="segment at each photo's own resolution only, ignoring the checkpoint's max_short_side and scales",
+    )
+    parser.add_argument(
+        "--no-guided-filter",
+        action="store_true",
+        help="use the network's probabilities as they are, without the checkpoint's guided_filter",
+    )
+    parser.add_argument(
+        "--exposure",
+        type=float,
+        default=1.0,
+        help="multiply the photos' pixel values by this first (e.g. 0.45: an under-exposed camera), clipped at 255",
+    )
+    parser.add_argument(
+        "--no-auto-exposure", action="store_true", help="segment the photos as they are, without the checkpoint's auto_exposure"
+    )
+    parser.add_argument(
+        "--engine", default=None, choices=ENGINES, help="what runs the network (default: the checkpoint's engine; see pipelines/engines.py)"
+    )
     args = parser.parse_args(argv)
     model = load_checkpoint(args.model, engine=args.engine)
     if model.engine is not None and model.engine.fallback_reason:

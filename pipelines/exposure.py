@@ -52,7 +52,11 @@ class AutoExposure:
     @classmethod
     def from_config(cls, raw: dict[str, Any] | None) -> AutoExposure | None:
         return checkpoint_section(
-            cls, "auto_exposure", raw, lambda s: 0 < s.target <= 255 and s.max_gain >= 1 and 0 < s.percentile <= 100, "target in (0, 255], max_gain ≥ 1, percentile in (0, 100]"
+            cls,
+            "auto_exposure",
+            raw,
+            lambda s: 0 < s.target <= 255 and s.max_gain >= 1 and 0 < s.percentile <= 100,
+            "target in (0, 255], max_gain ≥ 1, percentile in (0, 100]",
         )
 
     def to_config(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -109,7 +110,7 @@ class GateEncoder:
         import torch
 
         if not views:
-            return np.zeros((0, self.network.num_features), np.float32)
+            return np.zeros((0, int(self.network.num_features)), np.float32)  # type: ignore[arg-type]  # timm sets it to an int
         batch = (np.stack(views).astype(np.float32) / 255.0 - _MEAN) / _STD
         with torch.inference_mode():
             x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
@@ -210,7 +211,9 @@ EDITS = {  # what a user's core photo may look like that ours do not: the gate s
 }
 
 
-def evaluate(encoder: GateEncoder, bank: GateBank, cores: str | Path | None, not_cores: str | Path | None, edits: bool = False) -> dict[str, object]:
+def evaluate(
+    encoder: GateEncoder, bank: GateBank, cores: str | Path | None, not_cores: str | Path | None, edits: bool = False
+) -> dict[str, Any]:
     """Acceptance rate on core photos (each scored with its own photo left out of the bank) and
     rejection rate on photos that are not cores; with `edits`, also the acceptance of the core
     photos edited by each of `EDITS` (close-ups, a strip, turned, grey, dark, coarse JPEG)."""
@@ -229,7 +232,11 @@ def evaluate(encoder: GateEncoder, bank: GateBank, cores: str | Path | None, not
             continue
         scores = {p.stem: bank.score(encoder.embed(gate_views(read_image_file(p))), exclude=p.stem) for p in list_images(folder)}
         right = sum((s >= bank.threshold) == want for s in scores.values())
-        report[label] = {"scores": {k: round(v, 4) for k, v in scores.items()}, "rate": right / len(scores) if scores else None, "count": len(scores)}
+        report[label] = {
+            "scores": {k: round(v, 4) for k, v in scores.items()},
+            "rate": right / len(scores) if scores else None,
+            "count": len(scores),
+        }
     return report
 
 
@@ -245,12 +252,14 @@ def main(argv: list[str] | None = None) -> None:
     check.add_argument("--cores")
     check.add_argument("--not-cores")
     check.add_argument("--json", help="write the report here")
-    check.add_argument("--edits", action="store_true", help="also score the core photos close up, as a strip, turned, grey, dark and coarsely compressed")
+    check.add_argument(
+        "--edits", action="store_true", help="also score the core photos close up, as a strip, turned, grey, dark and coarsely compressed"
+    )
     args = parser.parse_args(argv)
     encoder = GateEncoder()
     if args.command == "build":
-        bank = build_bank(encoder, args.images, args.threshold)
-        print(f"{len(bank.embeddings)} embeddings from {len(set(bank.sources.tolist()))} photos → {bank.save(args.out)}")
+        built = build_bank(encoder, args.images, args.threshold)
+        print(f"{len(built.embeddings)} embeddings from {len(set(built.sources.tolist()))} photos → {built.save(args.out)}")
         return
     bank = GateBank.load(args.model)
     if bank is None:
@@ -263,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{label}: {'accepted' if label == 'cores' else 'rejected'} {part['rate']:.0%} of {part['count']}")
             for name, score in part["scores"].items():
                 print(f"  {name:<24} {score:.3f}")
-    for name, part in report.get("edited_cores", {}).items():  # type: ignore[union-attr]
+    for name, part in report.get("edited_cores", {}).items():
         ((photo, score),) = part["lowest"].items()
         print(f"cores, {name}: accepted {part['rate']:.0%} of {part['count']} (lowest {score:.3f}, {photo})")
     if args.json:

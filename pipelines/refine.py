@@ -31,7 +31,11 @@ class GuidedFilter:
     @classmethod
     def from_config(cls, raw: dict[str, Any] | None) -> GuidedFilter | None:
         return checkpoint_section(
-            cls, "guided_filter", raw, lambda s: s.kernel_size >= 3 and s.kernel_size % 2 == 1 and s.eps > 0 and s.subsample >= 1, "kernel_size odd and ≥ 3, eps > 0, subsample ≥ 1"
+            cls,
+            "guided_filter",
+            raw,
+            lambda s: s.kernel_size >= 3 and s.kernel_size % 2 == 1 and s.eps > 0 and s.subsample >= 1,
+            "kernel_size odd and ≥ 3, eps > 0, subsample ≥ 1",
         )
 
     def to_config(self) -> dict[str, Any]:

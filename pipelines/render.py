@@ -86,7 +86,9 @@ def summarize(class_ids: np.ndarray, class_table: ClassTable) -> dict[str, Any]:
     }
 
 
-def render_outputs(image: np.ndarray, class_ids: np.ndarray, confidence: np.ndarray, mask_weight: float, class_table: ClassTable) -> dict[str, Any]:
+def render_outputs(
+    image: np.ndarray, class_ids: np.ndarray, confidence: np.ndarray, mask_weight: float, class_table: ClassTable
+) -> dict[str, Any]:
     """Everything a finished job stores: overlay PNG, class-index mask PNG, confidence heatmap PNG
     and the summary. The three PNGs are encoded on three threads (zlib releases the GIL): on a
     large scan encoding costs more than anything else here."""

@@ -70,7 +70,7 @@ def candidate_sizes(size: tuple[int, int], scales: list[float] | None, max_short
         if factor < 1:
             counts = short >= MIN_SEARCH_SIDE
         else:
-            counts = bool(max_short_side) and short <= max_short_side and long <= PHOTO_ASPECT * max_short_side
+            counts = max_short_side is not None and max_short_side > 0 and short <= max_short_side and long <= PHOTO_ASPECT * max_short_side
         if counts:
             candidate = scaled_size(height, width, factor)
             if candidate not in sizes:
@@ -84,7 +84,9 @@ def segmentation_sizes(height: int, width: int, max_short_side: int | None, scal
     return candidate_sizes(working_size(height, width, max_short_side), scales, max_short_side)
 
 
-def segmentation_plans(height: int, width: int, model: dict[str, Any], max_short_side: int | None = None, scale_search: bool = True) -> tuple[list[tuple[int, int]], list[TilePlan]]:
+def segmentation_plans(
+    height: int, width: int, model: dict[str, Any], max_short_side: int | None = None, scale_search: bool = True
+) -> tuple[list[tuple[int, int]], list[TilePlan]]:
     """The sizes an image is segmented at and the tile plan of each, from a model's description
     (the Segmenter's `info()`): what the Tiler runs and what the job tracker counts a queued job's
     tiles by. `max_short_side` None: the model's own."""
@@ -120,7 +122,8 @@ class MostConfident:
         # only grows, the smallest only shrinks); or beaten on both counts by one that is never out
         # for all rock
         self._candidates = [
-            c for c in candidates
+            c
+            for c in candidates
             if c[1] >= ROCK_KEPT * self._most_rock
             and not (c[1] >= WHOLE_ROCK and self._least_rock <= 1.0 - SOME_BACKGROUND)
             and not any(o[0] > c[0] and c[1] <= o[1] < WHOLE_ROCK for o in candidates)
@@ -148,7 +151,7 @@ def resample_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = size
     if image.shape[:2] == (height, width):
         return image
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.LANCZOS, reducing_gap=3.0))
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0))
 
 
 def working_image(image: np.ndarray, size: tuple[int, int], exposure: AutoExposure | None) -> np.ndarray:
@@ -164,7 +167,7 @@ def resample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = size
     if labels.shape == (height, width):
         return labels
-    return np.asarray(Image.fromarray(labels).resize((width, height), Image.NEAREST))
+    return np.asarray(Image.fromarray(labels).resize((width, height), Image.Resampling.NEAREST))
 
 
 def scale_back(segmentation: Segmentation, size: tuple[int, int]) -> Segmentation:

@@ -18,7 +18,9 @@ from pipelines.tiling import Segmentation, Stitcher, plan_tiles, tile_cut
 Predict = Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]]
 
 
-def segment_with(predict: Predict, image: np.ndarray, tile_size: int, overlap: int, stride: int, num_classes: int, batch_size: int = 1) -> Segmentation:
+def segment_with(
+    predict: Predict, image: np.ndarray, tile_size: int, overlap: int, stride: int, num_classes: int, batch_size: int = 1
+) -> Segmentation:
     """Tile `image`, run `predict` on batches of tiles and their windows, stitch."""
     plan = plan_tiles(image.shape[0], image.shape[1], tile_size, overlap, stride)
     stitcher = Stitcher(plan, num_classes)
@@ -37,7 +39,7 @@ def segment_image(model: LoadedModel, image: np.ndarray, batch_size: int = 1, na
     checkpoint's `auto_exposure` says (`pipelines/exposure.py`)."""
     config = model.config
     size = image.shape[:2]
-    sizes = segmentation_sizes(*size, None if native else config.max_short_side, None if native else config.scales)
+    sizes = segmentation_sizes(size[0], size[1], None if native else config.max_short_side, None if native else config.scales)
     work = working_image(image, sizes[0], model.exposure)
     chooser = MostConfident()
 

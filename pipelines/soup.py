@@ -36,11 +36,14 @@ def average_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Te
     first = states[0]
     for index, state in enumerate(states[1:], start=2):
         if state.keys() != first.keys() or any(state[k].shape != first[k].shape for k in first):
-            raise CheckpointError(f"Checkpoint {index} has different tensors from checkpoint 1; only checkpoints of one network can be averaged.")
+            raise CheckpointError(
+                f"Checkpoint {index} has different tensors from checkpoint 1; only checkpoints of one network can be averaged."
+            )
     averaged = {}
     for name, tensor in first.items():
         if tensor.is_floating_point():
-            averaged[name] = (sum(state[name].double() for state in states) / len(states)).to(tensor.dtype)
+            total = torch.stack([state[name].double() for state in states]).sum(dim=0)
+            averaged[name] = (total / len(states)).to(tensor.dtype)
         else:
             averaged[name] = tensor.clone()
     return averaged
@@ -54,13 +57,17 @@ def make_soup(directories: list[str | Path], out: str | Path, version: str | Non
     for directory, config in zip(directories[1:], configs[1:], strict=True):
         differing = [key for key in _SAME if getattr(config, key) != getattr(base, key)]
         if differing:
-            raise CheckpointError(f"{directory} differs from {directories[0]} in {', '.join(differing)}; only checkpoints of one network can be averaged.")
+            raise CheckpointError(
+                f"{directory} differs from {directories[0]} in {', '.join(differing)}; only checkpoints of one network can be averaged."
+            )
     network = build_network(base)
     network.load_state_dict(average_weights([load_file(str(Path(d) / WEIGHTS_FILE)) for d in directories]))
     base.training = {
         "soup": {
             "method": "uniform average of the ingredients' weights and BatchNorm statistics",
-            "ingredients": [{"path": str(d), "version": c.version, "training": c.training} for d, c in zip(directories, configs, strict=True)],
+            "ingredients": [
+                {"path": str(d), "version": c.version, "training": c.training} for d, c in zip(directories, configs, strict=True)
+            ],
         }
     }
     base.metrics = {}

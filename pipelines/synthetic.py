@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from pipelines.classes import default_class_table
+from pipelines.classes import colour_triple, default_class_table
 
 Rng = np.random.Generator
 ROCK_IDS = tuple(c.id for c in default_class_table().rock_classes)
@@ -50,7 +50,7 @@ def value_noise(rng: Rng, height: int, width: int, cell: float) -> np.ndarray:
     small_h = max(2, int(height / max(cell, 1.0)) + 2)
     small_w = max(2, int(width / max(cell, 1.0)) + 2)
     small = (rng.random((small_h, small_w)) * 255).astype(np.uint8)
-    big = Image.fromarray(small).resize((width, height), Image.BICUBIC)
+    big = Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC)
     return np.asarray(big, dtype=np.float32) / 255.0
 
 
@@ -166,7 +166,7 @@ def _interlayered(rng: Rng, h: int, w: int, light_base: tuple[int, int, int], pe
     dark = jitter_color(rng, (60, 60, 62), 8)
     bands = laminae(rng, h, w, rng.uniform(*period), rng.uniform(-0.15, 0.15), 0.4)
     threshold = rng.uniform(0.35, 0.65)
-    field = (bands > threshold).astype(np.float32)
+    field: np.ndarray = (bands > threshold).astype(np.float32)
     field = np.asarray(Image.fromarray((field * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.8)), np.float32) / 255
     return colorize(field, dark, light) + grain(rng, h, w, 6)[..., None]
 
@@ -187,8 +187,12 @@ def _conglomerate(rng: Rng, h: int, w: int) -> np.ndarray:
     for _ in range(int(h * w / 400 * rng.uniform(0.4, 0.9))):
         x, y = rng.uniform(0, w), rng.uniform(0, h)
         r = rng.uniform(2, max(3.0, w / 6))
-        color = tuple(int(c) for c in rng.choice([[90, 90, 95], [210, 205, 195], [160, 90, 70], [120, 130, 110], [40, 40, 45]]) + rng.normal(0, 10, 3))
-        draw.ellipse([x - r, y - r * rng.uniform(0.5, 1), x + r, y + r * rng.uniform(0.5, 1)], fill=color, outline=tuple(int(c * 0.7) for c in color))
+        color = tuple(
+            int(c) for c in rng.choice([[90, 90, 95], [210, 205, 195], [160, 90, 70], [120, 130, 110], [40, 40, 45]]) + rng.normal(0, 10, 3)
+        )
+        draw.ellipse(
+            [x - r, y - r * rng.uniform(0.5, 1), x + r, y + r * rng.uniform(0.5, 1)], fill=color, outline=tuple(int(c * 0.7) for c in color)
+        )
     return np.asarray(canvas, np.float32) + grain(rng, h, w, 4)[..., None]
 
 
@@ -247,7 +251,7 @@ def _tray_texture(rng: Rng, h: int, w: int) -> np.ndarray:
     elif kind == "plastic_light":
         base = jitter_color(rng, (200, 200, 195), 15)
     else:
-        base = jitter_color(rng, tuple(int(v) for v in rng.choice([[40, 80, 160], [170, 40, 40], [60, 140, 70], [210, 160, 40]])), 15)
+        base = jitter_color(rng, colour_triple(rng.choice([[40, 80, 160], [170, 40, 40], [60, 140, 70], [210, 160, 40]])), 15)
     return colorize(fractal_noise(rng, h, w, 120), base * 0.85, base * 1.05)
 
 
@@ -262,7 +266,9 @@ def _draw_label(draw: ImageDraw.ImageDraw, rng: Rng, box: tuple[float, float, fl
         draw.line([ax, ay, bx, by], fill=(20, 20, 30), width=int(rng.integers(1, 3)))
 
 
-def _paint_column(rng: Rng, image: np.ndarray, mask: np.ndarray, x0: int, x1: int, y0: int, y1: int, slabbed: bool, class_pool: np.ndarray) -> None:
+def _paint_column(
+    rng: Rng, image: np.ndarray, mask: np.ndarray, x0: int, x1: int, y0: int, y1: int, slabbed: bool, class_pool: np.ndarray
+) -> None:
     """Fill the core channel [y0, y1) × [x0, x1) with pieces, gaps, spacers and intervals."""
     width = x1 - x0
     y = y0
@@ -288,7 +294,9 @@ def _paint_column(rng: Rng, image: np.ndarray, mask: np.ndarray, x0: int, x1: in
     image[:] = np.asarray(overlay)
 
 
-def _paint_piece(rng: Rng, image: np.ndarray, mask: np.ndarray, x0: int, x1: int, y0: int, y1: int, slabbed: bool, class_pool: np.ndarray) -> None:
+def _paint_piece(
+    rng: Rng, image: np.ndarray, mask: np.ndarray, x0: int, x1: int, y0: int, y1: int, slabbed: bool, class_pool: np.ndarray
+) -> None:
     height, width = y1 - y0, x1 - x0
     if height < 3 or width < 3:
         return
@@ -303,7 +311,7 @@ def _paint_piece(rng: Rng, image: np.ndarray, mask: np.ndarray, x0: int, x1: int
         ids[y:end] = class_id
         y = end
     # irregular, slightly tilted contacts between intervals are left straight: the masks stay exact.
-    profile = np.ones(width, np.float32)
+    profile: np.ndarray = np.ones(width, np.float32)
     xs = np.linspace(-1, 1, width)
     if not slabbed:  # round core: darker towards the edges of the cylinder, a soft highlight
         profile = 0.55 + 0.45 * np.sqrt(np.clip(1 - xs**2, 0, 1)) + 0.08 * np.exp(-((xs + 0.3) ** 2) / 0.05)
@@ -372,17 +380,21 @@ def _place_on_table(rng: Rng, image: np.ndarray, mask: np.ndarray) -> tuple[np.n
     big_h, big_w = mask.shape  # the photo keeps its size; the box shrinks into the scene
     scale = rng.uniform(0.45, 0.9)
     h, w = max(8, int(big_h * scale)), max(8, int(big_w * scale))
-    image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
-    mask = np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST))
+    image = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
+    mask = np.asarray(Image.fromarray(mask).resize((w, h), Image.Resampling.NEAREST))
     pad_y, pad_x = int(rng.integers(0, big_h - h + 1)), int(rng.integers(0, big_w - w + 1))
-    base = jitter_color(rng, tuple(int(v) for v in rng.choice([[240, 238, 234], [235, 235, 230], [215, 210, 200], [160, 120, 85], [120, 120, 125]])), 10)
+    base = jitter_color(
+        rng, colour_triple(rng.choice([[240, 238, 234], [235, 235, 230], [215, 210, 200], [160, 120, 85], [120, 120, 125]])), 10
+    )
     table = colorize(fractal_noise(rng, big_h, big_w, 80), base * 0.9, base) + grain(rng, big_h, big_w, 3)[..., None]
     canvas = Image.fromarray(np.clip(table, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
     for _ in range(int(rng.integers(0, 4))):  # overlapping sheets of paper with a faint edge
         x, y = rng.uniform(-big_w / 2, big_w), rng.uniform(-big_h / 2, big_h)
         sheet = tuple(int(v) for v in jitter_color(rng, (238, 238, 235), 8))
-        draw.rectangle([x, y, x + rng.uniform(big_w / 4, big_w), y + rng.uniform(big_h / 4, big_h)], fill=sheet, outline=tuple(v - 25 for v in sheet))
+        draw.rectangle(
+            [x, y, x + rng.uniform(big_w / 4, big_w), y + rng.uniform(big_h / 4, big_h)], fill=sheet, outline=tuple(v - 25 for v in sheet)
+        )
     for _ in range(int(rng.integers(0, 12))):  # tape, labels, tools
         x, y = rng.uniform(0, big_w), rng.uniform(0, big_h)
         bw, bh = rng.uniform(10, big_w / 6), rng.uniform(8, big_h / 8)
@@ -436,7 +448,7 @@ def _soil(rng: Rng, table: np.ndarray, centre: tuple[float, float]) -> np.ndarra
 
 def _camera(rng: Rng, image: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
-    rgb = image.astype(np.float32)
+    rgb: np.ndarray = image.astype(np.float32)
     light = 1 + (value_noise(rng, h, w, max(h, w) / 1.5) - 0.5) * rng.uniform(0.2, 0.7)
     cast = rng.normal(1, 0.06, 3).astype(np.float32)
     rgb = rgb * light[..., None] * cast[None, None, :] * rng.uniform(0.75, 1.2)
@@ -454,8 +466,8 @@ def _rotate(rng: Rng, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, 
         return image, mask
     angle = float(rng.uniform(-6, 6))
     fill = tuple(int(v) for v in image.reshape(-1, 3).mean(0))
-    rotated = Image.fromarray(image).rotate(angle, resample=Image.BILINEAR, fillcolor=fill)
-    rotated_mask = Image.fromarray(mask).rotate(angle, resample=Image.NEAREST, fillcolor=0)
+    rotated = Image.fromarray(image).rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=fill)
+    rotated_mask = Image.fromarray(mask).rotate(angle, resample=Image.Resampling.NEAREST, fillcolor=0)
     return np.asarray(rotated), np.asarray(rotated_mask)
 
 

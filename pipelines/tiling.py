@@ -233,7 +233,9 @@ class Stitcher:
         self.num_classes = num_classes
         self._t = plan.column_major
         self._length, self._breadth = (plan.width, plan.height) if self._t else (plan.height, plan.width)
-        self._padded_length, self._padded_breadth = (plan.padded_width, plan.padded_height) if self._t else (plan.padded_height, plan.padded_width)
+        self._padded_length, self._padded_breadth = (
+            (plan.padded_width, plan.padded_height) if self._t else (plan.padded_height, plan.padded_width)
+        )
         self._class_ids = np.zeros((self._length, self._breadth), np.uint8)
         self._confidence = np.zeros((self._length, self._breadth), np.uint8)
         starts = [self._span(t)[0] for t in plan.tiles]
@@ -268,7 +270,10 @@ class Stitcher:
         """`weighted`: (C, h, w) uint8 for the tile, in image orientation: probability × the
         tile's blend window × 255 (see `weigh`)."""
         if weighted.dtype != np.uint8 or weighted.shape != (self.num_classes, *tile.shape):
-            raise ValueError(f"Tile {tile.index} needs ({self.num_classes}, {tile.shape[0]}, {tile.shape[1]}) uint8 weighted probabilities, got {weighted.shape} {weighted.dtype}.")
+            raise ValueError(
+                f"Tile {tile.index} needs ({self.num_classes}, {tile.shape[0]}, {tile.shape[1]}) "
+                f"uint8 weighted probabilities, got {weighted.shape} {weighted.dtype}."
+            )
         a0, a1, b0, b1 = self._span(tile)
         if a0 < self._base:
             raise ValueError(f"Tile {tile.index} reaches lines that were already read out.")
@@ -355,8 +360,18 @@ def band_bytes(plan: TilePlan, num_classes: int, tiles_in_flight: int) -> int:
     """An upper bound of the Stitcher's score band when at most `tiles_in_flight` tiles are out at
     once and tiles are added in plan order: the rows of the tile rows those tiles can span."""
     if plan.column_major:
-        per_strip, tile_length, length, breadth = len({t.y0 for t in plan.tiles}), plan.tiles[0].shape[1], plan.padded_width, plan.padded_height
+        per_strip, tile_length, length, breadth = (
+            len({t.y0 for t in plan.tiles}),
+            plan.tiles[0].shape[1],
+            plan.padded_width,
+            plan.padded_height,
+        )
     else:
-        per_strip, tile_length, length, breadth = len({t.x0 for t in plan.tiles}), plan.tiles[0].shape[0], plan.padded_height, plan.padded_width
+        per_strip, tile_length, length, breadth = (
+            len({t.x0 for t in plan.tiles}),
+            plan.tiles[0].shape[0],
+            plan.padded_height,
+            plan.padded_width,
+        )
     strips_spanned = -(-tiles_in_flight // per_strip) + 1
     return min(length, strips_spanned * tile_length) * breadth * (num_classes + 1) * 2

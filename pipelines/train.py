@@ -134,7 +134,11 @@ def fit_working_size(items: list[LabelledImage], max_short_side: int | None) -> 
     fitted = [at_working_size(item, max_short_side) for item in items]
     resized = [a.name for a, b in zip(items, fitted, strict=True) if a is not b]
     if resized:
-        print(f"{len(resized)} training photo(s) scaled down to a shorter side of {max_short_side} px, as the service will segment them: {', '.join(resized[:10])}", flush=True)
+        print(
+            f"{len(resized)} training photo(s) scaled down to a shorter side of "
+            f"{max_short_side} px, as the service will segment them: {', '.join(resized[:10])}",
+            flush=True,
+        )
     return fitted
 
 
@@ -146,7 +150,13 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def validate(network: torch.nn.Module, model_config: ModelConfig, device: torch.device, real_val: list[LabelledImage], synthetic_val: list[LabelledImage]) -> dict[str, Any]:
+def validate(
+    network: torch.nn.Module,
+    model_config: ModelConfig,
+    device: torch.device,
+    real_val: list[LabelledImage],
+    synthetic_val: list[LabelledImage],
+) -> dict[str, Any]:
     from pipelines.model import LoadedModel
 
     network.eval()
@@ -190,7 +200,10 @@ def train(config: TrainConfig) -> Path:
                 real_train.append(ignore_fragmented(item, config.fragmented) if config.fragmented else item)
     unknown = sorted(holdout - {item.name for item in real_train + real_val})
     if unknown:
-        raise DatasetError(f"--holdout names {', '.join(unknown)}, which no --data folder holds; a misspelt id would leave the photo meant to be held out in training.")
+        raise DatasetError(
+            f"--holdout names {', '.join(unknown)}, which no --data folder holds; a "
+            "misspelt id would leave the photo meant to be held out in training."
+        )
     synthetic_val = [synthetic_item(SYNTHETIC_VALIDATION_SEED + i) for i in range(config.val_synthetic)]
 
     provenance: dict[str, Any] = {}
@@ -214,7 +227,7 @@ def train(config: TrainConfig) -> Path:
     real_train = fit_working_size(real_train, model_config.max_short_side)
     network = network.to(device)
     if device.type == "cuda":
-        network = network.to(memory_format=torch.channels_last)
+        network = network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks memory_format
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config.steps))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
@@ -281,21 +294,46 @@ def train(config: TrainConfig) -> Path:
         if step % 10 == 0 or step == 1:
             rate = seen / (time.time() - started)
             left = (config.steps - step) * config.batch_size / rate  # seconds, at this session's rate (validation aside)
-            print(f"step {step}/{config.steps} loss {running_loss:.4f} lr {scheduler.get_last_lr()[0]:.2e} {rate:.1f} crops/s, about {_duration(left)} left", flush=True)
+            print(
+                f"step {step}/{config.steps} loss {running_loss:.4f} lr "
+                f"{scheduler.get_last_lr()[0]:.2e} {rate:.1f} crops/s, about {_duration(left)} left",
+                flush=True,
+            )
         if step % config.val_every == 0 or step == config.steps:
             shipped = averaged.module if averaged is not None else network
             metrics = validate(shipped, model_config, device, real_val, synthetic_val)
-            history.append({"step": step, "loss": running_loss, **{k: {m: v[m] for m in ("miou_rock_present", "rock_vs_background_iou", "pixel_accuracy")} for k, v in metrics.items()}})
+            history.append(
+                {
+                    "step": step,
+                    "loss": running_loss,
+                    **{k: {m: v[m] for m in ("miou_rock_present", "rock_vs_background_iou", "pixel_accuracy")} for k, v in metrics.items()},
+                }
+            )
             print(f"validation at step {step}: {_summary(metrics)}", flush=True)
             _write(out, config, model_config, shipped, metrics, step, history, provenance)
-            state = {"network": network.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step, "history": history}
+            state = {
+                "network": network.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "step": step,
+                "history": history,
+            }
             if averaged is not None:
                 state["averaged"] = averaged.state_dict()
             torch.save(state, state_path)
     return out
 
 
-def _write(out: Path, config: TrainConfig, model_config: ModelConfig, network: torch.nn.Module, metrics: dict[str, Any], step: int, history: list[dict[str, Any]], provenance: dict[str, Any]) -> None:
+def _write(
+    out: Path,
+    config: TrainConfig,
+    model_config: ModelConfig,
+    network: torch.nn.Module,
+    metrics: dict[str, Any],
+    step: int,
+    history: list[dict[str, Any]],
+    provenance: dict[str, Any],
+) -> None:
     model_config.training = {
         "recipe": {k: v for k, v in vars(config).items() if k not in ("out", "resume")},
         "steps_done": step,
@@ -331,23 +369,83 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--model-json", default="{}", help="ModelConfig overrides as JSON, e.g. '{\"tile_size\": 256}'")
-    parser.add_argument("--ema", type=float, default=0.0, help="validate and save an exponential moving average of the weights with this decay per step (e.g. 0.998; 0: the raw weights)")
-    parser.add_argument("--hue-jitter", type=float, default=0.0, help="random hue shift of up to this fraction of the colour wheel (e.g. 0.05), with a saturation gain of 1 ± twice it")
-    parser.add_argument("--grey-fraction", type=float, default=0.0, help="turn this share of the training crops to grey levels (black-and-white photos; 0: none)")
-    parser.add_argument("--fragmented", type=float, default=0.0, help="ignore training labels where over this fraction of a 15 px square lies on a rock/background boundary (speckled labels; 0: off)")
-    parser.add_argument("--partial-edge", type=int, default=0, help="on photos flagged partial, keep background within this many pixels of labelled rock (0: ignore all background near the rock)")
-    parser.add_argument("--rock-loss", type=float, default=0.0, help="add this weight times a binary Lovasz hinge on rock vs background, the IoU the service is judged on (0: off)")
-    parser.add_argument("--keep-checkpoints", action="store_true", help="also keep every validation's checkpoint as checkpoints/step-NNNNNN/ (checkpoint/ is always the latest)")
-    parser.add_argument("--minutes", type=float, default=0.0, help="train for about this many minutes (validation aside): --steps is set from the rate of the first steps")
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="validate and save an exponential moving average of the weights with this decay per step (e.g. 0.998; 0: the raw weights)",
+    )
+    parser.add_argument(
+        "--hue-jitter",
+        type=float,
+        default=0.0,
+        help="random hue shift of up to this fraction of the colour wheel (e.g. 0.05), with a saturation gain of 1 ± twice it",
+    )
+    parser.add_argument(
+        "--grey-fraction",
+        type=float,
+        default=0.0,
+        help="turn this share of the training crops to grey levels (black-and-white photos; 0: none)",
+    )
+    parser.add_argument(
+        "--fragmented",
+        type=float,
+        default=0.0,
+        help=(
+            "ignore training labels where over this fraction of a 15 px square lies on a rock/background boundary (speckled labels; 0: off)"
+        ),
+    )
+    parser.add_argument(
+        "--partial-edge",
+        type=int,
+        default=0,
+        help="on photos flagged partial, keep background within this many pixels of labelled rock (0: ignore all background near the rock)",
+    )
+    parser.add_argument(
+        "--rock-loss",
+        type=float,
+        default=0.0,
+        help="add this weight times a binary Lovasz hinge on rock vs background, the IoU the service is judged on (0: off)",
+    )
+    parser.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="also keep every validation's checkpoint as checkpoints/step-NNNNNN/ (checkpoint/ is always the latest)",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=0.0,
+        help="train for about this many minutes (validation aside): --steps is set from the rate of the first steps",
+    )
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     return TrainConfig(
-        out=args.out, data=args.data, holdout=[h for h in args.holdout.split(",") if h], steps=args.steps,
-        batch_size=args.batch_size, crop=args.crop, lr=args.lr, real_fraction=args.real_fraction,
-        pretrained=args.pretrained, init=args.init, val_every=args.val_every, val_synthetic=args.val_synthetic,
-        seed=args.seed, workers=args.workers, threads=args.threads, resume=args.resume, ema=args.ema, hue_jitter=args.hue_jitter, partial_edge=args.partial_edge,
-        fragmented=args.fragmented, grey_fraction=args.grey_fraction,
-        rock_loss=args.rock_loss, keep_checkpoints=args.keep_checkpoints, model=json.loads(args.model_json), minutes=args.minutes,
+        out=args.out,
+        data=args.data,
+        holdout=[h for h in args.holdout.split(",") if h],
+        steps=args.steps,
+        batch_size=args.batch_size,
+        crop=args.crop,
+        lr=args.lr,
+        real_fraction=args.real_fraction,
+        pretrained=args.pretrained,
+        init=args.init,
+        val_every=args.val_every,
+        val_synthetic=args.val_synthetic,
+        seed=args.seed,
+        workers=args.workers,
+        threads=args.threads,
+        resume=args.resume,
+        ema=args.ema,
+        hue_jitter=args.hue_jitter,
+        partial_edge=args.partial_edge,
+        fragmented=args.fragmented,
+        grey_fraction=args.grey_fraction,
+        rock_loss=args.rock_loss,
+        keep_checkpoints=args.keep_checkpoints,
+        model=json.loads(args.model_json),
+        minutes=args.minutes,
     )
 
 

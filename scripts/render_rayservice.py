@@ -11,11 +11,12 @@ from pathlib import Path
 
 import yaml
 
+import pipelines
 from deployments.cluster import HEAD, IDLE_TIMEOUT_S, WORKER_GROUPS, NodeGroup
 from deployments.ray_environment import RAY_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGE = "registry.example.com/lithoseg:0.1.0"
+IMAGE = f"registry.example.com/lithoseg:{pipelines.__version__}"
 RAY_VERSION = "2.60.0"
 ENV = [
     {"name": "LITHOSEG_STORE_URL", "value": "s3://lithoseg/prod"},

@@ -42,7 +42,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCl
         "jobs_in_flight_per_replica": 2,
     }
     config = small_machine_config(Settings(**settings), max_segmenters=MAX_SEGMENTERS)
-    with running_cluster(config, settings, max_gpu_nodes=MAX_SEGMENTERS, max_cpu_nodes=1, idle_timeout_s=10, dashboard_port=free_port()) as cluster:
+    with running_cluster(
+        config, settings, max_gpu_nodes=MAX_SEGMENTERS, max_cpu_nodes=1, idle_timeout_s=10, dashboard_port=free_port()
+    ) as cluster:
         yield cluster, f"http://127.0.0.1:{port}", config
 
 

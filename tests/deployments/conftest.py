@@ -32,7 +32,9 @@ class Service:
     def job(self, job_id: str, key: str = KEY_A, form: str = "json") -> requests.Response:
         return requests.get(self.url(f"/job/{job_id}"), params={"form": form}, headers={"api-key": key}, timeout=60)
 
-    def wait(self, job_id: str, statuses: tuple[str, ...] = ("finished", "failed", "cancelled"), key: str = KEY_A, timeout: float = 300) -> dict[str, Any]:
+    def wait(
+        self, job_id: str, statuses: tuple[str, ...] = ("finished", "failed", "cancelled"), key: str = KEY_A, timeout: float = 300
+    ) -> dict[str, Any]:
         """Poll until the job reaches one of `statuses` (polling is how the API is meant to be used)."""
         deadline = time.monotonic() + timeout
         while True:

@@ -60,7 +60,10 @@ def test_rayservice_validates_against_the_kuberay_crd_schema():
     schema = json.loads((ROOT / "k8s" / "schemas" / "rayservice.ray.io-v1.json").read_text())
     (service,) = yaml.safe_load_all((ROOT / "k8s" / "rayservice.yaml").read_text())
     jsonschema.validate(service, schema)
-    wrong = {**service, "spec": {**service["spec"], "rayClusterConfig": {**service["spec"]["rayClusterConfig"], "autoscalerOptions": {"version": "v3"}}}}
+    wrong = {
+        **service,
+        "spec": {**service["spec"], "rayClusterConfig": {**service["spec"]["rayClusterConfig"], "autoscalerOptions": {"version": "v3"}}},
+    }
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(wrong, schema)
 
@@ -93,7 +96,9 @@ def test_local_cluster_runs_the_rayservice_groups():
     (service,) = yaml.safe_load_all((ROOT / "k8s" / "rayservice.yaml").read_text())
     config = autoscaling_config("127.0.0.1:1", max_gpu_nodes=99, max_cpu_nodes=99, idle_timeout_s=60)
     types = config["available_node_types"]
-    assert types["ray.head.default"]["resources"] == {"CPU": int(service["spec"]["rayClusterConfig"]["headGroupSpec"]["rayStartParams"]["num-cpus"])}
+    assert types["ray.head.default"]["resources"] == {
+        "CPU": int(service["spec"]["rayClusterConfig"]["headGroupSpec"]["rayStartParams"]["num-cpus"])
+    }
     for group in service["spec"]["rayClusterConfig"]["workerGroupSpecs"]:
         local = types[group["groupName"]]
         params = group["rayStartParams"]

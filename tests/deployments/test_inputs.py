@@ -37,7 +37,12 @@ def test_raw_spec_from_the_query():
     assert raw_spec({"width": "4", "height": "3"}) == RawSpec(4, 3, "rgb8")
     assert raw_spec({"width": "4", "height": "3", "format": "L8"}) == RawSpec(4, 3, "l8")
     assert raw_spec({"width": "4", "height": "2", "bayer": ""}) == RawSpec(4, 2, "bayer_rg8")
-    for query in ({"width": "4"}, {"width": "0", "height": "2"}, {"width": "x", "height": "2"}, {"width": "4", "height": "2", "format": "rgb16"}):
+    for query in (
+        {"width": "4"},
+        {"width": "0", "height": "2"},
+        {"width": "x", "height": "2"},
+        {"width": "4", "height": "2", "format": "rgb16"},
+    ):
         with pytest.raises(InvalidParameterError):
             raw_spec(query)
 

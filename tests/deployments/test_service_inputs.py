@@ -34,7 +34,9 @@ APP = "lithoseg-inputs"
 @pytest.fixture(scope="module")
 def service(serve_port, tmp_path_factory):
     store = tmp_path_factory.mktemp("store")
-    with run_service(serve_port, app_name=APP, store_url=store.as_uri(), jobs_in_flight_per_replica=2, segment_max_pixels=1_000_000) as service:
+    with run_service(
+        serve_port, app_name=APP, store_url=store.as_uri(), jobs_in_flight_per_replica=2, segment_max_pixels=1_000_000
+    ) as service:
         yield service
 
 
@@ -58,7 +60,9 @@ def rock_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
 
 
 def post_raw(service: Service, data: bytes, path: str = "/predict", **query) -> requests.Response:
-    return requests.post(service.url(path), params=query, data=data, headers={"api-key": KEY_A, "Content-Type": "application/octet-stream"}, timeout=120)
+    return requests.post(
+        service.url(path), params=query, data=data, headers={"api-key": KEY_A, "Content-Type": "application/octet-stream"}, timeout=120
+    )
 
 
 def finished(service: Service, response: requests.Response, timeout: float = 900) -> dict:
@@ -204,7 +208,9 @@ def test_raw_rgb8_gives_the_same_mask_as_the_png_of_the_same_pixels(service: Ser
     height, width = image.shape[:2]
     from_png = finished(service, service.submit(encode(image), gate="false"))
     from_raw = finished(service, post_raw(service, image.tobytes(), width=width, height=height, format="rgb8", gate="false"))
-    assert np.array_equal(png_array(service.job(from_png["job_id"], form="mask").content), png_array(service.job(from_raw["job_id"], form="mask").content))
+    assert np.array_equal(
+        png_array(service.job(from_png["job_id"], form="mask").content), png_array(service.job(from_raw["job_id"], form="mask").content)
+    )
     assert from_raw["result"]["image"] == {"height": height, "width": width}
 
 
@@ -217,7 +223,12 @@ def test_raw_grey_and_bayer_buffers(service: Service, fmt, channels):
 
 @pytest.mark.parametrize(
     "query,size,status",
-    [({"width": 10, "height": 10}, 299, 422), ({"width": 10}, 300, 422), ({"width": 10, "height": 10, "format": "rgb16"}, 300, 422), ({"width": 10, "height": 10}, 0, 400)],
+    [
+        ({"width": 10, "height": 10}, 299, 422),
+        ({"width": 10}, 300, 422),
+        ({"width": 10, "height": 10, "format": "rgb16"}, 300, 422),
+        ({"width": 10, "height": 10}, 0, 400),
+    ],
 )
 def test_raw_buffers_that_do_not_add_up_are_refused(service: Service, query, size, status):
     response = post_raw(service, bytes(size), **query)
@@ -238,7 +249,13 @@ def test_a_zip_batch_makes_one_job_per_image_and_says_what_it_skipped(service: S
         archive.writestr("notes.txt", b"depth 1200-1203 m")
         archive.writestr("../escape.png", encode(np.zeros((8, 8, 3), np.uint8)))
         archive.writestr("nested.zip", inner.getvalue())
-    response = requests.post(service.url("/predict/batch"), headers={"api-key": KEY_A}, files={"archive": ("batch.zip", buffer.getvalue(), "application/zip")}, data={"gate": "false"}, timeout=60)
+    response = requests.post(
+        service.url("/predict/batch"),
+        headers={"api-key": KEY_A},
+        files={"archive": ("batch.zip", buffer.getvalue(), "application/zip")},
+        data={"gate": "false"},
+        timeout=60,
+    )
     assert response.status_code == 202, response.text
     body = response.json()
     assert [j["name"] for j in body["jobs"]] == ["a.png", "dir/b.jpg"]
@@ -264,8 +281,11 @@ def test_segment_takes_a_base64_body_and_answers_in_the_roboflow_shape(service: 
     image = generate_sample(95, height=256, width=320).image
     data = encode(image, "JPEG", quality=92)
     response = requests.post(
-        service.url("/segment"), params={"api_key": KEY_A, "confidence": 0, "gate": "false"}, data=base64.b64encode(data),
-        headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=120,
+        service.url("/segment"),
+        params={"api_key": KEY_A, "confidence": 0, "gate": "false"},
+        data=base64.b64encode(data),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=120,
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -275,7 +295,9 @@ def test_segment_takes_a_base64_body_and_answers_in_the_roboflow_shape(service: 
     assert mask.shape == image.shape[:2] and mask.dtype == np.uint8
     job = finished(service, service.submit(data, gate="false"))
     assert np.array_equal(mask, png_array(service.job(job["job_id"], form="mask").content))
-    sure_only = requests.post(service.url("/segment"), params={"api_key": KEY_A, "confidence": 100, "gate": "false"}, files={"file": data}, timeout=120)
+    sure_only = requests.post(
+        service.url("/segment"), params={"api_key": KEY_A, "confidence": 100, "gate": "false"}, files={"file": data}, timeout=120
+    )
     assert png_array(base64.b64decode(sure_only.json()["segmentation_mask"])).max() == 0  # nothing is 100 % sure
 
 

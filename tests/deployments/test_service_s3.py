@@ -38,10 +38,28 @@ def s3_service(serve_port, s3_server, tmp_path_factory):
     client = boto3.client("s3", endpoint_url=s3_server)
     client.create_bucket(Bucket=bucket)
     run_dir = tmp_path_factory.mktemp("tiny")
-    train_main([
-        "--out", str(run_dir), "--steps", "2", "--batch-size", "2", "--crop", "96", "--val-every", "2",
-        "--val-synthetic", "1", "--workers", "0", "--pretrained", "none", "--model-json", json.dumps(TINY_MODEL),
-    ])
+    train_main(
+        [
+            "--out",
+            str(run_dir),
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--crop",
+            "96",
+            "--val-every",
+            "2",
+            "--val-synthetic",
+            "1",
+            "--workers",
+            "0",
+            "--pretrained",
+            "none",
+            "--model-json",
+            json.dumps(TINY_MODEL),
+        ]
+    )
     for name in ("config.json", "model.safetensors"):
         client.upload_file(str(run_dir / "checkpoint" / name), bucket, f"models/tiny/{name}")
     with run_service(

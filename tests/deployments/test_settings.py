@@ -19,3 +19,11 @@ def test_out_of_range_default_mask_weight_is_refused(monkeypatch):
     monkeypatch.setenv("LITHOSEG_DEFAULT_MASK_WEIGHT", "1.5")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_every_setting_is_documented():
+    from pathlib import Path
+
+    documented = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`LITHOSEG_{name.upper()}`" not in documented]
+    assert not missing, f"settings missing from docs/configuration.md: {missing}"

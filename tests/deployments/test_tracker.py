@@ -60,8 +60,16 @@ class StandInRunner:
         yield {"progress": [0, 2]}
         await self.release.wait()
         yield {"progress": [2, 2]}
-        yield {"result": {"rock_fraction": 0.5, "coverage": {"background": 0.5, "sandstone": 0.5}, "detected_classes": {"sandstone": [1, 2, 3]},
-                          "mean_confidence": 0.8, "core_score": 0.9, "rejected": False}}  # fmt: skip
+        yield {
+            "result": {
+                "rock_fraction": 0.5,
+                "coverage": {"background": 0.5, "sandstone": 0.5},
+                "detected_classes": {"sandstone": [1, 2, 3]},
+                "mean_confidence": 0.8,
+                "core_score": 0.9,
+                "rejected": False,
+            }
+        }
 
 
 def new_tracker(tmp_path, **settings: Any) -> tuple[Any, StandInRunner]:

@@ -24,7 +24,9 @@ def test_sources_come_from_the_manifest_or_else_from_the_ids(tmp_path):
     for name in ("cc01.jpg", "cc02.jpg", "dji0007.jpg"):
         (tmp_path / "images" / name).write_bytes(b"")
     assert photo_sources(tmp_path) == {"cc01": "cc", "cc02": "cc", "dji0007": "dji"}
-    (tmp_path / "manifest.json").write_text(json.dumps({"photos": [{"id": "cc01", "subset": "camera"}, {"id": "dji0007", "subset": "drone"}]}))
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"photos": [{"id": "cc01", "subset": "camera"}, {"id": "dji0007", "subset": "drone"}]})
+    )
     assert photo_sources(tmp_path) == {"cc01": "camera", "dji0007": "drone"}
 
 

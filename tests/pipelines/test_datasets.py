@@ -237,7 +237,9 @@ def test_a_phone_photo_is_read_turned_as_displayed_and_its_mask_fits_either_way(
     exif = Image.Exif()
     exif[0x0112] = 6
 
-    displayed = load_folder(_folder(tmp_path / "shown", Image.fromarray(stored), Image.fromarray(labels), photo_suffix=".png", exif=exif.tobytes()))[0]
+    displayed = load_folder(
+        _folder(tmp_path / "shown", Image.fromarray(stored), Image.fromarray(labels), photo_suffix=".png", exif=exif.tobytes())
+    )[0]
     assert displayed.image.shape[:2] == labels.shape and (displayed.image == shown).all()
     assert (displayed.mask == labels).all()
 
@@ -286,9 +288,26 @@ def test_the_commands_refuse_a_bad_folder_with_a_sentence_not_a_traceback(tmp_pa
     (root / "masks" / "a.png").unlink()
     Image.fromarray(_labels()).save(root / "masks" / "a.png")
     with pytest.raises(SystemExit, match="--holdout names b, which no --data folder holds"):
-        train_main(["--out", str(tmp_path / "run"), "--data", str(root), "--holdout", "b", "--steps", "1", "--workers", "0", "--pretrained", "none"])
+        train_main(
+            [
+                "--out",
+                str(tmp_path / "run"),
+                "--data",
+                str(root),
+                "--holdout",
+                "b",
+                "--steps",
+                "1",
+                "--workers",
+                "0",
+                "--pretrained",
+                "none",
+            ]
+        )
     with pytest.raises(SystemExit) as exit_:
-        evaluate_main(["--model", str(Path(__file__).resolve().parents[2] / "models" / "lithoseg-default"), "--data", str(tmp_path / "nowhere")])
+        evaluate_main(
+            ["--model", str(Path(__file__).resolve().parents[2] / "models" / "lithoseg-default"), "--data", str(tmp_path / "nowhere")]
+        )
     assert exit_.value.code == 2
     assert "is not a labelled folder: it needs images/ (photos) and masks/" in capsys.readouterr().err
 

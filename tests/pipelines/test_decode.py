@@ -85,7 +85,7 @@ def test_decode_greyscale_and_16_bit():
     grey = np.arange(256, dtype=np.uint8).reshape(16, 16)
     out = decode_image(encode(grey), LIMIT)
     assert out.shape == (16, 16, 3) and np.array_equal(out[..., 0], grey)
-    deep = (grey.astype(np.uint16) * 257)
+    deep = grey.astype(np.uint16) * 257
     out16 = decode_image(encode(deep), LIMIT)
     assert np.array_equal(out16[..., 1], grey)
 

@@ -42,8 +42,14 @@ def test_no_alarm_before_the_current_window_is_distinct_from_the_reference():
 
 
 def test_observation_reads_a_result():
-    result = {"core_score": 0.7, "mean_confidence": 0.9, "rock_fraction": 0.5, "coverage": {"background": 0.5, "sandstone": 0.4, "limestone": 0.1},
-              "detected_classes": {"sandstone": [1, 2, 3], "limestone": [4, 5, 6]}, "rejected": False}  # fmt: skip
+    result = {
+        "core_score": 0.7,
+        "mean_confidence": 0.9,
+        "rock_fraction": 0.5,
+        "coverage": {"background": 0.5, "sandstone": 0.4, "limestone": 0.1},
+        "detected_classes": {"sandstone": [1, 2, 3], "limestone": [4, 5, 6]},
+        "rejected": False,
+    }
     stats = observation(result)
     assert stats == {"core_score": 0.7, "confidence": 0.9, "rock_fraction": 0.5, "coverage:sandstone": 0.8, "coverage:limestone": 0.2}
     assert observation({"core_score": 0.1, "rejected": True, "rock_fraction": 0.0}) == {"core_score": 0.1}

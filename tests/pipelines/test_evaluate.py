@@ -34,7 +34,9 @@ def test_the_command_reports_each_image_and_writes_overlays(tmp_path, capsys):
         (folder / "masks" / f"{name}.png").write_bytes((DATA / "cc05_mask.png").read_bytes())
     config = ModelConfig(**SMALL_MODEL)
     save_checkpoint(tmp_path / "ckpt", config, build_network(config))
-    evaluate_main(["--model", str(tmp_path / "ckpt"), "--data", str(folder), "--json", str(tmp_path / "r.json"), "--overlays", str(tmp_path / "ov")])
+    evaluate_main(
+        ["--model", str(tmp_path / "ckpt"), "--data", str(folder), "--json", str(tmp_path / "r.json"), "--overlays", str(tmp_path / "ov")]
+    )
     report = json.loads((tmp_path / "r.json").read_text())
     assert [row["name"] for row in report["per_image"]] == ["a", "b"]
     # the same photo twice: each image's figures equal the pooled ones
@@ -53,7 +55,9 @@ def test_synthetic_images_from_another_seed_and_never_from_training_seeds(tmp_pa
 
     config = ModelConfig(**SMALL_MODEL)
     save_checkpoint(tmp_path / "ckpt", config, build_network(config))
-    evaluate_main(["--model", str(tmp_path / "ckpt"), "--synthetic", "2", "--synthetic-seed", "41000000", "--json", str(tmp_path / "r.json")])
+    evaluate_main(
+        ["--model", str(tmp_path / "ckpt"), "--synthetic", "2", "--synthetic-seed", "41000000", "--json", str(tmp_path / "r.json")]
+    )
     assert [row["name"] for row in json.loads((tmp_path / "r.json").read_text())["per_image"]] == ["synthetic41000000", "synthetic41000001"]
     with pytest.raises(SystemExit):
         evaluate_main(["--model", str(tmp_path / "ckpt"), "--synthetic", "2", "--synthetic-seed", str(TRAINING_SEEDS_BELOW - 1)])

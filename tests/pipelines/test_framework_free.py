@@ -13,6 +13,12 @@ MODULES = sorted((Path(__file__).resolve().parents[2] / "pipelines").glob("*.py"
 def test_no_framework_imports(path):
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
         for name in names:
             assert name.split(".")[0] not in FORBIDDEN, f"{path.name} imports {name}"

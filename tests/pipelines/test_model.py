@@ -106,6 +106,7 @@ def test_shipped_checkpoint_loads_and_is_trained():
     assert len(model.config.classes) == 12
 
 
+@pytest.mark.slow  # the shipped model over a 4x photo, about 10 s
 def test_the_shipped_model_finds_the_core_in_a_close_up_four_times_larger_than_its_training_photos(core_mask):
     """cc05 (one column, 154 px across) enlarged four times: the core is 616 px across, as in a
     close-up or a slab scan, where the network never saw it. The scale search's smallest factors

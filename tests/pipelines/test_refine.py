@@ -73,7 +73,9 @@ def test_the_checkpoint_says_whether_and_how_to_refine(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "raw", [{"kernel_size": 8}, {"kernel_size": 1}, {"eps": 0}, {"subsample": 0}, {"radius": 8}], ids=["even", "too small", "no eps", "subsample 0", "unknown key"]
+    "raw",
+    [{"kernel_size": 8}, {"kernel_size": 1}, {"eps": 0}, {"subsample": 0}, {"radius": 8}],
+    ids=["even", "too small", "no eps", "subsample 0", "unknown key"],
 )
 def test_a_bad_guided_filter_setting_is_a_clear_error(tmp_path, raw):
     config = ModelConfig(**SMALL_MODEL)

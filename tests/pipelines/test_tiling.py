@@ -203,6 +203,7 @@ def gradient_image(height, width):
     return image
 
 
+@pytest.mark.slow  # a subprocess per shape, 10-20 s each
 @pytest.mark.parametrize("shape", [(40000, 1500), (1500, 40000), (10000, 10000)])
 def test_long_scans_and_100_megapixels_stitch_at_full_resolution_in_bounded_memory(shape):
     """A 1,500 × 40,000 scan (both ways up) and a 100-megapixel image: the stitched mask is the
@@ -245,11 +246,13 @@ from tests.pipelines.test_tiling import colour_model, gradient_image, weighted
 height, width, classes = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 image = gradient_image(height, width)
-result = segment_with(weighted(lambda tiles: [np.repeat(p, classes // 4, axis=0) for p in colour_model(tiles)]), image, 512, 64, 32, classes, batch_size=8)
+predict = weighted(lambda tiles: [np.repeat(p, classes // 4, axis=0) for p in colour_model(tiles)])
+result = segment_with(predict, image, 512, 64, 32, classes, batch_size=8)
 print(before * 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
 
 
+@pytest.mark.slow
 def test_peak_memory_of_a_whole_long_scan_is_bounded_by_the_tiles_not_the_image():
     """The whole in-process run over a 1,500 × 40,000 scan with 12 classes, measured as the
     process's peak resident memory: the image and the two uint8 outputs, plus the stitcher's band
@@ -258,7 +261,13 @@ def test_peak_memory_of_a_whole_long_scan_is_bounded_by_the_tiles_not_the_image(
     import sys
 
     height, width, classes = 40_000, 1_500, 12
-    out = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT, str(height), str(width), str(classes)], capture_output=True, text=True, check=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS_SCRIPT, str(height), str(width), str(classes)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     baseline, peak = (int(v) for v in out.stdout.split())
     pixels = height * width
     plan = plan_tiles(height, width, 512, 64, 32)

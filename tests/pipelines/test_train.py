@@ -1,10 +1,14 @@
 import json
 import re
 
+import pytest
+
 from pipelines.model import load_checkpoint
 from pipelines.train import main as train_main
 from pipelines.train import parse_args, train
 from tests.conftest import DATA, SMALL_MODEL
+
+pytestmark = pytest.mark.slow  # each test trains a network for a few steps
 
 
 def test_a_few_training_steps_write_a_loadable_checkpoint(tmp_path):
@@ -15,19 +19,60 @@ def test_a_few_training_steps_write_a_loadable_checkpoint(tmp_path):
     (folder / "images" / "cc05.jpg").write_bytes((DATA / "cc05.jpg").read_bytes())
     (folder / "masks" / "cc05.png").write_bytes((DATA / "cc05_mask.png").read_bytes())
     model_json = '{"architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}, "tile_size": 128, "tile_overlap": 32}'
-    train_main([
-        "--out", str(tmp_path / "run"), "--data", str(folder), "--steps", "3", "--batch-size", "2", "--crop", "96",
-        "--val-every", "3", "--val-synthetic", "1", "--workers", "0", "--pretrained", "none", "--model-json", model_json,
-    ])
+    train_main(
+        [
+            "--out",
+            str(tmp_path / "run"),
+            "--data",
+            str(folder),
+            "--steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--crop",
+            "96",
+            "--val-every",
+            "3",
+            "--val-synthetic",
+            "1",
+            "--workers",
+            "0",
+            "--pretrained",
+            "none",
+            "--model-json",
+            model_json,
+        ]
+    )
     model = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu")
     assert model.config.training["steps_done"] == 3
     assert "synthetic_holdout" in model.config.metrics
     # resumable: asking for more steps continues from the saved state
-    train_main([
-        "--out", str(tmp_path / "run"), "--data", str(folder), "--steps", "4", "--batch-size", "2", "--crop", "96",
-        "--val-every", "4", "--val-synthetic", "1", "--workers", "0", "--pretrained", "none", "--model-json", model_json, "--resume",
-        "--keep-checkpoints",
-    ])
+    train_main(
+        [
+            "--out",
+            str(tmp_path / "run"),
+            "--data",
+            str(folder),
+            "--steps",
+            "4",
+            "--batch-size",
+            "2",
+            "--crop",
+            "96",
+            "--val-every",
+            "4",
+            "--val-synthetic",
+            "1",
+            "--workers",
+            "0",
+            "--pretrained",
+            "none",
+            "--model-json",
+            model_json,
+            "--resume",
+            "--keep-checkpoints",
+        ]
+    )
     assert load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.training["steps_done"] == 4
     # --keep-checkpoints keeps this validation's checkpoint beside the latest one
     assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["step-000004"]
@@ -39,10 +84,30 @@ def test_with_ema_the_checkpoint_holds_the_averaged_weights_not_the_last_step(tm
     from safetensors.torch import load_file
 
     model_json = '{"architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}, "tile_size": 128, "tile_overlap": 32}'
-    train_main([
-        "--out", str(tmp_path / "run"), "--steps", "3", "--batch-size", "2", "--crop", "96", "--ema", "0.5",
-        "--val-every", "3", "--val-synthetic", "1", "--workers", "0", "--pretrained", "none", "--model-json", model_json,
-    ])
+    train_main(
+        [
+            "--out",
+            str(tmp_path / "run"),
+            "--steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--crop",
+            "96",
+            "--ema",
+            "0.5",
+            "--val-every",
+            "3",
+            "--val-synthetic",
+            "1",
+            "--workers",
+            "0",
+            "--pretrained",
+            "none",
+            "--model-json",
+            model_json,
+        ]
+    )
     shipped = load_file(str(tmp_path / "run" / "checkpoint" / "model.safetensors"))
     state = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
     averaged = {k.removeprefix("module."): v for k, v in state["averaged"].items() if k.startswith("module.")}
@@ -57,10 +122,28 @@ def test_a_run_started_from_a_checkpoint_names_that_checkpoint_and_its_version(t
 
     start = ModelConfig(**SMALL_MODEL, name="lithoseg-test", version="7")
     save_checkpoint(tmp_path / "start", start, build_network(start))
-    train_main([
-        "--out", str(tmp_path / "run"), "--init", str(tmp_path / "start"), "--steps", "1", "--batch-size", "2", "--crop", "96",
-        "--val-every", "1", "--val-synthetic", "1", "--workers", "0", "--model-json", json.dumps(SMALL_MODEL),
-    ])
+    train_main(
+        [
+            "--out",
+            str(tmp_path / "run"),
+            "--init",
+            str(tmp_path / "start"),
+            "--steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--crop",
+            "96",
+            "--val-every",
+            "1",
+            "--val-synthetic",
+            "1",
+            "--workers",
+            "0",
+            "--model-json",
+            json.dumps(SMALL_MODEL),
+        ]
+    )
     training = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.training
     assert training["initialised_from"] == {"path": str(tmp_path / "start"), "name": "lithoseg-test", "version": "7"}
 
@@ -75,10 +158,27 @@ def test_a_run_started_from_a_checkpoint_keeps_its_content_gate(tmp_path):
     start = ModelConfig(**SMALL_MODEL)
     save_checkpoint(tmp_path / "start", start, build_network(start))
     GateBank(np.eye(3, dtype=np.float16), np.array(["p", "q", "r"]), 0.42).save(tmp_path / "start")
-    train_main([
-        "--out", str(tmp_path / "run"), "--init", str(tmp_path / "start"), "--steps", "1", "--batch-size", "2", "--crop", "96",
-        "--val-every", "1", "--val-synthetic", "0", "--workers", "0", "--keep-checkpoints",
-    ])
+    train_main(
+        [
+            "--out",
+            str(tmp_path / "run"),
+            "--init",
+            str(tmp_path / "start"),
+            "--steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--crop",
+            "96",
+            "--val-every",
+            "1",
+            "--val-synthetic",
+            "0",
+            "--workers",
+            "0",
+            "--keep-checkpoints",
+        ]
+    )
     bank = (tmp_path / "start" / BANK_FILE).read_bytes()  # embeddings of the fixed ImageNet encoder: still valid
     assert (tmp_path / "run" / "checkpoint" / BANK_FILE).read_bytes() == bank
     assert (tmp_path / "run" / "checkpoints" / "step-000001" / BANK_FILE).read_bytes() == bank
@@ -87,12 +187,36 @@ def test_a_run_started_from_a_checkpoint_keeps_its_content_gate(tmp_path):
 def test_a_run_started_from_a_checkpoint_keeps_its_architecture(tmp_path):
     from pipelines.model import ModelConfig, build_network, save_checkpoint
 
-    start = ModelConfig(architecture="FPN", architecture_kwargs={"decoder_pyramid_channels": 32, "decoder_segmentation_channels": 32}, tile_size=128, tile_overlap=32, version="3")
+    start = ModelConfig(
+        architecture="FPN",
+        architecture_kwargs={"decoder_pyramid_channels": 32, "decoder_segmentation_channels": 32},
+        tile_size=128,
+        tile_overlap=32,
+        version="3",
+    )
     save_checkpoint(tmp_path / "start", start, build_network(start))
-    train_main([
-        "--out", str(tmp_path / "run"), "--init", str(tmp_path / "start"), "--steps", "1", "--batch-size", "2", "--crop", "96",
-        "--val-every", "1", "--val-synthetic", "1", "--workers", "0", "--model-json", json.dumps({"tile_overlap": 16}),
-    ])
+    train_main(
+        [
+            "--out",
+            str(tmp_path / "run"),
+            "--init",
+            str(tmp_path / "start"),
+            "--steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--crop",
+            "96",
+            "--val-every",
+            "1",
+            "--val-synthetic",
+            "1",
+            "--workers",
+            "0",
+            "--model-json",
+            json.dumps({"tile_overlap": 16}),
+        ]
+    )
     config = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config
     assert (config.architecture, config.architecture_kwargs["decoder_pyramid_channels"], config.tile_size) == ("FPN", 32, 128)
     assert config.tile_overlap == 16 and config.version != "3"
@@ -110,10 +234,28 @@ def test_photos_larger_than_an_inherited_working_size_are_trained_on_at_it(tmp_p
     (folder / "masks").mkdir()
     (folder / "images" / "cc05.jpg").write_bytes((DATA / "cc05.jpg").read_bytes())
     (folder / "masks" / "cc05.png").write_bytes((DATA / "cc05_mask.png").read_bytes())
-    train_main([
-        "--out", str(tmp_path / "run"), "--init", str(tmp_path / "start"), "--data", str(folder), "--steps", "1", "--batch-size", "2",
-        "--crop", "96", "--val-every", "1", "--val-synthetic", "1", "--workers", "0",
-    ])
+    train_main(
+        [
+            "--out",
+            str(tmp_path / "run"),
+            "--init",
+            str(tmp_path / "start"),
+            "--data",
+            str(folder),
+            "--steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--crop",
+            "96",
+            "--val-every",
+            "1",
+            "--val-synthetic",
+            "1",
+            "--workers",
+            "0",
+        ]
+    )
     out = capsys.readouterr().out
     assert "1 training photo(s) scaled down to a shorter side of 100 px, as the service will segment them: cc05" in out
     assert re.search(r"step 1/1 loss [0-9.]+ lr \S+ [0-9.]+ crops/s, about 0 s left", out)  # progress, with the time left
@@ -136,10 +278,30 @@ def test_the_rock_logit_is_the_log_odds_of_any_rock_class():
 
 def test_the_rock_loss_trains(tmp_path):
     model_json = '{"architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}, "tile_size": 128, "tile_overlap": 32}'
-    train_main([
-        "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2", "--crop", "96", "--rock-loss", "1",
-        "--val-every", "2", "--val-synthetic", "1", "--workers", "0", "--pretrained", "none", "--model-json", model_json,
-    ])
+    train_main(
+        [
+            "--out",
+            str(tmp_path / "run"),
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--crop",
+            "96",
+            "--rock-loss",
+            "1",
+            "--val-every",
+            "2",
+            "--val-synthetic",
+            "1",
+            "--workers",
+            "0",
+            "--pretrained",
+            "none",
+            "--model-json",
+            model_json,
+        ]
+    )
     training = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.training
     assert training["steps_done"] == 2 and training["recipe"]["rock_loss"] == 1
 
@@ -147,7 +309,14 @@ def test_the_rock_loss_trains(tmp_path):
 def test_the_time_left_reads_in_seconds_minutes_or_hours():
     from pipelines.train import _duration
 
-    assert [_duration(t) for t in (12.4, 59, 61, 7 * 60 + 20, 3599, 2 * 3600 + 5 * 60)] == ["12 s", "59 s", "1 min", "7 min", "1 h 00 min", "2 h 05 min"]
+    assert [_duration(t) for t in (12.4, 59, 61, 7 * 60 + 20, 3599, 2 * 3600 + 5 * 60)] == [
+        "12 s",
+        "59 s",
+        "1 min",
+        "7 min",
+        "1 h 00 min",
+        "2 h 05 min",
+    ]
 
 
 def test_minutes_fixes_the_schedule_from_the_steady_rate(tmp_path, capsys):

@@ -1,0 +1,66 @@
+"""The `lithoseg` command: one entry point for the project's tools.
+
+    lithoseg serve                 # the service on LITHOSEG_HOST:LITHOSEG_PORT (what `make serve` runs)
+    lithoseg cluster               # the production shape on this machine (`make cluster`)
+    lithoseg train|evaluate|synth|soup|crossval|gate|engines ...   # model building, see docs/training.md
+    lithoseg --version
+
+Each subcommand hands the rest of the command line to the module that does the work, so
+`lithoseg train --help` is `python -m pipelines.train --help`. Modules are imported only when their
+command runs: `lithoseg --version` does not load torch or Ray.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pipelines
+
+# command -> (module, what it does)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("deployments.local", "run the service locally (Ctrl-C stops it)"),
+    "cluster": ("deployments.cluster", "run serve_config.yaml on an autoscaling multi-node Ray cluster on this machine"),
+    "train": ("pipelines.train", "train a checkpoint on labelled folders and synthetic cores"),
+    "evaluate": ("pipelines.evaluate", "measure a checkpoint with the service's tiling"),
+    "synth": ("pipelines.synthetic", "write a synthetic labelled dataset"),
+    "soup": ("pipelines.soup", "average checkpoints fine-tuned from the same weights"),
+    "crossval": ("pipelines.crossval", "cross-validate a training recipe on the real photos"),
+    "gate": ("pipelines.gate", "build or check a checkpoint's content gate"),
+    "engines": ("pipelines.engines", "check a reduced-precision inference engine on held-out photos"),
+}
+
+
+def usage() -> str:
+    width = max(len(c) for c in COMMANDS)
+    lines = [f"usage: lithoseg COMMAND [ARGS...]   (lithoseg {pipelines.__version__})", "", "commands:"]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += ["", "`lithoseg COMMAND --help` shows a command's own options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if args[0] == "--version":
+        print(f"lithoseg {pipelines.__version__}")
+        return 0
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"lithoseg: unknown command {command!r}.\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[command][0])
+    if command == "serve":  # deployments.local reads its settings from the environment, not argv
+        if rest:
+            print("lithoseg serve takes no arguments; configure it with LITHOSEG_* variables (docs/configuration.md).", file=sys.stderr)
+            return 2
+        module.main()
+        return 0
+    module.main(rest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
