@@ -9,6 +9,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 COPY pipelines/ pipelines/
+COPY training/ training/
 COPY storage/ storage/
 COPY deployments/ deployments/
 COPY models/ models/

@@ -26,18 +26,18 @@ test-fast:
 	$(PYTHON) -m pytest -q -m "not slow" tests
 
 lint:
-	$(VENV)/bin/ruff check deployments pipelines storage tests bench scripts
-	$(VENV)/bin/ruff format --check deployments pipelines storage tests bench scripts
+	$(VENV)/bin/ruff check deployments pipelines storage training tests bench scripts
+	$(VENV)/bin/ruff format --check deployments pipelines storage training tests bench scripts
 	$(VENV)/bin/mypy
 
 # Stage 1 of the shipped checkpoint's recipe; stages 2 to 5 are in models/lithoseg-default/MODEL_CARD.md.
 train:
-	$(PYTHON) -m pipelines.train --out var/runs/default --data ../shared/data/real_cores \
+	$(PYTHON) -m training.train --out var/runs/default --data ../shared/data/real_cores \
 		--holdout cc05,cc26,dji0045,dji0049,dji0059 --steps 2400 --batch-size 8 --crop 256 --val-every 300
 
 evaluate:
-	$(PYTHON) -m pipelines.evaluate --model models/lithoseg-default --synthetic 60 --json var/eval/synthetic.json
-	$(PYTHON) -m pipelines.evaluate --model models/lithoseg-default --data ../shared/data/real_cores \
+	$(PYTHON) -m training.evaluate --model models/lithoseg-default --synthetic 60 --json var/eval/synthetic.json
+	$(PYTHON) -m training.evaluate --model models/lithoseg-default --data ../shared/data/real_cores \
 		--only cc05,cc26,dji0045,dji0049,dji0059 --json var/eval/real_holdout.json
 
 bench:

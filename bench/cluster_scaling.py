@@ -30,7 +30,7 @@ import requests
 from deployments.cluster import GPU, LocalCluster, free_port, running_cluster, small_machine_config
 from deployments.settings import REPO_ROOT, Settings
 from pipelines.png import encode_png
-from pipelines.synthetic import generate_sample
+from training.synthetic import generate_sample
 
 KEY = "bench-cluster-key"
 TERMINAL = ("finished", "failed", "cancelled")

@@ -45,7 +45,7 @@ from bench import engines as engines_bench
 from bench.helpers import encode, free_port
 from bench.service_process import MemorySampler, ServiceProcess, tree_memory_mb
 from deployments.settings import DEFAULT_MODEL, REPO_ROOT
-from pipelines.synthetic import generate_sample
+from training.synthetic import generate_sample
 
 KEY = "bench-suite-key"
 OUT = REPO_ROOT / "var" / "bench"

@@ -6,7 +6,7 @@
     lithoseg --version
 
 Each subcommand hands the rest of the command line to the module that does the work, so
-`lithoseg train --help` is `python -m pipelines.train --help`. Modules are imported only when their
+`lithoseg train --help` is `python -m training.train --help`. Modules are imported only when their
 command runs: `lithoseg --version` does not load torch or Ray.
 """
 
@@ -21,13 +21,13 @@ import pipelines
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("deployments.local", "run the service locally (Ctrl-C stops it)"),
     "cluster": ("deployments.cluster", "run serve_config.yaml on an autoscaling multi-node Ray cluster on this machine"),
-    "train": ("pipelines.train", "train a checkpoint on labelled folders and synthetic cores"),
-    "evaluate": ("pipelines.evaluate", "measure a checkpoint with the service's tiling"),
-    "synth": ("pipelines.synthetic", "write a synthetic labelled dataset"),
-    "soup": ("pipelines.soup", "average checkpoints fine-tuned from the same weights"),
-    "crossval": ("pipelines.crossval", "cross-validate a training recipe on the real photos"),
+    "train": ("training.train", "train a checkpoint on labelled folders and synthetic cores"),
+    "evaluate": ("training.evaluate", "measure a checkpoint with the service's tiling"),
+    "synth": ("training.synthetic", "write a synthetic labelled dataset"),
+    "soup": ("training.soup", "average checkpoints fine-tuned from the same weights"),
+    "crossval": ("training.crossval", "cross-validate a training recipe on the real photos"),
     "gate": ("pipelines.gate", "build or check a checkpoint's content gate"),
-    "engines": ("pipelines.engines", "check a reduced-precision inference engine on held-out photos"),
+    "engines": ("training.engine_checks", "check a reduced-precision inference engine on held-out photos"),
 }
 
 

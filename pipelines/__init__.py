@@ -1,4 +1,4 @@
-"""Framework-free building blocks of lithoseg: decoding, tiling, the model, rendering, data, training.
+"""Framework-free building blocks of the serving path: decoding, tiling, the model and its engines, rendering.
 
 Nothing in this package imports Ray, Starlette/FastAPI or boto3 (a test keeps it so).
 """

@@ -12,7 +12,7 @@ from pathlib import Path
 import pipelines
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("deployments", "pipelines", "storage")
+PACKAGES = ("deployments", "pipelines", "storage", "training")
 
 
 def canonical(name: str) -> str:

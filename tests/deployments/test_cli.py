@@ -32,6 +32,6 @@ def test_every_command_names_a_module_with_a_main(command):
 
 def test_arguments_reach_the_command(monkeypatch):
     seen = []
-    monkeypatch.setattr(importlib.import_module("pipelines.synthetic"), "main", lambda argv: seen.append(argv))
+    monkeypatch.setattr(importlib.import_module("training.synthetic"), "main", lambda argv: seen.append(argv))
     assert cli.main(["synth", "--count", "3"]) == 0
     assert seen == [["--count", "3"]]

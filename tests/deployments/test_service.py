@@ -19,11 +19,11 @@ from PIL import Image
 from deployments.jobs import JOBS_PREFIX, mask_key, overlay_key, upload_key
 from deployments.tracker import TRACKER_NAMESPACE
 from pipelines.classes import default_class_table
-from pipelines.synthetic import generate_sample
 from storage import open_store
 from tests.conftest import encode
 from tests.deployments.conftest import KEY_A, KEY_B, Service, run_service
 from tests.pipelines.test_decode import bomb_png
+from training.synthetic import generate_sample
 
 pytestmark = pytest.mark.slow
 TABLE = default_class_table()

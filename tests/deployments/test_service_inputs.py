@@ -22,10 +22,10 @@ from deployments.settings import DEFAULT_MODEL
 from pipelines.exposure import AutoExposure
 from pipelines.model import ModelConfig
 from pipelines.resolution import segmentation_sizes
-from pipelines.synthetic import generate_sample
 from pipelines.tiling import plan_tiles
 from tests.conftest import DATA, encode
 from tests.deployments.conftest import KEY_A, Service, run_service
+from training.synthetic import generate_sample
 
 pytestmark = pytest.mark.slow
 APP = "lithoseg-inputs"

@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from deployments.jobs import mask_key, overlay_key, record_key, upload_key
-from pipelines.synthetic import generate_sample
 from pipelines.tiling import plan_tiles
-from pipelines.train import main as train_main
 from tests.conftest import encode
 from tests.deployments.conftest import KEY_A, run_service
+from training.synthetic import generate_sample
+from training.train import main as train_main
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ from PIL import Image
 
 from pipelines import png
 from pipelines.png import SIGNATURE, PngWriter, encode_png
-from pipelines.synthetic import generate_sample
+from training.synthetic import generate_sample
 
 
 def decoded(data: bytes) -> Image.Image:

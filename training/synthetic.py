@@ -13,7 +13,7 @@ JPEG artefacts. Long single-column images imitate slabbed-core line scans.
 The same `seed` always gives the same image and mask. Run as a command to write a dataset in the
 layout of the real data (`images/*.jpg`, `masks/*.png`):
 
-    python -m pipelines.synthetic --out var/data/synthetic --count 500 --seed 0
+    python -m training.synthetic --out var/data/synthetic --count 500 --seed 0
 """
 
 from __future__ import annotations
@@ -483,7 +483,7 @@ def write_dataset(out_dir: str | Path, count: int, seed: int) -> Path:
         Image.fromarray(sample.image).save(out / "images" / f"{name}.jpg", quality=92)
         Image.fromarray(sample.mask, mode="L").save(out / "masks" / f"{name}.png")
         entries.append({"id": name, "seed": sample_seed, "size": [sample.image.shape[1], sample.image.shape[0]]})
-    (out / "manifest.json").write_text(json.dumps({"generator": "pipelines.synthetic", "photos": entries}, indent=1))
+    (out / "manifest.json").write_text(json.dumps({"generator": "training.synthetic", "photos": entries}, indent=1))
     (out / "classes.json").write_text(json.dumps({"classes": default_class_table().to_records()}, indent=1))
     return out
 

@@ -4,9 +4,9 @@ import re
 import pytest
 
 from pipelines.model import load_checkpoint
-from pipelines.train import main as train_main
-from pipelines.train import parse_args, train
 from tests.conftest import DATA, SMALL_MODEL
+from training.train import main as train_main
+from training.train import parse_args, train
 
 pytestmark = pytest.mark.slow  # each test trains a network for a few steps
 
@@ -265,8 +265,8 @@ def test_photos_larger_than_an_inherited_working_size_are_trained_on_at_it(tmp_p
 def test_the_rock_logit_is_the_log_odds_of_any_rock_class():
     import torch
 
-    from pipelines.metrics import IGNORE_ID
-    from pipelines.train import rock_logit, rock_target
+    from training.metrics import IGNORE_ID
+    from training.train import rock_logit, rock_target
 
     logits = torch.randn(2, 12, 4, 5)
     probabilities = logits.softmax(dim=1)
@@ -307,7 +307,7 @@ def test_the_rock_loss_trains(tmp_path):
 
 
 def test_the_time_left_reads_in_seconds_minutes_or_hours():
-    from pipelines.train import _duration
+    from training.train import _duration
 
     assert [_duration(t) for t in (12.4, 59, 61, 7 * 60 + 20, 3599, 2 * 3600 + 5 * 60)] == [
         "12 s",
@@ -320,7 +320,7 @@ def test_the_time_left_reads_in_seconds_minutes_or_hours():
 
 
 def test_minutes_fixes_the_schedule_from_the_steady_rate(tmp_path, capsys):
-    from pipelines.train import MINUTES_PROBE
+    from training.train import MINUTES_PROBE
 
     config = parse_args(["--out", str(tmp_path / "run"), "--minutes", "0.01", "--steps", "100000", "--batch-size", "1", "--crop", "64",
                          "--val-synthetic", "1", "--val-every", "100000", "--model-json", json.dumps(SMALL_MODEL)])  # fmt: skip

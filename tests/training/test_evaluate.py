@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.evaluate import ERROR_COLOURS, error_map
-from pipelines.evaluate import main as evaluate_main
-from pipelines.metrics import IGNORE_ID
 from pipelines.model import ModelConfig, build_network, save_checkpoint
 from tests.conftest import DATA, SMALL_MODEL
+from training.evaluate import ERROR_COLOURS, error_map
+from training.evaluate import main as evaluate_main
+from training.metrics import IGNORE_ID
 
 
 def test_error_map_colours_each_kind_of_mistake():
@@ -51,7 +51,7 @@ def test_the_command_reports_each_image_and_writes_overlays(tmp_path, capsys):
 
 
 def test_synthetic_images_from_another_seed_and_never_from_training_seeds(tmp_path, capsys):
-    from pipelines.synthetic import TRAINING_SEEDS_BELOW
+    from training.synthetic import TRAINING_SEEDS_BELOW
 
     config = ModelConfig(**SMALL_MODEL)
     save_checkpoint(tmp_path / "ckpt", config, build_network(config))

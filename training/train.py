@@ -1,6 +1,6 @@
 """Train a segmentation checkpoint on labelled folders mixed with synthetic cores.
 
-    python -m pipelines.train --out var/runs/mine --data ../shared/data/real_cores \
+    python -m training.train --out var/runs/mine --data ../shared/data/real_cores \
         --holdout cc05,cc26,dji0045,dji0059,dji0066 --steps 3000
 
 Each batch draws crops from the labelled folders (minus the held-out photos) with probability
@@ -30,7 +30,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pipelines.classes import BACKGROUND_ID
-from pipelines.datasets import (
+from pipelines.gate import GateBank
+from pipelines.model import ModelConfig, build_network, normalise, read_config, save_checkpoint, select_device
+from pipelines.pretrained import load_imagenet_encoder
+from training.datasets import (
     DatasetError,
     LabelledImage,
     at_working_size,
@@ -42,12 +45,9 @@ from pipelines.datasets import (
     random_crop,
     synthetic_item,
 )
-from pipelines.evaluate import evaluate_items
-from pipelines.gate import GateBank
-from pipelines.metrics import IGNORE_ID
-from pipelines.model import ModelConfig, build_network, normalise, read_config, save_checkpoint, select_device
-from pipelines.pretrained import load_imagenet_encoder
-from pipelines.synthetic import TRAINING_SEEDS_BELOW
+from training.evaluate import evaluate_items
+from training.metrics import IGNORE_ID
+from training.synthetic import TRAINING_SEEDS_BELOW
 
 MINUTES_PROBE = (10, 40)  # with --minutes, the steps timed (after the data workers' start) to fix the schedule's length (warm-up is 100)
 SYNTHETIC_VALIDATION_SEED = TRAINING_SEEDS_BELOW  # the validation images: the first seeds training never draws
@@ -338,7 +338,7 @@ def _write(
         "recipe": {k: v for k, v in vars(config).items() if k not in ("out", "resume")},
         "steps_done": step,
         "history": history,
-        "command": " ".join(["python -m pipelines.train", *sys.argv[1:]]),
+        "command": " ".join(["python -m training.train", *sys.argv[1:]]),
         "synthetic_validation_seed": SYNTHETIC_VALIDATION_SEED,
         **provenance,
     }

@@ -3,9 +3,9 @@ import torch
 
 from pipelines.errors import CheckpointError
 from pipelines.model import ModelConfig, build_network, load_checkpoint, save_checkpoint
-from pipelines.soup import average_weights
-from pipelines.soup import main as soup_main
 from tests.conftest import SMALL_MODEL
+from training.soup import average_weights
+from training.soup import main as soup_main
 
 
 def _checkpoint(path, seed, **overrides):

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from pipelines.classes import default_class_table
-from pipelines.datasets import (
+from training.datasets import (
     DatasetError,
     LabelledImage,
     at_working_size,
@@ -22,7 +22,7 @@ from pipelines.datasets import (
     read_mask,
     rescale_item,
 )
-from pipelines.metrics import IGNORE_ID
+from training.metrics import IGNORE_ID
 
 
 def _photo(mask: np.ndarray) -> LabelledImage:
@@ -277,8 +277,8 @@ def test_photos_without_masks_are_named_and_left_out_and_an_empty_folder_is_refu
 
 
 def test_the_commands_refuse_a_bad_folder_with_a_sentence_not_a_traceback(tmp_path, capsys):
-    from pipelines.evaluate import main as evaluate_main
-    from pipelines.train import main as train_main
+    from training.evaluate import main as evaluate_main
+    from training.train import main as train_main
 
     labels = _labels()
     labels[0, 0] = 40

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pipelines.crossval import make_folds, markdown, photo_sources, report
+from training.crossval import make_folds, markdown, photo_sources, report
 
 
 def test_folds_are_balanced_across_sources_and_hold_every_photo_once():

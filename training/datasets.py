@@ -27,9 +27,9 @@ from pipelines.classes import ClassTable, default_class_table
 from pipelines.decode import exif_orientation, list_images, read_image_file
 from pipelines.errors import InputError
 from pipelines.exposure import scale_brightness
-from pipelines.metrics import IGNORE_ID
 from pipelines.resolution import resample_image, resample_labels, scaled_size, working_size
-from pipelines.synthetic import generate_sample
+from training.metrics import IGNORE_ID
+from training.synthetic import generate_sample
 
 log = logging.getLogger(__name__)
 

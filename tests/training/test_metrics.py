@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from pipelines.classes import default_class_table
-from pipelines.metrics import IGNORE_ID, ConfusionMatrix
+from training.metrics import IGNORE_ID, ConfusionMatrix
 
 TABLE = default_class_table()
 

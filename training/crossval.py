@@ -1,15 +1,15 @@
 """k-fold cross-validation by photo: a recipe judged on every labelled photo, not on one split.
 
-    python -m pipelines.crossval folds --data ../shared/data/real_cores            # print the folds
-    python -m pipelines.crossval run --data ../shared/data/real_cores --out var/cv/r1 \
+    python -m training.crossval folds --data ../shared/data/real_cores            # print the folds
+    python -m training.crossval run --data ../shared/data/real_cores --out var/cv/r1 \
         [--fold 2] -- --steps 2400 --batch-size 8 --crop 256 --hue-jitter 0.05 ...  # train.py's options
-    python -m pipelines.crossval report --out var/cv/r1 [--markdown]
+    python -m training.crossval report --out var/cv/r1 [--markdown]
 
 Folds are balanced across the photo sources (the handheld `cc*` and the drone `dji*` photos of
 the data's manifest `subset`): each source's photos, in id order, are dealt round-robin, the
 second source starting where the first stopped, so every fold holds both kinds and the fold
 sizes differ by at most one. `run` trains one model per fold from ImageNet with the fold held out
-(`pipelines.train`, resumable: a fold whose run finished is skipped, an interrupted one resumes);
+(`training.train`, resumable: a fold whose run finished is skipped, an interrupted one resumes);
 each run's last validation is the fold's score on its held-out photos, measured as the service
 segments them (partially labelled photos judged on their labelled pixels only). `report` gives
 per-fold rock-vs-background IoU and mIoU over the rock classes present, with their mean, spread
@@ -59,7 +59,7 @@ def fold_dir(out: str | Path, index: int) -> Path:
 
 def run_fold(data: str, out: str, folds: list[list[str]], index: int, train_args: list[str]) -> dict[str, Any] | None:
     """Train fold `index` (or resume it); returns its final metrics, None when interrupted."""
-    from pipelines.train import main as train_main
+    from training.train import main as train_main
 
     directory = fold_dir(out, index)
     config_path = directory / "checkpoint" / "config.json"

@@ -1,9 +1,9 @@
 """Evaluate a checkpoint on a labelled folder (or on held-out synthetic seeds) with the service's tiling.
 
-    python -m pipelines.evaluate --model models/lithoseg-default --data ../shared/data/real_cores \
+    python -m training.evaluate --model models/lithoseg-default --data ../shared/data/real_cores \
         --only cc05,cc26 --json var/eval/real.json
-    python -m pipelines.evaluate --model models/lithoseg-default --synthetic 60 --json var/eval/synth.json
-    python -m pipelines.evaluate --model models/lithoseg-default --synthetic 60 --synthetic-seed 41000000
+    python -m training.evaluate --model models/lithoseg-default --synthetic 60 --json var/eval/synth.json
+    python -m training.evaluate --model models/lithoseg-default --synthetic 60 --synthetic-seed 41000000
 
 Prints per-class IoU, mIoU over the rock classes present, pixel accuracy and rock-vs-background
 IoU with the pixels it gets wrong (false rock, missed rock) and those of the wrong rock class, then
@@ -32,12 +32,12 @@ import numpy as np
 from PIL import Image
 
 from pipelines.classes import ClassTable
-from pipelines.datasets import DatasetError, LabelledImage, expose_item, ignore_regions, load_folder, rescale_item, synthetic_item
 from pipelines.engines import ENGINES
-from pipelines.metrics import IGNORE_ID, ConfusionMatrix
 from pipelines.model import LoadedModel, load_checkpoint
 from pipelines.segment import segment_image
-from pipelines.synthetic import TRAINING_SEEDS_BELOW
+from training.datasets import DatasetError, LabelledImage, expose_item, ignore_regions, load_folder, rescale_item, synthetic_item
+from training.metrics import IGNORE_ID, ConfusionMatrix
+from training.synthetic import TRAINING_SEEDS_BELOW
 
 SYNTHETIC_TEST_SEED = 20_000_000  # the held-out synthetic test set; training never draws these
 

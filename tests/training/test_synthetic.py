@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 
 from pipelines.classes import default_class_table
-from pipelines.synthetic import TEXTURES, generate_sample, render_lithology, write_dataset
+from training.synthetic import TEXTURES, generate_sample, render_lithology, write_dataset
 
 
 def test_same_seed_same_sample_and_different_seeds_differ():

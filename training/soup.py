@@ -7,7 +7,7 @@ generalises better than its ingredients and costs one network at inference, unli
 BatchNorm running statistics are averaged like the weights; integer buffers (batch counters) are
 taken from the first ingredient.
 
-    python -m pipelines.soup --out var/runs/soup models/lithoseg-default var/runs/default-v9/checkpoints/step-001750
+    python -m training.soup --out var/runs/soup models/lithoseg-default var/runs/default-v9/checkpoints/step-001750
 
 Written here rather than taken from a library: timm's `avg_checkpoints.py` is a script in its
 repository, not part of the installed package, and reads its own checkpoint format.
