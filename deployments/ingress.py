@@ -13,9 +13,9 @@ from ray.serve.handle import DeploymentHandle
 from starlette.datastructures import UploadFile
 
 import pipelines
-from deployments import http_errors
-from deployments.auth import API_KEY_HEADER, KeyRing
-from deployments.http_errors import (
+from deployments.http import errors as http_errors
+from deployments.http.auth import API_KEY_HEADER, KeyRing
+from deployments.http.errors import (
     BadRequest,
     ErrorResponse,
     JobNotFound,
@@ -24,9 +24,10 @@ from deployments.http_errors import (
     ServiceUnavailable,
     UnsupportedMedia,
 )
-from deployments.inputs import decode_base64_body, parse_bool, parse_confidence, parse_mask_weight, raw_spec
+from deployments.http.inputs import decode_base64_body, parse_bool, parse_confidence, parse_mask_weight, raw_spec
+from deployments.http.metrics import IngressMetrics
+from deployments.http.schemas import BatchAccepted, Health, JobAccepted, JobStatus, Ready, SegmentResult, documented
 from deployments.jobs import TERMINAL, heatmap_key, mask_key, new_job_id, overlay_key, parse_job_id, upload_key
-from deployments.metrics import IngressMetrics
 from deployments.settings import Settings
 from deployments.tracker import TRACKER_NAMESPACE, JobTracker
 from pipelines.archive import read_archive
@@ -86,6 +87,11 @@ SEGMENT_BODY = request_body(
     },
 )
 FORMS = ("json", "png", "mask", "heatmap")
+PREDICT_RESPONSES = {**documented(JobAccepted, 202), **ERRORS}
+BATCH_RESPONSES = {**documented(BatchAccepted, 202), **ERRORS}
+SEGMENT_RESPONSES = {**documented(SegmentResult), **ERRORS}
+JOB_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"model": JobStatus, "content": {"image/png": {}}}, **ERRORS}
+READY_RESPONSES: dict[int | str, dict[str, Any]] = {**documented(Ready), 503: {"model": ErrorResponse}}
 ARTIFACTS = {"png": overlay_key, "mask": mask_key, "heatmap": heatmap_key}
 KEEPALIVE_S = 2.0
 MAX_WAIT_S = 60.0
@@ -250,7 +256,13 @@ class Ingress:
 
     # -- the reference contract ------------------------------------------------------------------
 
-    @app.post("/predict", status_code=202, responses=ERRORS, openapi_extra=PREDICT_BODY, summary="Submit an image for segmentation")
+    @app.post(
+        "/predict",
+        status_code=202,
+        responses=PREDICT_RESPONSES,
+        openapi_extra=PREDICT_BODY,
+        summary="Submit an image for segmentation",
+    )
     async def predict(self, request: Request) -> JSONResponse:
         started = time.perf_counter()
         owner = await self._authorize(request)
@@ -266,7 +278,13 @@ class Ingress:
         METRICS.latency.labels("POST", "/predict").observe(time.perf_counter() - started)
         return JSONResponse({"job_id": job["job_id"], "status": job["status"]}, status_code=202 if created else 200)
 
-    @app.post("/predict/batch", status_code=202, responses=ERRORS, openapi_extra=BATCH_BODY, summary="Submit a ZIP of images, one job each")
+    @app.post(
+        "/predict/batch",
+        status_code=202,
+        responses=BATCH_RESPONSES,
+        openapi_extra=BATCH_BODY,
+        summary="Submit a ZIP of images, one job each",
+    )
     async def predict_batch(self, request: Request) -> JSONResponse:
         owner = await self._authorize(request)  # the whole batch counts as one request
         if media_type(request) != "multipart/form-data":
@@ -289,7 +307,10 @@ class Ingress:
         return JSONResponse({"jobs": jobs, "skipped": skipped}, status_code=202 if jobs else 200)
 
     @app.post(
-        "/segment", responses=ERRORS, openapi_extra=SEGMENT_BODY, summary="Segment a small image synchronously (Roboflow-style response)"
+        "/segment",
+        responses=SEGMENT_RESPONSES,
+        openapi_extra=SEGMENT_BODY,
+        summary="Segment a small image synchronously (Roboflow-style response)",
     )
     async def segment(self, request: Request) -> JSONResponse:
         await self._authorize(request)
@@ -317,7 +338,7 @@ class Ingress:
         }
         return JSONResponse(body)
 
-    @app.get("/job/{job_id}", responses={200: {"content": {"image/png": {}}}, **ERRORS}, summary="Job status and result")
+    @app.get("/job/{job_id}", responses=JOB_RESPONSES, summary="Job status and result")
     async def job(self, job_id: str, request: Request, form: str = "json", wait: float = 0.0) -> Response:
         """`wait` (seconds, up to 60): long poll, answer as soon as the job has ended."""
         owner = await self._authorize(request)
@@ -353,11 +374,15 @@ class Ingress:
 
     # -- operations ------------------------------------------------------------------------------
 
-    @app.get("/health", summary="Liveness")
+    @app.get("/health", responses=documented(Health), summary="Liveness")
     async def health(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", responses={503: {"model": ErrorResponse}}, summary="Readiness: model loaded, store and tracker reachable")
+    @app.get(
+        "/ready",
+        responses=READY_RESPONSES,
+        summary="Readiness: model loaded, store and tracker reachable",
+    )
     async def ready(self) -> dict[str, Any]:
         try:
             model, stats, _ = await asyncio.wait_for(

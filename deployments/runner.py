@@ -20,8 +20,8 @@ import ray
 from ray import serve
 from ray.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
 
+from deployments.http.remote_errors import sentence_of
 from deployments.jobs import upload_key
-from deployments.remote_errors import sentence_of
 from deployments.settings import Settings
 from pipelines.errors import InputError
 from storage import open_store

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from deployments.http_errors import Unauthorized
+from deployments.http.errors import Unauthorized
 from deployments.jobs import owner_of
 
 API_KEY_HEADER = "api-key"

@@ -5,7 +5,7 @@ from urllib.parse import quote
 
 import pytest
 
-from deployments.inputs import decode_base64_body, parse_bool, parse_confidence, raw_spec
+from deployments.http.inputs import decode_base64_body, parse_bool, parse_confidence, raw_spec
 from pipelines.decode import RawSpec
 from pipelines.errors import EmptyUploadError, InvalidParameterError
 

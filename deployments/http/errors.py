@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from deployments.remote_errors import sentence_of
+from deployments.http.remote_errors import sentence_of
 from deployments.tracker import QueueFullError
 from pipelines.errors import EmptyUploadError, ImageTooLargeError, InputError, InvalidParameterError, UnsupportedImageError
 from storage.errors import StoreError

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from deployments import http_errors
+from deployments.http import errors as http_errors
 from deployments.tracker import QueueFullError
 from pipelines.archive import ArchiveError
 from pipelines.errors import CheckpointError, EmptyUploadError, ImageTooLargeError, InputError, InvalidParameterError, UnsupportedImageError

@@ -1,7 +1,7 @@
 """What requests carry besides multipart files: query parameters, base64 bodies, raw buffers.
 
 Pure functions (no Ray), each raising `InvalidParameterError` / `InputError` subclasses with a
-sentence a client can act on; `http_errors` maps those to 4xx.
+sentence a client can act on; `deployments.http.errors` maps those to 4xx.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 import pytest
 
-from deployments.auth import KeyRing
-from deployments.http_errors import Unauthorized
+from deployments.http.auth import KeyRing
+from deployments.http.errors import Unauthorized
 from deployments.jobs import owner_of
 from deployments.rate_limit import RateLimiter
 

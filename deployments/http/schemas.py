@@ -1,0 +1,125 @@
+"""What every route answers, as pydantic models: `/docs` and `/openapi.json` show them.
+
+The routes build their bodies from the job records and the Compositor's summary; these models
+document those bodies (`responses=` on each route) and a test validates real bodies against them
+(tests/deployments/http/test_schemas.py), so the documentation cannot drift from what comes back.
+Unknown extra fields are allowed: a client written against these keeps working when one is added.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["queued", "started", "finished", "failed", "cancelled"]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class JobAccepted(Body):
+    job_id: str = Field(description="The job's id (a UUID).")
+    status: Status
+
+
+class BatchEntry(Body):
+    name: str = Field(description="The file's name in the ZIP.")
+    job_id: str
+    status: Status
+
+
+class SkippedEntry(Body):
+    name: str
+    reason: str = Field(description="Why the entry was not made a job, as a sentence.")
+
+
+class BatchAccepted(Body):
+    jobs: list[BatchEntry]
+    skipped: list[SkippedEntry]
+
+
+class Interval(Body):
+    class_: str = Field(alias="class", description="The lithology's name.")
+    class_id: int
+    start_px: int
+    end_px: int
+    start_fraction: float
+    end_fraction: float
+
+
+class LithologyLog(Body):
+    axis: Literal["rows", "columns"] = Field(description="The image's long axis, along which the log runs.")
+    length_px: int
+    intervals: list[Interval]
+
+
+class ImageSize(Body):
+    height: int
+    width: int
+
+
+class ModelInfo(Body):
+    name: str
+    version: str
+    tile_versions: list[str] | None = Field(
+        None, description="The model versions the job's tiles came from (one: a job is pinned to its model)."
+    )
+
+
+class JobResult(Body):
+    detected_classes: dict[str, list[int]] = Field(description="Each rock class present and its overlay colour (RGB).")
+    base64: str | None = Field(None, description="The overlay PNG, base64 (in form=json only).")
+    coverage: dict[str, float] = Field(description="Share of the image's pixels per class, background included.")
+    rock_fraction: float
+    image: ImageSize
+    class_map: dict[str, str] = Field(description="Class id (as text) to name, for the mask PNG.")
+    lithology_log: LithologyLog
+    mean_confidence: float | None = None
+    rejected: bool = Field(description="True when the content gate judged the picture not a core photo; nothing was segmented.")
+    rejection_reason: str | None
+    core_score: float | None = Field(description="The content gate's score, None when the gate did not run.")
+    model: ModelInfo
+
+
+class JobStatus(Body):
+    job_id: str
+    status: Status
+    created_at: float = Field(description="Unix seconds.")
+    started_at: float | None
+    finished_at: float | None
+    error: str | None = Field(description="Why the job failed, as a sentence.")
+    result: JobResult | None = Field(description="Set once the job has finished.")
+    completed_tiles: int | None
+    total_tiles: int | None
+    remaining_tiles: int | None
+    progress: str | None = Field(description='"3/10" while tiles run; null before tiling or when the gate rejected the picture.')
+
+
+class SegmentResult(Body):
+    segmentation_mask: str = Field(description="Base64 PNG of class ids, the image's size.")
+    class_map: dict[str, str]
+    image: ImageSize
+    confidence: float
+    detected_classes: dict[str, list[int]]
+    coverage: dict[str, float]
+    rock_fraction: float
+    rejected: bool
+    rejection_reason: str | None
+    core_score: float | None
+
+
+class Health(Body):
+    status: Literal["ok"]
+
+
+class Ready(Body):
+    ready: bool
+    model: dict[str, Any] = Field(description="name, version and device of the model in use.")
+    queue: int = Field(description="Jobs waiting.")
+
+
+def documented(model: type[BaseModel], status: int = 200) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=` entry for a successful answer of `model`."""
+    return {status: {"model": model}}
