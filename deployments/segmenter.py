@@ -37,14 +37,20 @@ if TYPE_CHECKING:  # torch is imported in the replica only, not in every process
 logger = logging.getLogger("ray.serve")
 
 
+# the batching defaults, until `reconfigure` applies the user_config's (measured: batch 1 and batch 2
+# give the same tiles per second on a 2-core CPU; docs/benchmarks.md)
+MAX_BATCH_SIZE = 1
+BATCH_WAIT_TIMEOUT_S = 0.005
+
+
 class SegmenterConfig(BaseModel):
     """Runtime knobs, applied in `reconfigure` (Serve `user_config`). Unknown keys are refused, so
     a typo in `serve_config.yaml` fails the deployment instead of being ignored."""
 
     model_config = ConfigDict(extra="forbid")
 
-    max_batch_size: int = Field(1, ge=1, description="Tiles per forward pass; 1 is fastest on a small CPU.")
-    batch_wait_timeout_s: float = Field(0.005, ge=0, description="How long a batch waits to fill.")
+    max_batch_size: int = Field(MAX_BATCH_SIZE, ge=1, description="Tiles per forward pass; 1 is fastest on a small CPU.")
+    batch_wait_timeout_s: float = Field(BATCH_WAIT_TIMEOUT_S, ge=0, description="How long a batch waits to fill.")
     torch_threads: int = Field(
         0, ge=0, description="torch CPU threads per forward pass; 0: the machine's cores divided among the concurrent batches."
     )
@@ -225,7 +231,7 @@ class Segmenter:
         served = await self._served(key)
         return await self._predict_batch(TileRequest(served, image, cut)), served.model.config.version
 
-    @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.005, max_concurrent_batches=CONCURRENT_BATCHES)
+    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_TIMEOUT_S, max_concurrent_batches=CONCURRENT_BATCHES)
     async def _predict_batch(self, requests: list[TileRequest]) -> list[np.ndarray]:
         from pipelines.model import predict_weighted
 

@@ -30,11 +30,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
+from pipelines.checkpoint_files import GATE_FILE, IMAGENET_MEAN, IMAGENET_STD
 from pipelines.decode import list_images, read_image_file
 from pipelines.exposure import grey_levels
 
 GATE_SIZE = 224
-BANK_FILE = "gate.npz"
+BANK_FILE = GATE_FILE
 NEIGHBOURS = 3
 MAX_VIEWS = 5  # the whole picture + up to four crops along a long scan
 GRID_CELLS = (2, 3)  # the bank's close-ups: quadrants, and a 3 × 3 grid
@@ -44,8 +45,8 @@ MIN_DETAIL = 4.0  # grey-level standard deviation below which a view is blank (t
 # the least detailed view of the 26 core photos in the project's data (labelled and from another
 # lab) 1.53 (cc05, a narrow slabbed core), the next 3.0
 MIN_LOCAL_DETAIL = 1.0
-_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-_STD = np.array([0.229, 0.224, 0.225], np.float32)
+_MEAN = np.array(IMAGENET_MEAN, np.float32)
+_STD = np.array(IMAGENET_STD, np.float32)
 
 
 def _resize(image: np.ndarray) -> np.ndarray:

@@ -17,16 +17,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from pipelines.checkpoint_files import CONFIG_FILE, IMAGENET_MEAN, IMAGENET_STD, WEIGHTS_FILE
 from pipelines.classes import ClassTable, default_class_table
 from pipelines.engines import Engine, build_engine, torch_engine
 from pipelines.errors import CheckpointError
 from pipelines.exposure import AutoExposure
 from pipelines.refine import GuidedFilter
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass

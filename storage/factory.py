@@ -6,11 +6,12 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from pipelines.checkpoint_files import OPTIONAL_FILES, REQUIRED_FILES
 from storage.base import ResultStore
 from storage.errors import ObjectNotFound
 
-CHECKPOINT_FILES = ("config.json", "model.safetensors")  # what every checkpoint directory holds
-CHECKPOINT_EXTRAS = ("gate.npz",)  # fetched where present: the content gate's bank (pipelines/gate.py)
+CHECKPOINT_FILES = REQUIRED_FILES  # what every checkpoint directory holds (pipelines/checkpoint_files.py)
+CHECKPOINT_EXTRAS = OPTIONAL_FILES  # fetched where present
 
 
 def open_store(url: str, s3_endpoint_url: str | None = None) -> ResultStore:

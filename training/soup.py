@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from pipelines.checkpoint_files import WEIGHTS_FILE
 from pipelines.errors import CheckpointError
 from pipelines.gate import GateBank
-from pipelines.model import WEIGHTS_FILE, build_network, read_config, save_checkpoint
+from pipelines.model import build_network, read_config, save_checkpoint
 
 # what must agree for two checkpoints' weights to be averaged and served alike
 _SAME = ("architecture", "encoder", "architecture_kwargs", "classes", "tile_size", "tile_overlap", "mean", "std")

@@ -84,6 +84,9 @@ class TrainConfig:
     model: dict[str, Any] = field(default_factory=dict)
 
 
+DEFAULTS = TrainConfig(out="")  # the command line's defaults are the config's
+
+
 def rock_logit(logits: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) class logits -> (N, H, W) logit of "any rock class" against background (id 0,
     the class table's first): log P(rock) - log P(background)."""
@@ -356,41 +359,41 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--out", required=True, help="run directory (state.pt, checkpoint/)")
     parser.add_argument("--data", action="append", default=[], help="labelled folder (images/, masks/); repeatable")
     parser.add_argument("--holdout", default="", help="comma-separated photo ids kept out of training for validation")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--crop", type=int, default=320)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--real-fraction", type=float, default=0.4)
-    parser.add_argument("--pretrained", choices=["imagenet", "none"], default="imagenet")
-    parser.add_argument("--init", default=None, help="start from this checkpoint directory's weights")
-    parser.add_argument("--val-every", type=int, default=500)
-    parser.add_argument("--val-synthetic", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--steps", type=int, default=DEFAULTS.steps)
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    parser.add_argument("--crop", type=int, default=DEFAULTS.crop)
+    parser.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    parser.add_argument("--real-fraction", type=float, default=DEFAULTS.real_fraction)
+    parser.add_argument("--pretrained", choices=["imagenet", "none"], default=DEFAULTS.pretrained)
+    parser.add_argument("--init", default=DEFAULTS.init, help="start from this checkpoint directory's weights")
+    parser.add_argument("--val-every", type=int, default=DEFAULTS.val_every)
+    parser.add_argument("--val-synthetic", type=int, default=DEFAULTS.val_synthetic)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--workers", type=int, default=DEFAULTS.workers)
+    parser.add_argument("--threads", type=int, default=DEFAULTS.threads, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--model-json", default="{}", help="ModelConfig overrides as JSON, e.g. '{\"tile_size\": 256}'")
     parser.add_argument(
         "--ema",
         type=float,
-        default=0.0,
+        default=DEFAULTS.ema,
         help="validate and save an exponential moving average of the weights with this decay per step (e.g. 0.998; 0: the raw weights)",
     )
     parser.add_argument(
         "--hue-jitter",
         type=float,
-        default=0.0,
+        default=DEFAULTS.hue_jitter,
         help="random hue shift of up to this fraction of the colour wheel (e.g. 0.05), with a saturation gain of 1 ± twice it",
     )
     parser.add_argument(
         "--grey-fraction",
         type=float,
-        default=0.0,
+        default=DEFAULTS.grey_fraction,
         help="turn this share of the training crops to grey levels (black-and-white photos; 0: none)",
     )
     parser.add_argument(
         "--fragmented",
         type=float,
-        default=0.0,
+        default=DEFAULTS.fragmented,
         help=(
             "ignore training labels where over this fraction of a 15 px square lies on a rock/background boundary (speckled labels; 0: off)"
         ),
@@ -398,13 +401,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument(
         "--partial-edge",
         type=int,
-        default=0,
+        default=DEFAULTS.partial_edge,
         help="on photos flagged partial, keep background within this many pixels of labelled rock (0: ignore all background near the rock)",
     )
     parser.add_argument(
         "--rock-loss",
         type=float,
-        default=0.0,
+        default=DEFAULTS.rock_loss,
         help="add this weight times a binary Lovasz hinge on rock vs background, the IoU the service is judged on (0: off)",
     )
     parser.add_argument(
@@ -415,7 +418,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument(
         "--minutes",
         type=float,
-        default=0.0,
+        default=DEFAULTS.minutes,
         help="train for about this many minutes (validation aside): --steps is set from the rate of the first steps",
     )
     parser.add_argument("--resume", action="store_true")
