@@ -29,7 +29,7 @@ from deployments.http.metrics import IngressMetrics
 from deployments.http.schemas import BatchAccepted, Health, JobAccepted, JobStatus, Ready, SegmentResult, documented
 from deployments.jobs import TERMINAL, heatmap_key, mask_key, new_job_id, overlay_key, parse_job_id, upload_key
 from deployments.settings import Settings
-from deployments.tracker import TRACKER_NAMESPACE, JobTracker
+from deployments.tracker import TrackerRef
 from pipelines.archive import read_archive
 from pipelines.decode import ImageInfo, RawSpec, check_raw, probe_image
 from pipelines.errors import ImageTooLargeError, InputError, InvalidParameterError
@@ -105,15 +105,13 @@ def media_type(request: Request) -> str:
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256)
 @serve.ingress(app)
 class Ingress:
-    def __init__(self, settings: Settings, runner: DeploymentHandle, segmenter: DeploymentHandle) -> None:
+    def __init__(self, settings: Settings, runner: DeploymentHandle, segmenter: DeploymentHandle, tracker: TrackerRef) -> None:
         self.settings = settings
         self.keys = KeyRing(settings.api_key_list())
         self.store = open_store(settings.store_url, settings.s3_endpoint_url)
         self.segmenter = segmenter
         self.runner = runner
-        self.tracker = JobTracker.options(  # type: ignore[attr-defined]
-            name=settings.tracker_name, namespace=TRACKER_NAMESPACE, lifetime="detached", get_if_exists=True
-        ).remote(settings, runner, segmenter)
+        self.tracker = tracker.start(settings, runner, segmenter)
         self._keepalive = asyncio.get_running_loop().create_task(self._keep_tracker_running())
         if not self.keys:
             logger.warning("No API keys configured (LITHOSEG_API_KEYS): every request will be refused.")

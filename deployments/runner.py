@@ -46,7 +46,7 @@ class JobRunner:
 
     async def _gate(self, image: DeploymentResponse, model: dict[str, Any], enabled: bool) -> dict[str, Any]:
         """`rejected`, `rejection_reason` and `core_score` for the result."""
-        threshold = self.settings.gate_threshold if self.settings.gate_threshold is not None else model["gate_threshold"]
+        threshold = model["gate_threshold"]
         score = await self.tiler.gate.remote(image, model.get("key")) if enabled and threshold else None
         if score is None:  # gate off, or a checkpoint without one
             return {"rejected": False, "rejection_reason": None, "core_score": None}
@@ -59,7 +59,7 @@ class JobRunner:
         return cast(DeploymentResponseGenerator, self.tiler.options(stream=True).segment.remote([await image._to_object_ref()], model))
 
     async def run(self, job_id: str, options: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        model = await self.segmenter.info.remote()  # the job's model, pinned for all its requests
+        model = self.settings.resolve_model(await self.segmenter.info.remote())  # the job's model, pinned for all its requests
         versions = [model["version"]]
         upload = await asyncio.to_thread(self.store.get, upload_key(job_id))
         segmentation: ray.ObjectRef | None = None
@@ -89,7 +89,7 @@ class JobRunner:
 
     async def segment_now(self, data: bytes, raw: dict[str, Any] | None, confidence: float, gate: bool) -> dict[str, Any]:
         """Decode, gate, segment and return `{"mask_png", "summary"}` (POST /segment)."""
-        model = await self.segmenter.info.remote()
+        model = self.settings.resolve_model(await self.segmenter.info.remote())
         image = cast(DeploymentResponse, self.decoder.decode.remote(data, raw))
         verdict = await self._gate(image, model, gate)
         segmentation = None

@@ -32,6 +32,7 @@ from pipelines.tiling import TileCut
 from storage.factory import fetch_checkpoint
 
 if TYPE_CHECKING:  # torch is imported in the replica only, not in every process that imports the graph
+    from deployments.tracker import TrackerRef
     from pipelines.model import LoadedModel
 
 logger = logging.getLogger("ray.serve")
@@ -113,8 +114,9 @@ class TileRequest:
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=16, user_config=SegmenterConfig().model_dump())
 class Segmenter:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracker: TrackerRef | None = None) -> None:
         self.settings = settings
+        self.tracker_ref = tracker  # None outside the graph (tests): no backlog to report
         self.models: OrderedDict[str, Served] = OrderedDict()  # by checkpoint URI, most recent last
         self.model_uri: str | None = None  # the one new jobs get
         self.gate_encoder: GateEncoder | None = None
@@ -254,14 +256,9 @@ class Segmenter:
         """Serve's custom autoscaling metrics (called only under an autoscaling config): the job
         backlog in tiles, as the job tracker counts it. The call is also this replica's heartbeat
         to the tracker."""
-        import ray
-
-        from deployments.tracker import TRACKER_NAMESPACE
-
         if self._tracker is None:
-            try:
-                self._tracker = ray.get_actor(self.settings.tracker_name, namespace=TRACKER_NAMESPACE)
-            except ValueError:  # the Ingress has not created it yet: no jobs either
+            self._tracker = self.tracker_ref.find() if self.tracker_ref else None
+            if self._tracker is None:  # the Ingress has not started it yet: no jobs either
                 return {BACKLOG_METRIC: 0.0}
         replica = serve.get_replica_context().replica_id.unique_id
         stats = await self._tracker.heartbeat.remote(replica)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -112,6 +113,25 @@ class Settings(BaseSettings):
 
     def api_key_list(self) -> list[str]:
         return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+
+    def resolve_model(self, model: dict[str, Any]) -> dict[str, Any]:
+        """The Segmenter's description of its checkpoint (`info()`) with these settings applied:
+        the one place where a setting wins over the checkpoint's own value. The JobRunner resolves
+        it once per job and every deployment after it reads the result; the job tracker estimates
+        tiles from it. (The Segmenter switches the guided filter and the auto-exposure off where it
+        loads a checkpoint, so its `info()` already says so.)"""
+        resolved = dict(model)
+        if self.gate_threshold is not None:
+            resolved["gate_threshold"] = self.gate_threshold
+        if self.max_short_side is not None:
+            resolved["max_short_side"] = self.max_short_side or None  # 0: every image at its own size
+        if not self.scale_search:
+            resolved["scales"] = None
+        if not self.guided_filter:
+            resolved["guided_filter"] = None
+        if not self.auto_exposure:
+            resolved["auto_exposure"] = None
+        return resolved
 
     @property
     def tracker_name(self) -> str:

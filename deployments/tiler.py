@@ -37,8 +37,6 @@ PROGRESS_EVERY_S = 0.25
 class Tiler:
     def __init__(self, settings: Settings, segmenter: DeploymentHandle) -> None:
         self.segmenter = segmenter
-        self.max_short_side = settings.max_short_side  # None: the checkpoint's own
-        self.scale_search = settings.scale_search
         self.running = 0  # images being tiled right now (for tests and metrics)
 
     def active(self) -> int:
@@ -64,7 +62,7 @@ class Tiler:
         (reference,) = image_ref
         image: np.ndarray = await reference
         size = image.shape[:2]
-        candidates, plans = segmentation_plans(size[0], size[1], model, self.max_short_side, self.scale_search)
+        candidates, plans = segmentation_plans(size[0], size[1], model)  # `model` as the runner resolved it (Settings.resolve_model)
         # a photo larger than the model knows scaled down, an under-exposed one brightened; the
         # overlay keeps the photo as sent
         work = await asyncio.to_thread(working_image, image, candidates[0], AutoExposure.from_config(model.get("auto_exposure")))

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, cast
 
 import ray
@@ -155,7 +156,7 @@ class JobTracker:
         height, width = record.image.get("height"), record.image.get("width")
         if self.model is None or not height or not width:
             return 0
-        _, plans = segmentation_plans(int(height), int(width), self.model, self.settings.max_short_side, self.settings.scale_search)
+        _, plans = segmentation_plans(int(height), int(width), self.model)
         self.tile_estimates[record.job_id] = estimate = sum(len(plan) for plan in plans)
         return estimate
 
@@ -174,7 +175,7 @@ class JobTracker:
     async def _watch_model(self) -> None:
         while True:
             try:
-                model = await self.segmenter.info.remote()
+                model = self.settings.resolve_model(await self.segmenter.info.remote())
                 if self.model is None or model.get("key") != self.model.get("key"):
                     self.tile_estimates.clear()
                     if self.model is not None:
@@ -375,3 +376,27 @@ class JobTracker:
                     await self._forget(record)
                 except StoreError:
                     logger.exception("Could not delete expired job %s", record.job_id)
+
+
+@dataclass(frozen=True)
+class TrackerRef:
+    """The job tracker as `deployments/app.py` wires it into the graph: a detached actor of this
+    name, started by the Ingress (with the JobRunner and Segmenter handles it dispatches to) and
+    found by name by the Segmenter replicas that report their backlog to it. A name, not a
+    handle: the actor outlives any one deployment, and whichever replica comes first starts it."""
+
+    name: str
+    namespace: str = TRACKER_NAMESPACE
+
+    def start(self, settings: Settings, runner: DeploymentHandle, segmenter: DeploymentHandle) -> Any:
+        """The tracker's handle, starting it if no replica has yet."""
+        return JobTracker.options(name=self.name, namespace=self.namespace, lifetime="detached", get_if_exists=True).remote(  # type: ignore[attr-defined]
+            settings, runner, segmenter
+        )
+
+    def find(self) -> Any | None:
+        """The tracker's handle, or None while no Ingress has started it."""
+        try:
+            return ray.get_actor(self.name, namespace=self.namespace)
+        except ValueError:
+            return None

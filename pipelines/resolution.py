@@ -84,14 +84,11 @@ def segmentation_sizes(height: int, width: int, max_short_side: int | None, scal
     return candidate_sizes(working_size(height, width, max_short_side), scales, max_short_side)
 
 
-def segmentation_plans(
-    height: int, width: int, model: dict[str, Any], max_short_side: int | None = None, scale_search: bool = True
-) -> tuple[list[tuple[int, int]], list[TilePlan]]:
+def segmentation_plans(height: int, width: int, model: dict[str, Any]) -> tuple[list[tuple[int, int]], list[TilePlan]]:
     """The sizes an image is segmented at and the tile plan of each, from a model's description
-    (the Segmenter's `info()`): what the Tiler runs and what the job tracker counts a queued job's
-    tiles by. `max_short_side` None: the model's own."""
-    limit = max_short_side if max_short_side is not None else model.get("max_short_side")
-    sizes = segmentation_sizes(height, width, limit, model.get("scales") if scale_search else None)
+    (the Segmenter's `info()` with the settings applied, `Settings.resolve_model`): what the Tiler
+    runs and what the job tracker counts a queued job's tiles by."""
+    sizes = segmentation_sizes(height, width, model.get("max_short_side"), model.get("scales"))
     return sizes, [plan_tiles(h, w, model["tile_size"], model["tile_overlap"], model["output_stride"]) for h, w in sizes]
 
 

@@ -27,3 +27,28 @@ def test_every_setting_is_documented():
     documented = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     missing = [name for name in Settings.model_fields if f"`LITHOSEG_{name.upper()}`" not in documented]
     assert not missing, f"settings missing from docs/configuration.md: {missing}"
+
+
+def test_settings_win_over_the_checkpoint_in_one_place():
+    checkpoint = {
+        "key": "k",
+        "gate_threshold": 0.42,
+        "max_short_side": 1200,
+        "scales": [1.0, 0.5],
+        "guided_filter": {"eps": 1},
+        "auto_exposure": {"target": 175},
+    }
+    assert Settings().resolve_model(checkpoint) == checkpoint  # nothing set: the checkpoint's own
+    resolved = Settings(gate_threshold=0, max_short_side=0, scale_search=False, guided_filter=False, auto_exposure=False).resolve_model(
+        checkpoint
+    )
+    assert resolved == {
+        "key": "k",
+        "gate_threshold": 0,
+        "max_short_side": None,
+        "scales": None,
+        "guided_filter": None,
+        "auto_exposure": None,
+    }
+    assert Settings(max_short_side=800).resolve_model(checkpoint)["max_short_side"] == 800
+    assert checkpoint["scales"] == [1.0, 0.5]  # the Segmenter's answer is not changed in place

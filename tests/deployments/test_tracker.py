@@ -126,10 +126,10 @@ def test_backlog_counts_queued_jobs_by_their_tile_plan_and_running_jobs_by_tiles
 def test_scale_search_off_counts_only_the_working_size(tmp_path):
     async def scenario() -> None:
         tracker, runner = new_tracker(tmp_path, jobs_in_flight_per_replica=1, scale_search=False)
-        tracker.model = model_info()
+        tracker.model = tracker.settings.resolve_model(model_info())  # as _watch_model reads it
         await submit(tracker, 2, size=(1200, 1600))
         await until(lambda: runner.started and tracker.records[runner.started[0]].total_tiles == 2)
-        _, plans = segmentation_plans(1200, 1600, model_info(), scale_search=False)
+        _, plans = segmentation_plans(1200, 1600, {**model_info(), "scales": None})
         assert tracker.backlog_tiles() == len(plans[0]) + 2
         await stop(tracker)
 
