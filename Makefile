@@ -30,7 +30,7 @@ lint:
 	$(VENV)/bin/ruff format --check deployments pipelines storage training tests bench scripts
 	$(VENV)/bin/mypy
 
-# Stage 1 of the shipped checkpoint's recipe; stages 2 to 5 are in models/lithoseg-default/MODEL_CARD.md.
+# Stage 1 of the shipped checkpoint's recipe; the later stages are in models/lithoseg-default/MODEL_CARD.md.
 train:
 	$(PYTHON) -m training.train --out var/runs/default --data ../shared/data/real_cores \
 		--holdout cc05,cc26,dji0045,dji0049,dji0059 --steps 2400 --batch-size 8 --crop 256 --val-every 300

@@ -108,3 +108,7 @@ class JobRecord:
             "remaining_tiles": total - self.completed_tiles if total is not None else None,
             "progress": f"{self.completed_tiles}/{total}" if total is not None else None,
         }
+
+
+class QueueFullError(Exception):
+    """The queue holds `max_queued_jobs`: a submit is refused (503, Retry-After) rather than queued."""

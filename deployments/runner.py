@@ -24,10 +24,10 @@ from deployments.http.remote_errors import sentence_of
 from deployments.jobs import upload_key
 from deployments.settings import Settings
 from pipelines.errors import InputError
+from pipelines.gate import verdict
 from storage import open_store
 
 logger = logging.getLogger("ray.serve")
-REJECTION_REASON = "not_a_core_photo"
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64)
@@ -48,10 +48,7 @@ class JobRunner:
         """`rejected`, `rejection_reason` and `core_score` for the result."""
         threshold = model["gate_threshold"]
         score = await self.tiler.gate.remote(image, model.get("key")) if enabled and threshold else None
-        if score is None:  # gate off, or a checkpoint without one
-            return {"rejected": False, "rejection_reason": None, "core_score": None}
-        rejected = score < threshold
-        return {"rejected": rejected, "rejection_reason": REJECTION_REASON if rejected else None, "core_score": round(score, 4)}
+        return verdict(score, threshold)
 
     async def _segment(self, image: DeploymentResponse, model: dict[str, Any]) -> DeploymentResponseGenerator:
         """Progress events, then an ObjectRef to the Segmentation (never fetched here). The Tiler

@@ -26,7 +26,7 @@ from typing import Any, cast
 import ray
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
-from deployments.jobs import JOBS_PREFIX, TERMINAL, JobRecord, artifact_keys, record_key, upload_key
+from deployments.jobs import JOBS_PREFIX, TERMINAL, JobRecord, QueueFullError, artifact_keys, record_key, upload_key
 from deployments.rate_limit import RateLimiter
 from deployments.settings import Settings
 from pipelines.drift import DriftMonitor, observation
@@ -42,10 +42,6 @@ MODEL_REFRESH_S = 5.0  # how often the model's tiling (for the backlog estimate)
 # Placed on the head node: the head lives as long as the cluster, so the tracker is never on a
 # worker node the autoscaler removes (its state is in the store either way).
 HEAD_NODE = {"node:__internal_head__": 0.001}
-
-
-class QueueFullError(Exception):
-    pass
 
 
 @ray.remote(num_cpus=0, resources=HEAD_NODE, max_restarts=-1, max_task_retries=-1, max_concurrency=1000)  # type: ignore[call-overload]  # Ray's stub lacks actor options

@@ -5,8 +5,10 @@
     │   ├── EmptyUploadError        zero bytes
     │   ├── UnsupportedImageError   not a decodable image of a supported format
     │   ├── ImageTooLargeError      over the byte or pixel limit (also decompression bombs)
-    │   └── InvalidParameterError   a request parameter out of range or malformed
-    └── CheckpointError             a model checkpoint directory is missing or inconsistent
+    │   ├── InvalidParameterError   a request parameter out of range or malformed
+    │   └── ArchiveError            a ZIP that cannot be read as a batch (pipelines/archive.py)
+    ├── CheckpointError             a model checkpoint directory is missing or inconsistent
+    └── DatasetError                a labelled folder, photo or mask that cannot be trained on (training/datasets.py)
 
 Messages are complete English sentences: they are shown to API users as they are.
 """

@@ -161,14 +161,16 @@ class GateBank:
         return float(nearest.mean(axis=1).max())
 
 
-@dataclass(frozen=True)
-class GateDecision:
-    score: float
-    threshold: float
+REJECTION_REASON = "not_a_core_photo"  # a rejected job's `rejection_reason`
 
-    @property
-    def accepted(self) -> bool:
-        return self.score >= self.threshold
+
+def verdict(score: float | None, threshold: float) -> dict[str, Any]:
+    """What a job's result says of the gate: `rejected`, `rejection_reason` and `core_score`
+    (None where the gate did not run: turned off, or a checkpoint without a bank)."""
+    if score is None:
+        return {"rejected": False, "rejection_reason": None, "core_score": None}
+    rejected = score < threshold
+    return {"rejected": rejected, "rejection_reason": REJECTION_REASON if rejected else None, "core_score": round(score, 4)}
 
 
 def build_bank(encoder: GateEncoder, folder: str | Path, threshold: float) -> GateBank:

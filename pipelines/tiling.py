@@ -260,7 +260,6 @@ class Stitcher:
         self._offset = 0
         self._lines = 0
         self.completed = 0
-        self.peak_band_lines = 0
 
     def _span(self, tile: Tile) -> tuple[int, int, int, int]:
         """(a0, a1, b0, b1): the tile along the strip axis, then across it."""
@@ -324,7 +323,6 @@ class Stitcher:
         self._score_buffer[:, start : start + missing] = 0
         self._weight_buffer[start : start + missing] = 0
         self._lines = needed
-        self.peak_band_lines = max(self.peak_band_lines, needed)
 
     def _release(self) -> None:
         """Read out and drop the lines no future tile can touch."""

@@ -25,7 +25,7 @@ from PIL import Image
 
 from pipelines.classes import ClassTable, default_class_table
 from pipelines.decode import exif_orientation, list_images, read_image_file
-from pipelines.errors import InputError
+from pipelines.errors import InputError, LithosegError
 from pipelines.exposure import scale_brightness
 from pipelines.resolution import resample_image, resample_labels, scaled_size, working_size
 from training.metrics import IGNORE_ID
@@ -46,7 +46,7 @@ _ORIENTATION_TRANSPOSE = {
 IGNORE_COLOUR = (255, 255, 255)  # in a mask drawn in the class colours: pixels not to judge
 
 
-class DatasetError(ValueError):
+class DatasetError(LithosegError, ValueError):
     """A labelled folder, photo or mask that cannot be used as it is; the message says what to fix."""
 
 

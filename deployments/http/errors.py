@@ -4,6 +4,7 @@
     ├── BadRequest          400
     ├── Unauthorized        401
     ├── JobNotFound         404
+    ├── PayloadTooLarge     413
     ├── UnsupportedMedia    415
     ├── RateLimited         429 (Retry-After)
     └── ServiceUnavailable  503 (Retry-After)
@@ -23,7 +24,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deployments.http.remote_errors import sentence_of
-from deployments.tracker import QueueFullError
+from deployments.jobs import QueueFullError
 from pipelines.errors import EmptyUploadError, ImageTooLargeError, InputError, InvalidParameterError, UnsupportedImageError
 from storage.errors import StoreError
 

@@ -15,9 +15,6 @@ class IngressMetrics:
         )
         self.latency = Histogram("lithoseg_http_request_seconds", "HTTP request latency.", ["method", "route"], registry=self.registry)
         self.submitted = Counter("lithoseg_jobs_submitted", "Jobs accepted by POST /predict.", registry=self.registry)
-        self.rejected_uploads = Counter(
-            "lithoseg_uploads_rejected", "Uploads refused at submit, by status.", ["status"], registry=self.registry
-        )
         self.jobs = Gauge("lithoseg_jobs", "Jobs known to the tracker, by status.", ["status"], registry=self.registry)
         self.queue_length = Gauge("lithoseg_queue_length", "Jobs waiting in the queue.", registry=self.registry)
         self.in_flight = Gauge("lithoseg_jobs_in_flight", "Jobs being processed.", registry=self.registry)

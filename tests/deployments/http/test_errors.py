@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from deployments.http import errors as http_errors
-from deployments.tracker import QueueFullError
+from deployments.jobs import QueueFullError
 from pipelines.archive import ArchiveError
 from pipelines.errors import CheckpointError, EmptyUploadError, ImageTooLargeError, InputError, InvalidParameterError, UnsupportedImageError
 from storage.errors import InvalidKey, ObjectNotFound, StoreUnavailable
