@@ -78,6 +78,16 @@ def test_one_version_string():
     assert not written, f"the version is written again in {written}; import pipelines.__version__"
 
 
+def test_every_package_and_subpackage_is_in_the_wheel():
+    from fnmatch import fnmatch
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = [".".join(p.parent.relative_to(ROOT).parts) for name in PACKAGES for p in (ROOT / name).rglob("__init__.py")]
+    assert set(PACKAGES) <= set(packages)
+    missing = [p for p in packages if not any(fnmatch(p, pattern) for pattern in include)]
+    assert not missing, f"packages left out of the wheel: {missing}"
+
+
 def test_the_class_table_and_the_model_ship_with_the_package():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert "classes.json" in config["package-data"]["pipelines"]
