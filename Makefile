@@ -26,8 +26,8 @@ test-fast:
 	$(PYTHON) -m pytest -q -m "not slow" tests
 
 lint:
-	$(VENV)/bin/ruff check deployments pipelines storage training tests bench scripts
-	$(VENV)/bin/ruff format --check deployments pipelines storage training tests bench scripts
+	$(VENV)/bin/ruff check deployments pipelines storage training lithoseg_client tests bench scripts
+	$(VENV)/bin/ruff format --check deployments pipelines storage training lithoseg_client tests bench scripts
 	$(VENV)/bin/mypy
 
 # Stage 1 of the shipped checkpoint's recipe; the later stages are in models/lithoseg-default/MODEL_CARD.md.

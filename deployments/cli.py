@@ -1,5 +1,6 @@
 """The `lithoseg` command: one entry point for the project's tools.
 
+    lithoseg segment|batch|status|cancel ...   # the client: photos through a running service
     lithoseg serve                 # the service on LITHOSEG_HOST:LITHOSEG_PORT (what `make serve` runs)
     lithoseg cluster               # the production shape on this machine (`make cluster`)
     lithoseg train|evaluate|synth|soup|crossval|gate|engines ...   # model building, see docs/training.md
@@ -19,6 +20,10 @@ import pipelines
 
 # command -> (module, what it does)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "segment": ("lithoseg_client.cli", "segment photos through a running service: overlay, mask and JSON per photo"),
+    "batch": ("lithoseg_client.cli", "segment a folder or ZIP of photos through a running service, with a CSV report"),
+    "status": ("lithoseg_client.cli", "a job's status"),
+    "cancel": ("lithoseg_client.cli", "cancel a job"),
     "serve": ("deployments.local", "run the service locally (Ctrl-C stops it)"),
     "cluster": ("deployments.cluster", "run serve_config.yaml on an autoscaling multi-node Ray cluster on this machine"),
     "train": ("training.train", "train a checkpoint on labelled folders and synthetic cores"),
@@ -52,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lithoseg: unknown command {command!r}.\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[command][0])
+    if COMMANDS[command][0] == "lithoseg_client.cli":  # the client's commands parse their own name
+        return int(module.main([command, *rest]))
     if command == "serve":  # deployments.local reads its settings from the environment, not argv
         if rest:
             print("lithoseg serve takes no arguments; configure it with LITHOSEG_* variables (docs/configuration.md).", file=sys.stderr)

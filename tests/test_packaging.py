@@ -12,7 +12,7 @@ from pathlib import Path
 import pipelines
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("deployments", "pipelines", "storage", "training")
+PACKAGES = ("deployments", "pipelines", "storage", "training", "lithoseg_client")
 
 
 def canonical(name: str) -> str:

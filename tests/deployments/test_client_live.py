@@ -1,0 +1,109 @@
+"""The client and the `lithoseg` commands against the real service over HTTP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from lithoseg_client import Client
+from tests.conftest import encode
+from tests.deployments.conftest import KEY_A, Service, run_service
+from training.synthetic import generate_sample
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def service(serve_port, tmp_path_factory):
+    store = tmp_path_factory.mktemp("store")
+    with run_service(serve_port, store_url=store.as_uri(), gate_threshold=0, scale_search=False, rate_limit_per_minute=0) as running:
+        yield running
+
+
+def core_png(seed: int, size: tuple[int, int] = (224, 288)) -> bytes:
+    return encode(generate_sample(seed, height=size[0], width=size[1]).image)
+
+
+def lithoseg(service: Service, *args: str) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "LITHOSEG_URL": service.base_url, "LITHOSEG_API_KEY": KEY_A}
+    return subprocess.run([sys.executable, "-m", "deployments.cli", *args, "--quiet"], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_a_folder_batch_writes_a_report_row_per_photo(service: Service, tmp_path):
+    folder = tmp_path / "box-photos"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(core_png(1))
+    (folder / "b.png").write_bytes(core_png(2))
+    (folder / "broken.jpg").write_bytes(b"not an image at all")
+    (folder / "notes.txt").write_text("not a photo")
+    run = lithoseg(service, "batch", str(folder), "--report", str(tmp_path / "report.csv"), "--out", str(tmp_path / "out"))
+    rows = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert [r["photo"] for r in rows] == ["a.png", "b.png", "broken.jpg"]
+    assert [r["status"] for r in rows] == ["finished", "finished", "refused"]
+    assert "not" in rows[2]["error"].lower() and rows[2]["error"].endswith(".")
+    for row in rows[:2]:
+        assert 0 < float(row["rock_fraction"]) <= 1 and row["job_id"]
+        coverage = sum(float(v) for k, v in row.items() if k.startswith("coverage_"))
+        assert abs(coverage - float(row["rock_fraction"])) < 0.01
+        assert (tmp_path / "out" / f"{Path(row['photo']).stem}.mask.png").stat().st_size > 0
+    assert run.returncode == 1 and "2 of 3 photos finished" in run.stdout  # one photo refused
+
+
+def test_a_zip_batch_and_the_status_command(service: Service, tmp_path):
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("box1/core.png", core_png(3))
+    run = lithoseg(service, "batch", str(archive), "--report", str(tmp_path / "r.csv"))
+    assert run.returncode == 0, run.stderr
+    (row,) = list(csv.DictReader((tmp_path / "r.csv").open()))
+    status = lithoseg(service, "status", row["job_id"])
+    assert status.returncode == 0 and json.loads(status.stdout)["status"] == "finished"
+
+
+def test_segment_saves_overlay_mask_and_json(service: Service, tmp_path):
+    photo = tmp_path / "core.png"
+    photo.write_bytes(core_png(4))
+    run = lithoseg(service, "segment", str(photo), "--out", str(tmp_path / "out"), "--mask-weight", "0.7")
+    assert run.returncode == 0, run.stderr
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"core.json", "core.overlay.png", "core.mask.png"}
+    assert json.loads((tmp_path / "out" / "core.json").read_text())["status"] == "finished"
+
+
+def test_the_client_cancels_a_running_job(service: Service):
+    with Client(service.base_url, KEY_A) as client:
+        big = client.submit(core_png(5, (1400, 1400)), filename="big.png")
+        client.cancel(big.job_id)
+        done = client.wait(big.job_id, timeout=120)
+        assert done.status == "cancelled" and done.done
+        again = client.submit(core_png(6), filename="x.png", idempotency_key="same-key")
+        assert client.submit(core_png(6), filename="x.png", idempotency_key="same-key").job_id == again.job_id
+        assert client.wait(again.job_id, timeout=120).finished
+
+
+def test_a_wrong_key_is_a_clear_message(service: Service):
+    env_run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deployments.cli",
+            "status",
+            "c42b9cbe-81b5-4a53-8a4d-88edb8f6ff82",
+            "--api-key",
+            "wrong",
+            "--url",
+            service.base_url,
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    assert env_run.returncode == 1 and "401" in env_run.stderr and env_run.stderr.strip().endswith(".")
