@@ -19,6 +19,7 @@ from deployments.http.errors import (
     BadRequest,
     ErrorResponse,
     JobNotFound,
+    ModelNotFound,
     PayloadTooLarge,
     RateLimited,
     ServiceUnavailable,
@@ -94,6 +95,7 @@ JOB_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"model": JobStatus, "con
 READY_RESPONSES: dict[int | str, dict[str, Any]] = {**documented(Ready), 503: {"model": ErrorResponse}}
 ARTIFACTS = {"png": overlay_key, "mask": mask_key, "heatmap": heatmap_key}
 KEEPALIVE_S = 2.0
+MODEL_ALIASES = ("lithoseg",)  # model names POST /{model}/{version} accepts besides the served model's own
 MAX_WAIT_S = 60.0
 
 
@@ -406,6 +408,25 @@ class Ingress:
         except Exception:
             stats = None
         return Response(METRICS.render(stats), media_type="text/plain; version=0.0.4")
+
+    # Last among the routes: it would match /predict/batch and any other two-segment POST.
+    @app.post(
+        "/{model_name}/{version}",
+        responses=SEGMENT_RESPONSES,
+        openapi_extra=SEGMENT_BODY,
+        summary="POST /segment under Roboflow's hosted-model URL: /{model}/{version}?api_key=...",
+    )
+    async def segment_model_version(self, model_name: str, version: str, request: Request) -> JSONResponse:
+        """What `POST /segment` answers, at the URL shape Roboflow's hosted segmentation clients
+        post to, so they work by changing only the host. The model is `lithoseg` or the served
+        model's name; the version its version or `latest`."""
+        info = await self.segmenter.info.remote()
+        if model_name not in MODEL_ALIASES + (info["name"],) or version not in (str(info["version"]), "latest"):
+            raise ModelNotFound(
+                f"There is no model {model_name!r} version {version!r} here; this service segments with "
+                f"{info['name']} version {info['version']} (also reachable as lithoseg/{info['version']} and lithoseg/latest)."
+            )
+        return await self.segment(request)
 
 
 @app.middleware("http")

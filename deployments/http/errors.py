@@ -4,6 +4,7 @@
     ├── BadRequest          400
     ├── Unauthorized        401
     ├── JobNotFound         404
+    ├── ModelNotFound       404
     ├── PayloadTooLarge     413
     ├── UnsupportedMedia    415
     ├── RateLimited         429 (Retry-After)
@@ -55,6 +56,10 @@ class Unauthorized(ApiError):
 
 
 class JobNotFound(ApiError):
+    status_code = 404
+
+
+class ModelNotFound(ApiError):
     status_code = 404
 
 

@@ -107,3 +107,24 @@ def test_a_wrong_key_is_a_clear_message(service: Service):
         timeout=60,
     )
     assert env_run.returncode == 1 and "401" in env_run.stderr and env_run.stderr.strip().endswith(".")
+
+
+def test_roboflow_hosted_model_url_answers_as_segment(service: Service):
+    """Seed 001's clients post a base64 body to /{model}/{version}?api_key=...: only the host changes."""
+    import base64
+
+    import requests
+
+    info = requests.get(service.url("/ready"), timeout=30).json()["model"]
+    image = generate_sample(7, height=224, width=288).image  # (generated either way up)
+    body = base64.b64encode(encode(image))
+    for path in ("/lithoseg/latest", f"/lithoseg/{info['version']}", f"/{info['name']}/{info['version']}"):
+        answer = requests.post(service.url(path), params={"api_key": KEY_A}, data=body, timeout=120)
+        assert answer.status_code == 200, answer.text
+        assert set(answer.json()) >= {"segmentation_mask", "class_map", "image", "coverage"}
+        assert answer.json()["image"] == {"width": image.shape[1], "height": image.shape[0]}
+    wrong = requests.post(service.url("/lithoseg/9999"), params={"api_key": KEY_A}, data=body, timeout=60)
+    assert wrong.status_code == 404 and "lithoseg/latest" in wrong.json()["detail"]
+    assert requests.post(service.url("/lithoseg/latest"), data=body, timeout=60).status_code == 401
+    batch = requests.post(service.url("/predict/batch"), params={"api_key": KEY_A}, timeout=60)
+    assert batch.status_code == 415  # /predict/batch is still itself, not a model called "predict"
