@@ -4,10 +4,12 @@ import asyncio
 import base64
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.datastructures import UploadFile
@@ -39,6 +41,8 @@ from storage import ObjectNotFound, open_store
 logger = logging.getLogger("ray.serve")
 
 app = FastAPI(
+    docs_url=None,  # served below from the project's own copy of Swagger UI, not a CDN
+    redoc_url=None,
     title="lithoseg",
     version=pipelines.__version__,
     description="Lithology segmentation of drill-core photographs: submit an image, poll the job, "
@@ -102,6 +106,39 @@ MAX_WAIT_S = 60.0
 def media_type(request: Request) -> str:
     """The request's Content-Type without parameters, lower case."""
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+# Routes and middleware of the app itself come before the class: `@serve.ingress` freezes a copy
+# of the app as it is when the class is decorated, so anything added after it would be lost.
+STATIC = Path(__file__).resolve().parent / "static"
+SWAGGER_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon-32x32.png": "image/png"}
+
+
+@app.get("/docs", include_in_schema=False)
+async def docs() -> Response:
+    """Swagger UI from the project's copy of its assets: `/docs` works offline."""
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="lithoseg API",
+        swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url="/static/swagger-ui/swagger-ui.css",
+        swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
+    )
+
+
+@app.get("/static/swagger-ui/{name}", include_in_schema=False)
+async def swagger_asset(name: str) -> Response:
+    if name not in SWAGGER_ASSETS:
+        raise JobNotFound(f"There is no file {name} here.")
+    return FileResponse(STATIC / "swagger-ui" / name, media_type=SWAGGER_ASSETS[name], headers={"Cache-Control": "public, max-age=86400"})
+
+
+@app.middleware("http")
+async def count_requests(request: Request, call_next: Any) -> Response:
+    response: Response = await call_next(request)
+    route = request.scope.get("route")
+    METRICS.requests.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
+    return response
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256)
@@ -427,11 +464,3 @@ class Ingress:
                 f"{info['name']} version {info['version']} (also reachable as lithoseg/{info['version']} and lithoseg/latest)."
             )
         return await self.segment(request)
-
-
-@app.middleware("http")
-async def count_requests(request: Request, call_next: Any) -> Response:
-    response: Response = await call_next(request)
-    route = request.scope.get("route")
-    METRICS.requests.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
-    return response
