@@ -11,6 +11,7 @@ from ray import serve
 from deployments.jobs import heatmap_key, mask_key, overlay_key
 from deployments.settings import Settings
 from pipelines.classes import ClassTable
+from pipelines.depth import DepthSpec, depth_log
 from pipelines.render import apply_confidence, encode_png, render_outputs, summarize
 from pipelines.tiling import Segmentation
 from storage import open_store
@@ -28,7 +29,13 @@ class Compositor:
         self.store = open_store(settings.store_url, settings.s3_endpoint_url)
 
     async def render(
-        self, job_id: str, image: np.ndarray, segmentation: Segmentation | None, mask_weight: float, classes: list[dict[str, Any]]
+        self,
+        job_id: str,
+        image: np.ndarray,
+        segmentation: Segmentation | None,
+        mask_weight: float,
+        classes: list[dict[str, Any]],
+        depth: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Render and store the job's PNGs (written here, so the large ones never travel back
         through the object store); returns the summary. `segmentation` None: a picture the gate
@@ -38,6 +45,11 @@ class Compositor:
         rendered = await asyncio.to_thread(render_outputs, image, segmentation.class_ids, segmentation.confidence, mask_weight, table)
         for key, name in ((overlay_key, "overlay_png"), (mask_key, "mask_png"), (heatmap_key, "heatmap_png")):
             await asyncio.to_thread(self.store.put, key(job_id), rendered.pop(name))
+        if depth is not None:  # the log registered to the depths the job gave (pipelines/depth.py)
+            spec = DepthSpec.from_dict(depth)
+            rendered["summary"]["depth_log"] = await asyncio.to_thread(
+                depth_log, segmentation.class_ids, segmentation.confidence, spec, table
+            )
         return rendered["summary"]
 
     async def render_mask(

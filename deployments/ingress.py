@@ -34,7 +34,9 @@ from deployments.jobs import TERMINAL, heatmap_key, mask_key, new_job_id, overla
 from deployments.settings import Settings
 from deployments.tracker import TrackerRef
 from pipelines.archive import read_archive
+from pipelines.classes import default_class_table
 from pipelines.decode import ImageInfo, RawSpec, check_raw, probe_image
+from pipelines.depth import DepthSpec, to_csv, to_las
 from pipelines.errors import ImageTooLargeError, InputError, InvalidParameterError
 from storage import ObjectNotFound, open_store
 
@@ -55,6 +57,11 @@ METRICS = IngressMetrics()  # one per replica process
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 429, 503)}
 BINARY = {"type": "string", "format": "binary"}
 OPTIONS = {
+    "top_depth": {"type": "number", "description": "Depth at the top of the photo's core (with bottom_depth: a log in depth)."},
+    "bottom_depth": {"type": "number", "description": "Depth at the bottom of the photo's core."},
+    "depth_unit": {"type": "string", "enum": ["m", "ft"], "description": "Unit of the depths (default m)."},
+    "columns": {"type": "integer", "description": "Core columns (or rows) in a box photo; found in the photo when not given."},
+    "layout": {"type": "string", "enum": ["columns", "rows"], "description": "columns: read left to right, each top down (default)."},
     "mask_weight": {"type": "number", "minimum": 0, "maximum": 1, "description": "Overlay opacity (default 0.5)."},
     "gate": {"type": "boolean", "description": "Run the content gate (default true)."},
 }
@@ -79,7 +86,7 @@ PREDICT_BODY = request_body(
         }
     },
 )
-BATCH_BODY = request_body("archive", "ZIP of images; one job per image.")
+BATCH_BODY = request_body("archive", "ZIP of images; one job per image.", ("mask_weight", "gate"))
 SEGMENT_BODY = request_body(
     "file",
     "The image.",
@@ -91,7 +98,8 @@ SEGMENT_BODY = request_body(
         "application/octet-stream": {"schema": BINARY},
     },
 )
-FORMS = ("json", "png", "mask", "heatmap")
+FORMS = ("json", "png", "mask", "heatmap", "csv", "las")
+DEPTH_FORMS = {"csv": "text/csv", "las": "text/plain"}  # the depth log, for jobs submitted with depths
 PREDICT_RESPONSES = {**documented(JobAccepted, 202), **ERRORS}
 BATCH_RESPONSES = {**documented(BatchAccepted, 202), **ERRORS}
 SEGMENT_RESPONSES = {**documented(SegmentResult), **ERRORS}
@@ -99,6 +107,7 @@ JOB_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"model": JobStatus, "con
 READY_RESPONSES: dict[int | str, dict[str, Any]] = {**documented(Ready), 503: {"model": ErrorResponse}}
 ARTIFACTS = {"png": overlay_key, "mask": mask_key, "heatmap": heatmap_key}
 KEEPALIVE_S = 2.0
+JOB_FIELDS = ("mask_weight", "gate", "top_depth", "bottom_depth", "depth_unit", "columns", "layout")  # a job's options, form or query
 MODEL_ALIASES = ("lithoseg",)  # model names POST /{model}/{version} accepts besides the served model's own
 MAX_WAIT_S = 60.0
 
@@ -199,9 +208,14 @@ class Ingress:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _job_options(self, fields: dict[str, str]) -> tuple[float, bool]:
-        """(mask_weight, gate) from the form fields or query parameters."""
-        return parse_mask_weight(fields.get("mask_weight"), self.settings.default_mask_weight), parse_bool("gate", fields.get("gate"), True)
+    def _job_options(self, fields: dict[str, str]) -> tuple[float, bool, dict[str, Any] | None]:
+        """(mask_weight, gate, depth) from the form fields or query parameters."""
+        depth = DepthSpec.parse(dict(fields))
+        return (
+            parse_mask_weight(fields.get("mask_weight"), self.settings.default_mask_weight),
+            parse_bool("gate", fields.get("gate"), True),
+            depth.to_dict() if depth else None,
+        )
 
     async def _read_form(self, request: Request, field: str, what: str) -> tuple[bytes, str | None, dict[str, str]]:
         """(file bytes, file name, text fields) of a multipart upload whose file is in `field`."""
@@ -217,7 +231,9 @@ class Ingress:
                     f"Send one {what} per request, in field `{field}`; several images go in one ZIP archive to POST /predict/batch."
                 ) from exc
             if reason.startswith("Too many fields"):
-                raise BadRequest(f"The form has too many fields; send the {what} in `{field}` and at most mask_weight and gate.") from exc
+                raise BadRequest(
+                    f"The form has too many fields; send the {what} in `{field}` and at most {', '.join(JOB_FIELDS)}."
+                ) from exc
             raise BadRequest("The multipart/form-data body could not be parsed.") from exc
         upload = form.get(field)
         if upload is None:
@@ -228,7 +244,7 @@ class Ingress:
         if len(data) > self.settings.max_upload_bytes:
             raise PayloadTooLarge(f"The upload is larger than the limit of {self.settings.max_upload_bytes:,} bytes.")
         fields = {}
-        for name in ("mask_weight", "gate"):
+        for name in JOB_FIELDS:
             value = form.get(name)
             if value is not None and not isinstance(value, str):
                 raise InvalidParameterError(f"The {name} must be sent as a form field, not a file.")
@@ -242,7 +258,7 @@ class Ingress:
         (`application/octet-stream` or `image/*`); with `base64_body`, base64 text as the body."""
         content_type = media_type(request)
         query = request.query_params
-        fields = {k: query[k] for k in ("mask_weight", "gate") if k in query}
+        fields = {k: query[k] for k in JOB_FIELDS if k in query}
         if content_type == "multipart/form-data":
             data, filename, form_fields = await self._read_form(request, "file", "image")
             return data, filename, {**fields, **form_fields}, None
@@ -275,13 +291,14 @@ class Ingress:
         gate: bool,
         spec: RawSpec | None,
         idempotency_key: str | None = None,
+        depth: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         job_id = new_job_id()
         await asyncio.to_thread(self.store.put, upload_key(job_id), data)
         image = {"format": info.format, "width": info.width, "height": info.height, "mode": info.mode}
         try:
             job, created = await self.tracker.submit.remote(
-                job_id, owner, mask_weight, idempotency_key, filename, image, gate, spec.to_dict() if spec else None
+                job_id, owner, mask_weight, idempotency_key, filename, image, gate, spec.to_dict() if spec else None, depth
             )
         except Exception:
             await asyncio.to_thread(self.store.delete, upload_key(job_id))
@@ -304,14 +321,14 @@ class Ingress:
         started = time.perf_counter()
         owner = await self._authorize(request)
         data, filename, fields, spec = await self._read_image(request)
-        mask_weight, gate = self._job_options(fields)
+        mask_weight, gate, depth = self._job_options(fields)
         idempotency_key = request.headers.get("idempotency-key") or None
         if idempotency_key:
             existing = await self.tracker.find_idempotent.remote(owner, idempotency_key)
             if existing is not None:
                 return JSONResponse({"job_id": existing["job_id"], "status": existing["status"]}, status_code=200)
         info = await asyncio.to_thread(self._probe, data, spec)
-        job, created = await self._submit(owner, data, info, filename, mask_weight, gate, spec, idempotency_key)
+        job, created = await self._submit(owner, data, info, filename, mask_weight, gate, spec, idempotency_key, depth)
         METRICS.latency.labels("POST", "/predict").observe(time.perf_counter() - started)
         return JSONResponse({"job_id": job["job_id"], "status": job["status"]}, status_code=202 if created else 200)
 
@@ -327,7 +344,9 @@ class Ingress:
         if media_type(request) != "multipart/form-data":
             raise UnsupportedMedia("POST /predict/batch expects multipart/form-data with a ZIP archive in the field `archive`.")
         data, _, fields = await self._read_form(request, "archive", "ZIP archive")
-        mask_weight, gate = self._job_options(fields)
+        mask_weight, gate, depth = self._job_options(fields)
+        if depth is not None:
+            raise InvalidParameterError("Depths belong to one photo: submit each box photo with its depths to POST /predict.")
         contents = await asyncio.to_thread(
             read_archive, data, self.settings.batch_max_entries, self.settings.max_upload_bytes, self.settings.batch_max_total_bytes
         )
@@ -390,9 +409,20 @@ class Ingress:
             return JSONResponse(job)
         if form in ARTIFACTS:
             return Response(await self._artifact(ARTIFACTS[form](job["job_id"])), media_type="image/png")
+        if form in DEPTH_FORMS:
+            return self._depth_form(job, form)
         overlay_png = await self._artifact(overlay_key(job["job_id"]))
         job["result"] = {**job["result"], "base64": base64.b64encode(overlay_png).decode("ascii")}
         return JSONResponse(job)
+
+    def _depth_form(self, job: dict[str, Any], form: str) -> Response:
+        """The finished job's depth log as CSV (from, to, unit, lithology, confidence) or LAS 2.0."""
+        log = (job.get("result") or {}).get("depth_log")
+        if not log:
+            raise BadRequest(f"Job {job['job_id']} was submitted without top_depth and bottom_depth, so it has no log in depth.")
+        body = to_csv(log) if form == "csv" else to_las(log, default_class_table(), well=job["job_id"])
+        filename = f"{job['job_id']}.{form}"
+        return Response(body, media_type=DEPTH_FORMS[form], headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
     async def _artifact(self, key: str) -> bytes:
         try:

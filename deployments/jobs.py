@@ -72,12 +72,13 @@ class JobRecord:
     image: dict[str, Any] = field(default_factory=dict)
     gate: bool = True  # run the content gate before tiling
     raw: dict[str, Any] | None = None  # a raw pixel buffer's width, height and format
+    depth: dict[str, Any] | None = None  # the depths the photo spans (pipelines.depth.DepthSpec), for the log in depth
     completed_tiles: int = 0
     total_tiles: int | None = None
 
     def options(self) -> dict[str, Any]:
         """What the runner needs besides the upload."""
-        return {"mask_weight": self.mask_weight, "gate": self.gate, "raw": self.raw}
+        return {"mask_weight": self.mask_weight, "gate": self.gate, "raw": self.raw, "depth": self.depth}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

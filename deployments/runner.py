@@ -76,7 +76,9 @@ class JobRunner:
                         yield {"progress": [event["completed"], event["total"]]}
                 if versions != [model["version"]]:  # cannot happen while tiles carry the pinned key
                     raise RuntimeError(f"Job {job_id}'s tiles came from model versions {versions}, not {model['version']}.")
-            summary = await self.compositor.render.remote(job_id, image, segmentation, options["mask_weight"], model["classes"])
+            summary = await self.compositor.render.remote(
+                job_id, image, segmentation, options["mask_weight"], model["classes"], options.get("depth")
+            )
         except InputError as exc:
             reason = sentence_of(exc, "The image could not be decoded.")
             logger.info("Job %s failed: %s", job_id, reason)

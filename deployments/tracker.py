@@ -205,6 +205,7 @@ class JobTracker:
         image: dict[str, Any],
         gate: bool = True,
         raw: dict[str, Any] | None = None,
+        depth: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Queue a job whose upload is already in the store. Returns (job, created)."""
         self._ensure_started()
@@ -225,6 +226,7 @@ class JobTracker:
             image=image,
             gate=gate,
             raw=raw,
+            depth=depth,
         )
         self.next_seq += 1
         await self._persist(record)

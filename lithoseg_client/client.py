@@ -70,12 +70,21 @@ class Operations:
         return request
 
     def submit(
-        self, image: str | Path | bytes, filename: str | None, mask_weight: float | None, gate: bool | None, idempotency_key: str | None
+        self,
+        image: str | Path | bytes,
+        filename: str | None,
+        mask_weight: float | None,
+        gate: bool | None,
+        idempotency_key: str | None,
+        depth: dict[str, Any] | None = None,
     ) -> Operation[Job]:
         name, data = image_upload(image, filename)
         fields = {
             k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (("mask_weight", mask_weight), ("gate", gate)) if v is not None
         }
+        fields.update(
+            {k: str(v) for k, v in (depth or {}).items() if v is not None}
+        )  # top_depth, bottom_depth, depth_unit, columns, layout
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}  # the same on every retry
         response = yield self.request("POST", "/predict", files={"file": (name, data)}, data=fields, headers=headers)
         body = checked(response).json()
@@ -167,9 +176,11 @@ class Client:
         mask_weight: float | None = None,
         gate: bool | None = None,
         idempotency_key: str | None = None,
+        depth: dict[str, Any] | None = None,
     ) -> Job:
-        """Submit a photo (a path or its bytes); the job starts queued."""
-        return self._run(self.ops.submit(image, filename, mask_weight, gate, idempotency_key))
+        """Submit a photo (a path or its bytes); the job starts queued. `depth`: the depths its
+        core spans, for a log in depth (`top_depth`, `bottom_depth`, `depth_unit`, `columns`, `layout`)."""
+        return self._run(self.ops.submit(image, filename, mask_weight, gate, idempotency_key, depth))
 
     def submit_batch(self, archive: str | Path | bytes, mask_weight: float | None = None, gate: bool | None = None) -> BatchSubmitted:
         """Submit a ZIP of photos: a job each."""
@@ -245,8 +256,9 @@ class AsyncClient:
         mask_weight: float | None = None,
         gate: bool | None = None,
         idempotency_key: str | None = None,
+        depth: dict[str, Any] | None = None,
     ) -> Job:
-        return await self._run(self.ops.submit(image, filename, mask_weight, gate, idempotency_key))
+        return await self._run(self.ops.submit(image, filename, mask_weight, gate, idempotency_key, depth))
 
     async def submit_batch(self, archive: str | Path | bytes, mask_weight: float | None = None, gate: bool | None = None) -> BatchSubmitted:
         return await self._run(self.ops.submit_batch(archive, mask_weight, gate))

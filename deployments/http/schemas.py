@@ -81,6 +81,9 @@ class JobResult(Body):
     rejection_reason: str | None
     core_score: float | None = Field(description="The content gate's score, None when the gate did not run.")
     model: ModelInfo
+    depth_log: dict[str, Any] | None = Field(
+        None, description="For a job submitted with top_depth and bottom_depth: the intervals in depth (also form=csv and form=las)."
+    )
 
 
 class JobStatus(Body):

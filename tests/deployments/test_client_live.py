@@ -9,6 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lithoseg_client import Client
@@ -128,3 +129,43 @@ def test_roboflow_hosted_model_url_answers_as_segment(service: Service):
     assert requests.post(service.url("/lithoseg/latest"), data=body, timeout=60).status_code == 401
     batch = requests.post(service.url("/predict/batch"), params={"api_key": KEY_A}, timeout=60)
     assert batch.status_code == 415  # /predict/batch is still itself, not a model called "predict"
+
+
+CORE_BOX = ROOT / "tests" / "data" / "corepy_3978.jpg"  # five columns, 3,978-3,988 ft (tests/data/README.md)
+
+
+def test_a_box_photo_with_its_depths_gets_a_log_in_depth_as_json_csv_and_las(service: Service):
+    import io
+
+    import lasio
+    import requests
+
+    headers = {"api-key": KEY_A}
+    fields = {"top_depth": "3978", "bottom_depth": "3988", "depth_unit": "ft"}
+    job_id = requests.post(service.url("/predict"), headers=headers, files={"file": CORE_BOX.read_bytes()}, data=fields, timeout=60).json()[
+        "job_id"
+    ]
+    done = service.wait(job_id)
+    assert done["status"] == "finished", done
+    log = done["result"]["depth_log"]
+    assert (log["top"], log["bottom"], log["unit"], log["columns_found"], log["columns_used"]) == (3978, 3988, "ft", 5, 5)
+    intervals = log["intervals"]
+    assert intervals[0]["from"] == 3978 and intervals[-1]["to"] == 3988
+    assert [r["column"] for r in intervals] == sorted(r["column"] for r in intervals)
+    for column in range(1, 6):
+        rows = [r for r in intervals if r["column"] == column]
+        assert rows[0]["from"] == pytest.approx(3978 + 2 * (column - 1)) and rows[-1]["to"] == pytest.approx(3978 + 2 * column)
+        assert all(a["to"] == b["from"] and a["from"] < a["to"] for a, b in zip(rows, rows[1:], strict=False))
+    assert any(r["class_id"] != 0 for r in intervals)
+    csv_text = requests.get(service.url(f"/job/{job_id}"), params={"form": "csv"}, headers=headers, timeout=30)
+    assert csv_text.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(csv_text.text)))
+    assert len(rows) == len(intervals) and rows[0]["unit"] == "ft" and float(rows[-1]["to"]) == 3988
+    las = lasio.read(io.StringIO(requests.get(service.url(f"/job/{job_id}"), params={"form": "las"}, headers=headers, timeout=30).text))
+    assert las.well["STRT"].value == 3978 and las.well["STOP"].value == 3988 and set(np.unique(las["LITH"])) <= set(range(12))
+    plain = requests.post(service.url("/predict"), headers=headers, files={"file": core_png(8)}, timeout=60).json()["job_id"]
+    service.wait(plain)
+    refused = requests.get(service.url(f"/job/{plain}"), params={"form": "csv"}, headers=headers, timeout=30)
+    assert refused.status_code == 400 and "top_depth" in refused.json()["detail"]
+    half = requests.post(service.url("/predict"), headers=headers, files={"file": core_png(8)}, data={"top_depth": "10"}, timeout=60)
+    assert half.status_code == 422 and "bottom_depth" in half.json()["detail"]

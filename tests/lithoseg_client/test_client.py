@@ -39,13 +39,14 @@ def test_a_submit_is_retried_on_503_with_the_same_idempotency_key():
         (202, {"job_id": JOB, "status": "queued"}, {}),
     )
     with Client("http://svc", "k", transport=httpx.MockTransport(script)) as client:
-        job = client.submit(b"\x89PNG...", filename="core.png", mask_weight=0.3, gate=False)
+        job = client.submit(b"\x89PNG...", filename="core.png", mask_weight=0.3, gate=False, depth={"top_depth": 3978, "depth_unit": "ft"})
     assert (job.job_id, job.status, job.name) == (JOB, "queued", "core.png")
     keys = {r.headers["idempotency-key"] for r in script.requests}
     assert len(script.requests) == 3 and len(keys) == 1  # one job, however often it was sent
     assert all(r.headers["api-key"] == "k" for r in script.requests)
     body = script.requests[-1].content
     assert b'name="mask_weight"' in body and b"0.3" in body and b'name="gate"' in body and b"false" in body
+    assert b'name="top_depth"' in body and b"3978" in body and b'name="depth_unit"' in body
 
 
 def test_other_errors_are_not_retried_and_carry_the_services_sentence():
