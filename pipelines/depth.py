@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pipelines.classes import ClassTable
-from pipelines.errors import InvalidParameterError
+from pipelines.errors import InvalidParameterError, finite_number
 from pipelines.lithology_log import GAP, merge_short, runs
 
 UNITS = ("m", "ft")
@@ -52,24 +52,28 @@ class DepthSpec:
         others = [k for k in ("depth_unit", "columns", "layout") if fields.get(k)]
         if not top and not bottom:
             if others:
-                raise InvalidParameterError(f"{', '.join(others)} only apply with top_depth and bottom_depth; give both depths too.")
+                raise InvalidParameterError(
+                    f"The fields {', '.join(others)} only apply with top_depth and bottom_depth; give both depths too."
+                )
             return None
         if not top or not bottom:
             raise InvalidParameterError("Give both top_depth and bottom_depth (the depths the photo's core spans), or neither.")
-        upper, lower = _number("top_depth", top), _number("bottom_depth", bottom)
+        upper, lower = finite_number("top_depth", top), finite_number("bottom_depth", bottom)
         if lower <= upper:
-            raise InvalidParameterError(f"bottom_depth ({lower}) must be greater than top_depth ({upper}): depth grows downwards.")
+            raise InvalidParameterError(f"The bottom_depth ({lower}) must be greater than top_depth ({upper}): depth grows downwards.")
         unit = (fields.get("depth_unit") or "m").strip().lower()
         if unit not in UNITS:
-            raise InvalidParameterError(f"depth_unit must be m or ft; got {unit[:20]!r}.")
+            raise InvalidParameterError(f"The depth_unit must be m or ft; got {unit[:20]!r}.")
         layout = (fields.get("layout") or "columns").strip().lower()
         if layout not in LAYOUTS:
-            raise InvalidParameterError(f"layout must be columns (read left to right) or rows (read top to bottom); got {layout[:20]!r}.")
+            raise InvalidParameterError(
+                f"The layout must be columns (read left to right) or rows (read top to bottom); got {layout[:20]!r}."
+            )
         count = None
         if fields.get("columns"):
             raw = str(fields["columns"]).strip()
             if not raw.isdigit() or not 1 <= int(raw) <= MAX_COLUMNS:
-                raise InvalidParameterError(f"columns must be a whole number from 1 to {MAX_COLUMNS}; got {raw[:20]!r}.")
+                raise InvalidParameterError(f"The columns must be a whole number from 1 to {MAX_COLUMNS}; got {raw[:20]!r}.")
             count = int(raw)
         return cls(upper, lower, unit, count, layout)  # type: ignore[arg-type]
 
@@ -79,16 +83,6 @@ class DepthSpec:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DepthSpec:
         return cls(**raw)
-
-
-def _number(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidParameterError(f"{name} must be a number; got {raw[:40]!r}.") from None
-    if not np.isfinite(value):
-        raise InvalidParameterError(f"{name} must be a finite number; got {raw[:40]!r}.")
-    return value
 
 
 def find_bands(rock: np.ndarray, expected: int | None) -> tuple[list[tuple[int, int]], int]:

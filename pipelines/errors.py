@@ -49,6 +49,18 @@ class CheckpointError(LithosegError):
     pass
 
 
+def finite_number(name: str, raw: str, expected: str = "a number") -> float:
+    """A request parameter's text as a finite float, or InvalidParameterError saying what was
+    expected (`expected`: "a number between 0 and 1", ...)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidParameterError(f"The {name} must be {expected}; got {raw[:40]!r}.") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise InvalidParameterError(f"The {name} must be a finite {expected.removeprefix('a ')}; got {raw[:40]!r}.")
+    return value
+
+
 def checkpoint_section(
     cls: Callable[..., Section], key: str, raw: dict[str, Any] | None, valid: Callable[[Section], bool], rule: str
 ) -> Section | None:

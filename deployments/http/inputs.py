@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import re
 from collections.abc import Mapping
 from urllib.parse import unquote_to_bytes
 
 from pipelines.decode import RAW_FORMATS, RawSpec
-from pipelines.errors import EmptyUploadError, InvalidParameterError
+from pipelines.errors import EmptyUploadError, InvalidParameterError, finite_number
 from pipelines.render import check_mask_weight
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -25,13 +24,7 @@ _WHITESPACE = re.compile(rb"\s+")
 def parse_mask_weight(raw: str | None, default: float) -> float:
     if raw is None or raw.strip() == "":
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidParameterError(f"The mask_weight must be a number between 0 and 1; got {raw[:40]!r}.") from None
-    if not math.isfinite(value):
-        raise InvalidParameterError(f"The mask_weight must be a finite number between 0 and 1; got {raw[:40]!r}.")
-    return check_mask_weight(value)
+    return check_mask_weight(finite_number("mask_weight", raw, "a number between 0 and 1"))
 
 
 def parse_bool(name: str, raw: str | None, default: bool) -> bool:

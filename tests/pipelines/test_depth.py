@@ -91,8 +91,10 @@ def test_a_divider_the_network_half_calls_rock_still_separates_columns():
     ],
 )
 def test_bad_depth_fields_are_refused_with_a_sentence(fields, message):
-    with pytest.raises(InvalidParameterError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(InvalidParameterError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
         DepthSpec.parse(fields)
+    sentence = str(caught.value)
+    assert sentence[0].isupper() and sentence.endswith(".")
 
 
 def test_no_depth_is_none_and_a_full_one_parses():
