@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 
 import pipelines
 from deployments.http import errors as http_errors
+from deployments.http import metrics as http_metrics
 from deployments.http.auth import API_KEY_HEADER, KeyRing
 from deployments.http.errors import (
     BadRequest,
@@ -28,7 +29,6 @@ from deployments.http.errors import (
     UnsupportedMedia,
 )
 from deployments.http.inputs import decode_base64_body, parse_bool, parse_confidence, parse_mask_weight, raw_spec
-from deployments.http.metrics import IngressMetrics
 from deployments.http.schemas import BatchAccepted, Health, JobAccepted, JobStatus, Ready, SegmentResult, documented
 from deployments.jobs import TERMINAL, heatmap_key, mask_key, new_job_id, overlay_key, parse_job_id, upload_key
 from deployments.settings import Settings
@@ -52,7 +52,6 @@ app = FastAPI(
     "/ready, /metrics and the docs needs the `api-key` header.",
 )
 http_errors.install(app)
-METRICS = IngressMetrics()  # one per replica process
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 429, 503)}
 BINARY = {"type": "string", "format": "binary"}
@@ -146,7 +145,7 @@ async def swagger_asset(name: str) -> Response:
 async def count_requests(request: Request, call_next: Any) -> Response:
     response: Response = await call_next(request)
     route = request.scope.get("route")
-    METRICS.requests.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
+    http_metrics.METRICS.requests.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
     return response
 
 
@@ -305,7 +304,7 @@ class Ingress:
             raise
         if not created:  # lost an idempotency race: keep the first job
             await asyncio.to_thread(self.store.delete, upload_key(job_id))
-        METRICS.submitted.inc()
+        http_metrics.METRICS.submitted.inc()
         return job, created
 
     # -- the reference contract ------------------------------------------------------------------
@@ -329,7 +328,7 @@ class Ingress:
                 return JSONResponse({"job_id": existing["job_id"], "status": existing["status"]}, status_code=200)
         info = await asyncio.to_thread(self._probe, data, spec)
         job, created = await self._submit(owner, data, info, filename, mask_weight, gate, spec, idempotency_key, depth)
-        METRICS.latency.labels("POST", "/predict").observe(time.perf_counter() - started)
+        http_metrics.METRICS.latency.labels("POST", "/predict").observe(time.perf_counter() - started)
         return JSONResponse({"job_id": job["job_id"], "status": job["status"]}, status_code=202 if created else 200)
 
     @app.post(
@@ -474,7 +473,7 @@ class Ingress:
             stats = await asyncio.wait_for(self.tracker.ping.remote(), timeout=5)
         except Exception:
             stats = None
-        return Response(METRICS.render(stats), media_type="text/plain; version=0.0.4")
+        return Response(http_metrics.METRICS.render(stats), media_type="text/plain; version=0.0.4")
 
     # Last among the routes: it would match /predict/batch and any other two-segment POST.
     @app.post(

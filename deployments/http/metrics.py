@@ -50,3 +50,11 @@ class IngressMetrics:
             self.backlog_tiles.set(tracker_stats["backlog_tiles"])
             self.tiles_completed.set(tracker_stats["tiles_completed"])
         return generate_latest(self.registry)
+
+
+# One per process, reached as `deployments.http.metrics.METRICS` (an attribute of this module)
+# from both the Ingress's methods and its middleware. Not a global of deployments/ingress.py: Serve
+# ships the Ingress class by value, with its own copy of that module's globals, while the
+# middleware is found by reference, so each saw a different registry and /metrics counted no
+# requests.
+METRICS = IngressMetrics()

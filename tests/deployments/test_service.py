@@ -333,11 +333,6 @@ def test_the_interactive_docs_need_no_internet(service: Service):
     assert requests.get(service.url("/static/swagger-ui/secrets.txt"), timeout=30).status_code == 404
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known bug, found 2026-12-04: the request-counting middleware (deployments/ingress.py, count_requests) "
-    "never runs under Serve's class-based ingress, so lithoseg_http_requests_total has no samples",
-)
 def test_metrics_count_requests_by_route_and_status(service: Service):
     for _ in range(3):
         requests.get(service.url("/job/not-a-uuid"), headers={"api-key": KEY_A}, timeout=30)
