@@ -27,19 +27,6 @@ from lithoseg_client.client import Client
 from lithoseg_client.types import ApiError, Job, JobState
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
-CLASS_NAMES = (
-    "sandstone",
-    "siltstone",
-    "mudstone",
-    "dolomite",
-    "limestone",
-    "anhydrite",
-    "interlayered sandstones and mudstones",
-    "interlayered siltstones and mudstones",
-    "conglomerate",
-    "crust",
-    "marl rock",
-)
 
 
 def photos_in(source: Path) -> list[tuple[str, bytes]]:
@@ -75,6 +62,10 @@ def save_outputs(client: Client, job: Job, state: JobState, name: str, out: Path
         (out / f"{stem}.mask.png").write_bytes(client.mask(job.job_id))
 
 
+def coverage_column(name: str) -> str:
+    return f"coverage_{name.replace(' ', '_')}"
+
+
 def report_row(name: str, job: Job, state: JobState) -> dict[str, Any]:
     result = state.result or {}
     coverage = result.get("coverage", {})
@@ -84,7 +75,8 @@ def report_row(name: str, job: Job, state: JobState) -> dict[str, Any]:
         "status": state.status,
         "rejected": bool(result.get("rejected")),
         "rock_fraction": round(result.get("rock_fraction", 0.0), 4) if result else "",
-        **{f"coverage_{c.replace(' ', '_')}": round(coverage.get(c, 0.0), 4) for c in CLASS_NAMES},
+        # every rock class of the service's class table (its class_map, id -> name), present or not
+        **{coverage_column(name): round(coverage.get(name, 0.0), 4) for cid, name in result.get("class_map", {}).items() if cid != "0"},
         "error": state.error or "",
     }
 
@@ -115,7 +107,8 @@ def run_many(client: Client, photos: list[tuple[str, bytes]], args: argparse.Nam
 
 
 def write_report(rows: list[dict[str, Any]], path: Path) -> None:
-    fields = ["photo", "job_id", "status", "rejected", "rock_fraction", *[f"coverage_{c.replace(' ', '_')}" for c in CLASS_NAMES], "error"]
+    coverage = dict.fromkeys(key for row in rows for key in row if key.startswith("coverage_"))  # in the service's class order
+    fields = ["photo", "job_id", "status", "rejected", "rock_fraction", *coverage, "error"]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, restval="")
         writer.writeheader()
