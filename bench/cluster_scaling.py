@@ -79,6 +79,7 @@ class Recorder:
     samples: list[dict[str, Any]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _sampled: threading.Condition = field(default_factory=threading.Condition)
 
     def __enter__(self) -> Recorder:
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -93,10 +94,19 @@ class Recorder:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.samples.append(self.cluster.sample(self.base))
+                sample = self.cluster.sample(self.base)
             except Exception as exc:  # a node just killed, the dashboard busy: keep sampling
-                self.samples.append({"time": time.time(), "error": type(exc).__name__})
+                sample = {"time": time.time(), "error": type(exc).__name__}
+            with self._sampled:
+                self.samples.append(sample)
+                self._sampled.notify_all()
             self._stop.wait(self.interval_s)
+
+    def wait_for_sample(self, timeout: float = 30) -> None:
+        """Until the next sample has been taken (or `timeout`)."""
+        with self._sampled:
+            count = len(self.samples)
+            self._sampled.wait_for(lambda: len(self.samples) > count, timeout)
 
     def latest(self) -> dict[str, Any]:
         return next((s for s in reversed(self.samples) if "error" not in s), {})
@@ -149,18 +159,31 @@ class Burst:
         }
 
 
-def run_burst(cluster: LocalCluster, base: str, jobs: int, settle_timeout: float = 300, seed: int = 0) -> Burst:
-    """Submit `jobs` photos at once, wait for every job, then for the scale-in."""
-    images = [core_png(seed + i) for i in range(jobs)]
+def run_burst(cluster: LocalCluster, base: str, jobs: int, settle_timeout: float = 300, seed: int = 0, sustain_s: float = 0) -> Burst:
+    """Submit `jobs` photos at once, wait for every job, then for the scale-in.
+
+    With `sustain_s`, the load is held until the Segmenter has more replicas than when the burst
+    began (or `sustain_s` has passed): whenever fewer than half a burst of jobs are still queued,
+    another burst goes in. A fast machine drains one burst before a new gpu node has started and
+    loaded the model; the autoscaler answers a backlog that lasts, which is what this holds."""
     with Recorder(cluster, base) as recorder:
         submitted_at = time.time()
-        ids = submit_all(base, images)
-        ended = wait_all(base, ids, timeout=60 + 20 * jobs)
+        start_replicas = cluster.sample()["segmenter_replicas"]
+        ids = submit_all(base, [core_png(seed + i) for i in range(jobs)])
+        deadline = time.monotonic() + sustain_s
+        while time.monotonic() < deadline:
+            latest = recorder.latest()
+            if latest.get("segmenter_replicas", start_replicas) > start_replicas:
+                break
+            if latest.get("time", 0) > submitted_at and latest.get("queued", jobs) < jobs / 2:
+                ids += submit_all(base, [core_png(seed + len(ids) + i) for i in range(jobs)])
+            recorder.wait_for_sample()
+        ended = wait_all(base, ids, timeout=60 + 20 * len(ids))
         try:
             scaled_in_at: float | None = wait_for(lambda: scaled_in(cluster), settle_timeout, "scale-in", poll_s=2)
         except TimeoutError:
             scaled_in_at = None
-        time.sleep(2)  # one more sample at the minimum
+        recorder.wait_for_sample()  # one more sample at the minimum
     return Burst(submitted_at, ended, recorder.samples, scaled_in_at)
 
 
@@ -225,6 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=40)
     parser.add_argument("--max-gpu-nodes", type=int, default=3)
+    parser.add_argument("--sustain-s", type=float, default=300, help="hold the load until a replica is added, at most this long")
     parser.add_argument("--out", default=str(REPO_ROOT / "docs" / "cluster-scaling"))
     args = parser.parse_args(argv)
     port = free_port()
@@ -244,15 +268,21 @@ def main(argv: list[str] | None = None) -> None:
         config, settings, max_gpu_nodes=args.max_gpu_nodes, max_cpu_nodes=1, idle_timeout_s=15, dashboard_port=free_port()
     ) as cluster:
         print(f"cluster ready after {time.time() - began:.0f} s; submitting {args.jobs} jobs", flush=True)
-        burst = run_burst(cluster, base, args.jobs)
+        burst = run_burst(cluster, base, args.jobs, sustain_s=args.sustain_s)
     timings = burst.timings()
     statuses: dict[str, int] = {}
     for job in burst.jobs.values():
         statuses[job["status"]] = statuses.get(job["status"], 0) + 1
-    record = {"jobs": args.jobs, "statuses": statuses, "timings": timings, "samples": burst.samples, "submitted_at": burst.submitted_at}
+    record = {
+        "jobs": len(burst.jobs),
+        "statuses": statuses,
+        "timings": timings,
+        "samples": burst.samples,
+        "submitted_at": burst.submitted_at,
+    }
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(record, indent=1))
-    title = f"{args.jobs} jobs on the local autoscaling cluster (head + cpu node + 0-{args.max_gpu_nodes} gpu nodes)"
+    title = f"{len(burst.jobs)} jobs on the local autoscaling cluster (head + cpu node + 0-{args.max_gpu_nodes} gpu nodes)"
     out.with_suffix(".svg").write_text(svg(burst, title))
     print(json.dumps({"statuses": statuses, **timings}, indent=1))
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.svg')}")
