@@ -20,6 +20,7 @@ cluster:
 	$(PYTHON) -m deployments.cluster
 
 test: lint
+	@scripts/chromium.sh
 	$(PYTHON) -m pytest -q --timeout=900 tests
 
 test-fast:

@@ -119,7 +119,21 @@ def media_type(request: Request) -> str:
 # Routes and middleware of the app itself come before the class: `@serve.ingress` freezes a copy
 # of the app as it is when the class is decorated, so anything added after it would be lost.
 STATIC = Path(__file__).resolve().parent / "static"
-SWAGGER_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon-32x32.png": "image/png"}
+# (folder, file) -> media type: the only files served from STATIC, with their cache lifetime
+STATIC_ASSETS = {
+    ("swagger-ui", "swagger-ui-bundle.js"): "text/javascript",
+    ("swagger-ui", "swagger-ui.css"): "text/css",
+    ("swagger-ui", "favicon-32x32.png"): "image/png",
+    ("app", "app.js"): "text/javascript",
+    ("app", "app.css"): "text/css",
+}
+CACHE_CONTROL = {"swagger-ui": "public, max-age=86400", "app": "no-cache"}  # the page's own files revalidate (ETag)
+
+
+@app.get("/", include_in_schema=False)
+async def page() -> Response:
+    """The web page: upload photos, follow the jobs, look at the result (deployments/static/app)."""
+    return FileResponse(STATIC / "app" / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
 @app.get("/docs", include_in_schema=False)
@@ -134,11 +148,12 @@ async def docs() -> Response:
     )
 
 
-@app.get("/static/swagger-ui/{name}", include_in_schema=False)
-async def swagger_asset(name: str) -> Response:
-    if name not in SWAGGER_ASSETS:
-        raise JobNotFound(f"There is no file {name} here.")
-    return FileResponse(STATIC / "swagger-ui" / name, media_type=SWAGGER_ASSETS[name], headers={"Cache-Control": "public, max-age=86400"})
+@app.get("/static/{folder}/{name}", include_in_schema=False)
+async def static_asset(folder: str, name: str) -> Response:
+    media = STATIC_ASSETS.get((folder, name))
+    if media is None:
+        raise JobNotFound(f"There is no file {folder[:40]}/{name[:80]} here.")
+    return FileResponse(STATIC / folder / name, media_type=media, headers={"Cache-Control": CACHE_CONTROL[folder]})
 
 
 @app.middleware("http")
