@@ -42,7 +42,8 @@ def photos_in(source: Path) -> list[tuple[str, bytes]]:
 
 def run_job(client: Client, name: str, data: bytes, args: argparse.Namespace, position: int) -> tuple[Job, JobState]:
     """Submit one photo and follow it to its end with a progress bar of its tiles."""
-    job = client.submit(data, filename=name, mask_weight=args.mask_weight, gate=False if args.no_gate else None)
+    depth = depth_fields(args)
+    job = client.submit(data, filename=name, mask_weight=args.mask_weight, gate=False if args.no_gate else None, depth=depth)
     with tqdm(total=0, desc=name[:30], unit="tile", position=position, leave=False, disable=args.quiet) as bar:
 
         def progress(completed: int, total: int) -> None:
@@ -54,12 +55,28 @@ def run_job(client: Client, name: str, data: bytes, args: argparse.Namespace, po
     return job, state
 
 
+def depth_fields(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The depth options of `segment` as the API's fields, or None when no depths were given."""
+    if getattr(args, "top_depth", None) is None and getattr(args, "bottom_depth", None) is None:
+        return None
+    return {
+        "top_depth": args.top_depth,
+        "bottom_depth": args.bottom_depth,
+        "depth_unit": args.depth_unit,
+        "columns": args.columns,
+        "layout": args.layout,
+    }
+
+
 def save_outputs(client: Client, job: Job, state: JobState, name: str, out: Path) -> None:
     stem = Path(name).stem
     (out / f"{stem}.json").write_text(json.dumps(state.raw, indent=1))
     if state.finished and not state.rejected:
         (out / f"{stem}.overlay.png").write_bytes(client.overlay(job.job_id))
         (out / f"{stem}.mask.png").write_bytes(client.mask(job.job_id))
+        if (state.result or {}).get("depth_log"):
+            (out / f"{stem}.log.csv").write_text(client.depth_log(job.job_id, "csv"))
+            (out / f"{stem}.las").write_text(client.depth_log(job.job_id, "las"))
 
 
 def coverage_column(name: str) -> str:
@@ -130,6 +147,12 @@ def parser() -> argparse.ArgumentParser:
     segment = commands.add_parser("segment", parents=[common, jobs], help="segment photos; overlay, mask and JSON into --out")
     segment.add_argument("photos", nargs="+", type=Path)
     segment.add_argument("--out", required=True)
+    depth = segment.add_argument_group("depth (one box photo): a log in depth, saved as <photo>.log.csv and <photo>.las")
+    depth.add_argument("--top-depth", type=float, help="depth at the top of the photo's core")
+    depth.add_argument("--bottom-depth", type=float, help="depth at the bottom of the photo's core")
+    depth.add_argument("--depth-unit", choices=("m", "ft"), default="m")
+    depth.add_argument("--columns", type=int, help="core columns (or rows) in the box; found in the photo when left out")
+    depth.add_argument("--layout", choices=("columns", "rows"), default="columns", help="columns: left to right, each top down")
     batch = commands.add_parser("batch", parents=[common, jobs], help="segment a folder or ZIP of photos; a CSV report")
     batch.add_argument("source", type=Path)
     batch.add_argument("--report", required=True, type=Path)
@@ -157,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
                 missing = [str(p) for p in args.photos if not p.is_file()]
                 if missing:
                     print(f"lithoseg: no such file: {', '.join(missing)}", file=sys.stderr)
+                    return 2
+                if depth_fields(args) is not None and len(args.photos) > 1:
+                    print("lithoseg: depths belong to one box photo; segment each photo with its own depths.", file=sys.stderr)
                     return 2
                 rows = run_many(client, [(p.name, p.read_bytes()) for p in args.photos], args)
                 for row in rows:

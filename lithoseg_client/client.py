@@ -116,6 +116,13 @@ class Operations:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"Job {job_id} is still {state.status} after {timeout} s.")
 
+    def depth_log(self, job_id: str, form: str) -> Operation[str]:
+        response = yield self.request("GET", f"/job/{job_id}", params={"form": form})
+        checked(response)
+        if response.headers.get("content-type", "").startswith("application/json"):
+            raise ApiError(409, f"Job {job_id} has no log in depth yet: it is {response.json().get('status')}.")
+        return response.text
+
     def artifact(self, job_id: str, form: str) -> Operation[bytes]:
         response = yield self.request("GET", f"/job/{job_id}", params={"form": form})
         checked(response)
@@ -204,6 +211,11 @@ class Client:
     def heatmap(self, job_id: str) -> bytes:
         return self._run(self.ops.artifact(job_id, "heatmap"))
 
+    def depth_log(self, job_id: str, form: str = "csv") -> str:
+        """The log in depth of a job submitted with depths: `csv` (from, to, unit, lithology,
+        confidence) or `las` (LAS 2.0 with a discrete lithology curve)."""
+        return self._run(self.ops.depth_log(job_id, form))
+
     def cancel(self, job_id: str) -> None:
         """Cancel a queued or running job (or delete a finished one)."""
         self._run(self.ops.cancel(job_id))
@@ -277,6 +289,9 @@ class AsyncClient:
 
     async def heatmap(self, job_id: str) -> bytes:
         return await self._run(self.ops.artifact(job_id, "heatmap"))
+
+    async def depth_log(self, job_id: str, form: str = "csv") -> str:
+        return await self._run(self.ops.depth_log(job_id, form))
 
     async def cancel(self, job_id: str) -> None:
         await self._run(self.ops.cancel(job_id))

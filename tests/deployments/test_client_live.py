@@ -169,3 +169,19 @@ def test_a_box_photo_with_its_depths_gets_a_log_in_depth_as_json_csv_and_las(ser
     assert refused.status_code == 400 and "top_depth" in refused.json()["detail"]
     half = requests.post(service.url("/predict"), headers=headers, files={"file": core_png(8)}, data={"top_depth": "10"}, timeout=60)
     assert half.status_code == 422 and "bottom_depth" in half.json()["detail"]
+
+
+def test_segment_with_depths_saves_the_log_as_csv_and_las(service: Service, tmp_path):
+    lasio = pytest.importorskip("lasio")
+    out = tmp_path / "out"
+    run = lithoseg(
+        service, "segment", str(CORE_BOX), "--out", str(out), "--top-depth", "3978", "--bottom-depth", "3988", "--depth-unit", "ft"
+    )
+    assert run.returncode == 0, run.stderr
+    assert {p.name for p in out.iterdir()} >= {"corepy_3978.log.csv", "corepy_3978.las", "corepy_3978.json"}
+    rows = list(csv.DictReader((out / "corepy_3978.log.csv").open()))
+    assert float(rows[0]["from"]) == 3978.0 and float(rows[-1]["to"]) == 3988.0 and {r["unit"] for r in rows} == {"ft"}
+    las = lasio.read(str(out / "corepy_3978.las"))
+    assert las.index[0] >= 3978.0 and las.index[-1] <= 3988.0
+    two = lithoseg(service, "segment", str(CORE_BOX), str(CORE_BOX), "--out", str(out), "--top-depth", "1", "--bottom-depth", "2")
+    assert two.returncode == 2 and "one box photo" in two.stderr
