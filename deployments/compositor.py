@@ -36,6 +36,7 @@ class Compositor:
         mask_weight: float,
         classes: list[dict[str, Any]],
         depth: dict[str, Any] | None = None,
+        attempt: int = 0,
     ) -> dict[str, Any]:
         """Render and store the job's PNGs (written here, so the large ones never travel back
         through the object store); returns the summary. `segmentation` None: a picture the gate
@@ -44,7 +45,7 @@ class Compositor:
         segmentation = segmentation or blank_segmentation(image)
         rendered = await asyncio.to_thread(render_outputs, image, segmentation.class_ids, segmentation.confidence, mask_weight, table)
         for key, name in ((overlay_key, "overlay_png"), (mask_key, "mask_png"), (heatmap_key, "heatmap_png")):
-            await asyncio.to_thread(self.store.put, key(job_id), rendered.pop(name))
+            await asyncio.to_thread(self.store.put, key(job_id, attempt), rendered.pop(name))
         if depth is not None:  # the log registered to the depths the job gave (pipelines/depth.py)
             spec = DepthSpec.from_dict(depth)
             rendered["summary"]["depth_log"] = await asyncio.to_thread(

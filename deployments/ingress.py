@@ -28,6 +28,7 @@ from deployments.http.errors import (
     ServiceUnavailable,
     UnsupportedMedia,
 )
+from deployments.http.headers import security_headers
 from deployments.http.inputs import decode_base64_body, parse_bool, parse_confidence, parse_mask_weight, raw_spec
 from deployments.http.schemas import BatchAccepted, Health, JobAccepted, JobStatus, Ready, SegmentResult, documented
 from deployments.jobs import TERMINAL, heatmap_key, mask_key, new_job_id, overlay_key, parse_job_id, upload_key
@@ -111,6 +112,28 @@ MODEL_ALIASES = ("lithoseg",)  # model names POST /{model}/{version} accepts bes
 MAX_WAIT_S = 60.0
 
 
+FORM_OVERHEAD = 64 * 1024  # a multipart body's boundaries, headers and text fields, beyond the file itself
+
+
+def capped(request: Request, max_upload_bytes: int) -> Request:
+    """The request, its body cut off with `PayloadTooLarge` as soon as more than the upload limit
+    (and the form's overhead) has arrived: the multipart parser would otherwise spool a body of any
+    size (chunked, with no Content-Length) to disk before the file's size could be checked."""
+    limit = max_upload_bytes + FORM_OVERHEAD
+    received = 0
+
+    async def receive() -> Any:
+        nonlocal received
+        message = await request.receive()
+        if message.get("type") == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise PayloadTooLarge(f"The upload is larger than the limit of {max_upload_bytes:,} bytes.")
+        return message
+
+    return Request(request.scope, receive)
+
+
 def media_type(request: Request) -> str:
     """The request's Content-Type without parameters, lower case."""
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -159,6 +182,7 @@ async def static_asset(folder: str, name: str) -> Response:
 @app.middleware("http")
 async def count_requests(request: Request, call_next: Any) -> Response:
     response: Response = await call_next(request)
+    response.headers.update(security_headers(request.url.path))
     route = request.scope.get("route")
     http_metrics.METRICS.requests.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
     return response
@@ -234,10 +258,12 @@ class Ingress:
     async def _read_form(self, request: Request, field: str, what: str) -> tuple[bytes, str | None, dict[str, str]]:
         """(file bytes, file name, text fields) of a multipart upload whose file is in `field`."""
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.settings.max_upload_bytes + 64 * 1024:
+        if declared and declared.isdigit() and int(declared) > self.settings.max_upload_bytes + FORM_OVERHEAD:
             raise PayloadTooLarge(f"The upload is {int(declared):,} bytes; the limit is {self.settings.max_upload_bytes:,} bytes.")
         try:
-            form = await request.form(max_files=1, max_fields=16)
+            form = await capped(request, self.settings.max_upload_bytes).form(max_files=1, max_fields=16)
+        except PayloadTooLarge:
+            raise
         except Exception as exc:  # malformed multipart bodies raise a variety of parser errors
             reason = str(getattr(exc, "detail", None) or getattr(exc, "message", None) or exc)
             if reason.startswith("Too many files"):
@@ -422,10 +448,10 @@ class Ingress:
         if job["status"] != "finished":
             return JSONResponse(job)
         if form in ARTIFACTS:
-            return Response(await self._artifact(ARTIFACTS[form](job["job_id"])), media_type="image/png")
+            return Response(await self._artifact(ARTIFACTS[form](job["job_id"], job.get("attempt") or 0)), media_type="image/png")
         if form in DEPTH_FORMS:
             return self._depth_form(job, form)
-        overlay_png = await self._artifact(overlay_key(job["job_id"]))
+        overlay_png = await self._artifact(overlay_key(job["job_id"], job.get("attempt") or 0))
         job["result"] = {**job["result"], "base64": base64.b64encode(overlay_png).decode("ascii")}
         return JSONResponse(job)
 

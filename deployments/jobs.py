@@ -20,21 +20,28 @@ def upload_key(job_id: str) -> str:
     return f"{JOBS_PREFIX}{job_id}/upload"
 
 
-def overlay_key(job_id: str) -> str:
-    return f"{JOBS_PREFIX}{job_id}/overlay.png"
+def attempt_prefix(job_id: str, attempt: int) -> str:
+    """Where one processing attempt writes its PNGs. Each attempt has its own folder, so an attempt
+    that is retried (its replica died) or that outlives its retry overwrites nothing that the
+    attempt whose result was committed wrote. Attempt 0: records from before attempts had folders."""
+    return f"{JOBS_PREFIX}{job_id}/" if attempt <= 0 else f"{JOBS_PREFIX}{job_id}/attempt-{attempt}/"
 
 
-def mask_key(job_id: str) -> str:
-    return f"{JOBS_PREFIX}{job_id}/mask.png"
+def overlay_key(job_id: str, attempt: int = 0) -> str:
+    return f"{attempt_prefix(job_id, attempt)}overlay.png"
 
 
-def heatmap_key(job_id: str) -> str:
-    return f"{JOBS_PREFIX}{job_id}/heatmap.png"
+def mask_key(job_id: str, attempt: int = 0) -> str:
+    return f"{attempt_prefix(job_id, attempt)}mask.png"
 
 
-def artifact_keys(job_id: str) -> list[str]:
-    """Everything of a job but its record."""
-    return [upload_key(job_id), overlay_key(job_id), mask_key(job_id), heatmap_key(job_id)]
+def heatmap_key(job_id: str, attempt: int = 0) -> str:
+    return f"{attempt_prefix(job_id, attempt)}heatmap.png"
+
+
+def job_prefix(job_id: str) -> str:
+    """Every object of a job: its record, its upload and every attempt's PNGs."""
+    return f"{JOBS_PREFIX}{job_id}/"
 
 
 def new_job_id() -> str:
@@ -75,10 +82,11 @@ class JobRecord:
     depth: dict[str, Any] | None = None  # the depths the photo spans (pipelines.depth.DepthSpec), for the log in depth
     completed_tiles: int = 0
     total_tiles: int | None = None
+    result_attempt: int = 0  # the attempt whose PNGs the result is (attempt_prefix)
 
     def options(self) -> dict[str, Any]:
-        """What the runner needs besides the upload."""
-        return {"mask_weight": self.mask_weight, "gate": self.gate, "raw": self.raw, "depth": self.depth}
+        """What the runner needs besides the upload, this attempt's number among them."""
+        return {"mask_weight": self.mask_weight, "gate": self.gate, "raw": self.raw, "depth": self.depth, "attempt": self.attempts}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,6 +106,7 @@ class JobRecord:
             "error": self.error,
             "result": self.result,
             **self.progress(),
+            "attempt": self.result_attempt or None,  # the processing attempt the result came from
         }
 
     def progress(self) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class JobRunner:
                 if versions != [model["version"]]:  # cannot happen while tiles carry the pinned key
                     raise RuntimeError(f"Job {job_id}'s tiles came from model versions {versions}, not {model['version']}.")
             summary = await self.compositor.render.remote(
-                job_id, image, segmentation, options["mask_weight"], model["classes"], options.get("depth")
+                job_id, image, segmentation, options["mask_weight"], model["classes"], options.get("depth"), options.get("attempt", 0)
             )
         except InputError as exc:
             reason = sentence_of(exc, "The image could not be decoded.")

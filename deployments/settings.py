@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest accepted upload, in bytes.")
     max_pixels: int = Field(100_000_000, gt=0, description="Largest accepted image, in pixels (after EXIF rotation).")
     result_ttl_s: float = Field(24 * 3600, gt=0, description="Finished jobs and their results are deleted after this long.")
+    store_outage_s: float = Field(
+        600,
+        gt=0,
+        description="While the result store fails, jobs wait for it (no attempt spent); one that waits this long fails, naming the error.",
+    )
     max_queued_jobs: int = Field(1000, gt=0, description="Queue length beyond which POST /predict answers 503.")
     jobs_in_flight_per_replica: int = Field(
         4,

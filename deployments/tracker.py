@@ -26,12 +26,12 @@ from typing import Any, cast
 import ray
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
-from deployments.jobs import JOBS_PREFIX, TERMINAL, JobRecord, QueueFullError, artifact_keys, record_key, upload_key
+from deployments.jobs import JOBS_PREFIX, TERMINAL, JobRecord, QueueFullError, attempt_prefix, job_prefix, record_key
 from deployments.rate_limit import RateLimiter
 from deployments.settings import Settings
 from pipelines.drift import DriftMonitor, observation
 from pipelines.resolution import segmentation_plans
-from storage import StoreError, open_store
+from storage import ObjectNotFound, StoreError, open_store
 
 logger = logging.getLogger("ray.serve")
 
@@ -39,6 +39,7 @@ MAX_ATTEMPTS = 3  # a job whose runner call itself fails (a replica died) is ret
 TRACKER_NAMESPACE = "lithoseg"
 REPLICA_SILENCE_S = 15.0  # a Segmenter replica not heard from for this long is no longer counted
 MODEL_REFRESH_S = 5.0  # how often the model's tiling (for the backlog estimate) is read again
+STORE_BACKOFF_S = (1.0, 30.0)  # while the result store fails: first and longest pause before dispatching again
 # Placed on the head node: the head lives as long as the cluster, so the tracker is never on a
 # worker node the autoscaler removes (its state is in the store either way).
 HEAD_NODE = {"node:__internal_head__": 0.001}
@@ -65,6 +66,11 @@ class JobTracker:
         self.done_events: dict[str, asyncio.Event] = {}  # jobs someone is waiting on (long poll)
         self.next_seq = 0
         self._background: asyncio.Task[None] | None = None
+        # the result store failing: no job is dispatched before `store_retry_at` (monotonic); the
+        # pause doubles while it keeps failing; each job waiting on it since when (wall clock)
+        self.store_retry_at = 0.0
+        self.store_backoff = STORE_BACKOFF_S[0]
+        self.store_waiting_since: dict[str, float] = {}
         self._reload()
 
     # -- state ---------------------------------------------------------------------------------
@@ -120,6 +126,7 @@ class JobTracker:
             "segmenter_replicas": self.live_replicas(),
             "backlog_tiles": self.backlog_tiles(),
             "tiles_completed": self.tiles_completed,
+            "waiting_for_store": len(self.store_waiting_since),
         }
 
     # -- scaling -------------------------------------------------------------------------------
@@ -288,6 +295,8 @@ class JobTracker:
     # -- running jobs --------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
+        if time.monotonic() < self.store_retry_at:
+            return  # the store is failing: _store_failed scheduled the next try
         while self.queue and len(self.running) < self.in_flight_limit():
             job_id = self.queue.popleft()
             self.tile_estimates.pop(job_id, None)
@@ -297,6 +306,7 @@ class JobTracker:
         record = self.records[job_id]
         record.status, record.started_at, record.attempts = "started", time.time(), record.attempts + 1
         record.completed_tiles, record.total_tiles = 0, None
+        attempt = record.attempts
         stream = None
         try:
             await self._persist(record)
@@ -313,34 +323,90 @@ class JobTracker:
             if stream is not None:
                 stream.cancel()
             raise
-        except Exception as exc:  # the call itself failed: a replica died, the store failed...
+        except ObjectNotFound:  # the upload itself is gone (deleted by hand, or a store that lost it)
+            logger.exception("Job %s: its upload is missing from the store", job_id)
+            await self._finish(record, error="The uploaded image is no longer in the result store; submit it again.")
+        except StoreError as exc:  # the store failed, not the job: it waits for the store, no attempt spent
+            gave_up = self._store_failed(record, exc)
+            if gave_up:
+                await self._finish(record, error=gave_up)
+        except Exception as exc:  # the call itself failed: a replica died...
             logger.exception("Job %s attempt %d failed", job_id, record.attempts)
             if record.attempts < MAX_ATTEMPTS and record.status == "started":
                 record.status = "queued"
                 self.queue.appendleft(job_id)
-                await self._persist(record)
+                await self._persist_or_log(record)
             else:
                 await self._finish(record, error=f"Processing failed after {record.attempts} attempts ({type(exc).__name__}).")
         else:
+            self._store_recovered(job_id)
             if record.status == "started":
                 if not outcome:
                     outcome = {"error": "Processing ended without a result."}
-                await self._finish(record, result=outcome.get("result"), error=outcome.get("error"))
+                await self._finish(record, result=outcome.get("result"), error=outcome.get("error"), attempt=attempt)
         finally:
             if self.running.get(job_id) is asyncio.current_task():
                 del self.running[job_id]
             self._dispatch()
 
-    async def _finish(self, record: JobRecord, result: dict[str, Any] | None = None, error: str | None = None) -> None:
+    def _store_failed(self, record: JobRecord, exc: StoreError) -> str | None:
+        """Back to the head of the queue without spending an attempt, and no dispatching until the
+        pause is over. In memory only: the store is what failed (a restarted tracker finds the job
+        started and queues it again the same way). After `store_outage_s` of waiting, the job
+        fails instead: returns the reason, naming the store's error."""
+        since = self.store_waiting_since.setdefault(record.job_id, time.time())
+        if record.status != "started":
+            return None
+        if time.time() - since > self.settings.store_outage_s:
+            self.store_waiting_since.pop(record.job_id, None)
+            return f"The result store was unavailable for over {self.settings.store_outage_s:.0f} s: {exc}"
+        logger.warning("Job %s waits for the result store (%s); dispatching pauses %.3g s", record.job_id, exc, self.store_backoff)
+        record.status, record.attempts = "queued", record.attempts - 1
+        self.queue.appendleft(record.job_id)
+        self.store_retry_at = time.monotonic() + self.store_backoff
+        asyncio.get_running_loop().call_later(self.store_backoff, self._dispatch)
+        self.store_backoff = min(STORE_BACKOFF_S[1], self.store_backoff * 2)
+        return None
+
+    def _store_recovered(self, job_id: str) -> None:
+        self.store_waiting_since.pop(job_id, None)
+        self.store_backoff = STORE_BACKOFF_S[0]
+
+    async def _persist_or_log(self, record: JobRecord) -> None:
+        """Persist a change the tracker can also rebuild (a job back in the queue: a restarted
+        tracker finds it started and queues it again), so a failing store only costs a log line."""
+        try:
+            await self._persist(record)
+        except StoreError:
+            logger.warning("Could not record job %s as %s; the store is failing", record.job_id, record.status)
+
+    async def _persist_until_stored(self, record: JobRecord) -> None:
+        """Persist a job's end, however long the store takes to come back: a result is committed
+        once, and nobody hears of it before it is stored."""
+        pause = STORE_BACKOFF_S[0]
+        while True:
+            try:
+                await self._persist(record)
+                return
+            except StoreError as exc:
+                logger.warning("Job %s ended but its record could not be stored (%s); retrying in %.3g s", record.job_id, exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(STORE_BACKOFF_S[1], pause * 2)
+
+    async def _finish(self, record: JobRecord, result: dict[str, Any] | None = None, error: str | None = None, attempt: int = 0) -> None:
         record.finished_at = time.time()
         record.status = "failed" if error else "finished"
         record.error, record.result = error, None if error else result
-        await self._persist(record)
+        record.result_attempt = attempt if result is not None and not error else 0
+        await self._persist_until_stored(record)
         self._wake(record.job_id)
         if result is not None and not error:
             classes = [c["name"] for c in (self.model or {}).get("classes", []) if c.get("id")]
             self.drift_monitor.add(observation(result), classes)
-        await asyncio.to_thread(self.store.delete, upload_key(record.job_id))  # no longer needed
+        try:  # no longer needed: the upload, and what other attempts of this job wrote
+            await asyncio.to_thread(self._delete_artifacts, record.job_id, keep=record.result_attempt or None)
+        except StoreError:
+            logger.warning("Could not delete job %s's upload and superseded attempts; the housekeeping will", record.job_id)
         logger.info(
             "Job %s %s in %.2fs%s",
             record.job_id,
@@ -351,8 +417,12 @@ class JobTracker:
 
     # -- housekeeping --------------------------------------------------------------------------
 
-    def _delete_artifacts(self, job_id: str) -> None:
-        for key in artifact_keys(job_id):
+    def _delete_artifacts(self, job_id: str, keep: int | None = None) -> None:
+        """Every object of the job but its record (and, with `keep`, but that attempt's PNGs)."""
+        kept = attempt_prefix(job_id, keep) if keep else None
+        for key in self.store.list(job_prefix(job_id)):
+            if key == record_key(job_id) or (kept is not None and key.startswith(kept) and key.count("/") == kept.count("/")):
+                continue
             self.store.delete(key)
 
     async def _forget(self, record: JobRecord) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from pipelines.errors import EmptyUploadError, ImageTooLargeError, InputError, InvalidParameterError, UnsupportedImageError
 from pipelines.strips import strip_rows
@@ -40,6 +40,18 @@ class ImageInfo:
     @property
     def pixels(self) -> int:
         return self.width * self.height
+
+
+# EXIF orientation -> the transposition that shows the image upright (as ImageOps.exif_transpose)
+ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def _open(data: bytes) -> Image.Image:
@@ -141,9 +153,13 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     image = _open(data)
     try:
         _check_pixels(image.width, image.height, max_pixels)
+        # Read before load(): once a TIFF is loaded, Pillow's getexif() no longer sees its
+        # Orientation tag (found by tests/chaos: probe and decode disagreed on the size).
+        orientation = _orientation(image)
         image.load()
-        # In place: without it Pillow returns a full copy even when there is nothing to turn.
-        ImageOps.exif_transpose(image, in_place=True)
+        method = ORIENTATION_TRANSPOSE.get(orientation)
+        if method is not None:  # only then: a transpose is a full copy
+            image = image.transpose(method)
         return np.ascontiguousarray(to_rgb8(image))
     except (OSError, SyntaxError, ValueError, struct.error, Image.DecompressionBombError) as exc:
         raise UnsupportedImageError(f"The {image.format} file is damaged or truncated and cannot be decoded.") from exc

@@ -57,7 +57,8 @@ class LocalStore(ResultStore):
 
     def list(self, prefix: str = "") -> Iterator[str]:
         keys = []
-        for dirpath, _dirs, files in os.walk(self.root):
+        folder, _, _ = prefix.rpartition("/")  # walk only the folder the prefix is in, not the whole store
+        for dirpath, _dirs, files in os.walk(self._path(folder) if folder else self.root):
             for name in files:
                 if name.startswith(".tmp-"):
                     continue

@@ -94,3 +94,18 @@ def s3_bucket(s3_server: str) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def serve_port(aws_credentials: None) -> Iterator[int]:
+    """One local Ray + Serve for the whole session; applications come and go on it."""
+    ray = pytest.importorskip("ray")
+    from deployments.local import start_ray, stop
+
+    port = free_port()
+    start_ray("127.0.0.1", port, log_to_driver=False)  # replica logs: /tmp/ray/session_latest/logs
+    try:
+        yield port
+    finally:
+        stop()
+        assert not ray.is_initialized()

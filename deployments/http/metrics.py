@@ -33,6 +33,11 @@ class IngressMetrics:
             "Tiles segmented since the job tracker started (its rate is the service's throughput).",
             registry=self.registry,
         )
+        self.waiting_for_store = Gauge(
+            "lithoseg_jobs_waiting_for_store",
+            "Jobs held back because the result store failed (unreachable, disk full); they run when it is back.",
+            registry=self.registry,
+        )
         self.backlog_tiles = Gauge(
             "lithoseg_backlog_tiles",
             "Tiles of queued jobs (estimated) and left of running jobs: what the Segmenter autoscales on.",
@@ -49,6 +54,7 @@ class IngressMetrics:
             self.segmenter_replicas.set(tracker_stats["segmenter_replicas"])
             self.backlog_tiles.set(tracker_stats["backlog_tiles"])
             self.tiles_completed.set(tracker_stats["tiles_completed"])
+            self.waiting_for_store.set(tracker_stats.get("waiting_for_store", 0))
         return generate_latest(self.registry)
 
 

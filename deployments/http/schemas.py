@@ -98,6 +98,9 @@ class JobStatus(Body):
     total_tiles: int | None
     remaining_tiles: int | None
     progress: str | None = Field(description='"3/10" while tiles run; null before tiling or when the gate rejected the picture.')
+    attempt: int | None = Field(
+        None, description="The processing attempt the result came from (above 1 when a replica failed mid-job); null until finished."
+    )
 
 
 class SegmentResult(Body):

@@ -14,7 +14,7 @@ import pytest
 
 from lithoseg_client import Client
 from tests.conftest import encode
-from tests.deployments.conftest import KEY_A, Service, run_service
+from tests.service import KEY_A, Service, run_service
 from training.synthetic import generate_sample
 
 pytestmark = pytest.mark.slow

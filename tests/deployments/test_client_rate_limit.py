@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lithoseg_client import Client
 from tests.conftest import encode
-from tests.deployments.conftest import KEY_A, Service, run_service
+from tests.service import KEY_A, Service, run_service
 from training.synthetic import generate_sample
 
 pytestmark = pytest.mark.slow

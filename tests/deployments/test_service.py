@@ -16,13 +16,13 @@ import ray
 import requests
 from PIL import Image
 
-from deployments.jobs import JOBS_PREFIX, mask_key, overlay_key, upload_key
+from deployments.jobs import JOBS_PREFIX, overlay_key
 from deployments.tracker import TRACKER_NAMESPACE
 from pipelines.classes import default_class_table
 from storage import open_store
 from tests.conftest import encode
-from tests.deployments.conftest import KEY_A, KEY_B, Service, run_service
 from tests.pipelines.test_decode import bomb_png
+from tests.service import KEY_A, KEY_B, Service, run_service
 from training.synthetic import generate_sample
 
 pytestmark = pytest.mark.slow
@@ -273,8 +273,7 @@ def test_cancel_running_and_queued_jobs(service: Service):
         assert info["status"] == "cancelled" and info["result"] is None
     assert service.job(queued).json()["started_at"] is None
     store = open_store(service.settings.store_url)
-    for key in (upload_key(running), overlay_key(running), mask_key(running)):
-        assert key not in set(store.list(JOBS_PREFIX))
+    assert set(store.list(f"{JOBS_PREFIX}{running}/")) == {f"{JOBS_PREFIX}{running}/record.json"}  # upload and every attempt's PNGs gone
     # deleting a finished job removes it
     assert requests.delete(service.url(f"/job/{second}"), headers={"api-key": KEY_A}, timeout=30).json()["deleted"] is True
     assert service.job(second).status_code == 404
@@ -299,7 +298,7 @@ def test_killing_the_job_tracker_loses_no_job(service: Service):
     infos = [service.wait(job_id, timeout=600) for job_id in ids]
     assert [i["status"] for i in infos] == ["finished"] * 4
     store = open_store(service.settings.store_url)
-    assert all(overlay_key(job_id) in set(store.list(JOBS_PREFIX)) for job_id in ids)
+    assert all(overlay_key(job_id, info["attempt"]) in set(store.list(JOBS_PREFIX)) for job_id, info in zip(ids, infos, strict=True))
 
 
 def test_operations_endpoints(service: Service):

@@ -24,7 +24,7 @@ from pipelines.model import ModelConfig
 from pipelines.resolution import segmentation_sizes
 from pipelines.tiling import plan_tiles
 from tests.conftest import DATA, encode
-from tests.deployments.conftest import KEY_A, Service, run_service
+from tests.service import KEY_A, Service, run_service
 from training.synthetic import generate_sample
 
 pytestmark = pytest.mark.slow

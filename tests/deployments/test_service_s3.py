@@ -15,7 +15,7 @@ from PIL import Image
 from deployments.jobs import mask_key, overlay_key, record_key, upload_key
 from pipelines.tiling import plan_tiles
 from tests.conftest import encode
-from tests.deployments.conftest import KEY_A, run_service
+from tests.service import KEY_A, run_service
 from training.synthetic import generate_sample
 from training.train import main as train_main
 
@@ -85,7 +85,8 @@ def test_reference_flow_on_s3_with_a_model_from_s3(s3_service):
     # tiled at the working size (shorter side 260 -> 200 px) and at 0.7 of it
     assert info["total_tiles"] == len(plan_tiles(231, 200, 128, 32, 32)) + len(plan_tiles(162, 140, 128, 32, 32))
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="service/")["Contents"]}
-    assert {f"service/{record_key(job_id)}", f"service/{overlay_key(job_id)}", f"service/{mask_key(job_id)}"} <= keys
+    attempt = info["attempt"]
+    assert {f"service/{record_key(job_id)}", f"service/{overlay_key(job_id, attempt)}", f"service/{mask_key(job_id, attempt)}"} <= keys
     assert f"service/{upload_key(job_id)}" not in keys  # uploads are dropped once a job is done
     stored = json.loads(client.get_object(Bucket=bucket, Key=f"service/{record_key(job_id)}")["Body"].read())
     assert stored["status"] == "finished" and KEY_A not in json.dumps(stored)

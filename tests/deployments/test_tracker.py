@@ -184,3 +184,93 @@ def test_finished_jobs_feed_the_drift_statistics(tmp_path):
         await stop(tracker)
 
     asyncio.run(scenario())
+
+
+# -- a failing result store, attempts ----------------------------------------------------------
+
+
+class FlakyRunner(StandInRunner):
+    """Fails its first `store_failures` runs with the store's error, then its next `crashes` with a
+    crash (a replica dying), then runs as StandInRunner with `release` already set; every run
+    writes a PNG into its attempt's folder, as the Compositor does."""
+
+    def __init__(self, store: Any, store_failures: int = 0, crashes: int = 0) -> None:
+        super().__init__()
+        self.store, self.store_failures, self.crashes = store, store_failures, crashes
+        self.release.set()
+        self.attempts: list[int] = []
+
+    async def _run(self, job_id: str, options: dict[str, Any]):  # type: ignore[no-untyped-def]
+        from deployments.jobs import mask_key
+        from storage import StoreUnavailable
+
+        self.attempts.append(options["attempt"])
+        self.store.put(mask_key(job_id, options["attempt"]), f"attempt {options['attempt']}".encode())
+        if self.store_failures:
+            self.store_failures -= 1
+            raise StoreUnavailable("Cannot write jobs/x/mask.png: No space left on device.")
+        if self.crashes:
+            self.crashes -= 1
+            raise RuntimeError("the replica died")
+        async for event in super()._run(job_id, options):
+            yield event
+
+
+def flaky_tracker(tmp_path, store_failures: int = 0, crashes: int = 0, **settings: Any) -> tuple[Any, FlakyRunner]:
+    tracker, _ = new_tracker(tmp_path, **settings)
+    runner = FlakyRunner(tracker.store, store_failures, crashes)
+    tracker.runner = runner
+    return tracker, runner
+
+
+def test_a_failing_store_spends_no_attempt_and_pauses_dispatching_until_it_is_back(tmp_path, monkeypatch):
+    monkeypatch.setattr("deployments.tracker.STORE_BACKOFF_S", (0.05, 0.2))
+
+    async def scenario() -> None:
+        tracker, runner = flaky_tracker(tmp_path, store_failures=5)
+        tracker.store_backoff = 0.05
+        (job_id,) = await submit(tracker, 1)
+        await until(lambda: tracker.records[job_id].status == "finished")
+        record = tracker.records[job_id]
+        assert runner.attempts == [1, 1, 1, 1, 1, 1]  # six runs, all attempt 1: the store's failures spent nothing
+        assert record.attempts == 1 and record.result_attempt == 1 and record.error is None
+        assert tracker.store_backoff == 0.05  # reset once the store worked again
+        await stop(tracker)
+
+    asyncio.run(scenario())
+
+
+def test_a_store_that_stays_down_fails_the_job_with_the_stores_reason(tmp_path, monkeypatch):
+    monkeypatch.setattr("deployments.tracker.STORE_BACKOFF_S", (0.02, 0.05))
+
+    async def scenario() -> None:
+        tracker, _ = flaky_tracker(tmp_path, store_failures=10_000, store_outage_s=0.3)
+        tracker.store_backoff = 0.02
+        (job_id,) = await submit(tracker, 1)
+        await until(lambda: tracker.records[job_id].status == "failed" and not tracker.running)
+        error = tracker.records[job_id].error
+        assert error.startswith("The result store was unavailable for over 0 s") and "No space left on device" in error
+        assert not tracker.queue and not tracker.running
+        await stop(tracker)
+
+    asyncio.run(scenario())
+
+
+def test_each_attempt_writes_its_own_folder_and_only_the_committed_one_is_kept(tmp_path):
+    from deployments.jobs import JOBS_PREFIX, mask_key
+
+    async def scenario() -> None:
+        tracker, runner = flaky_tracker(tmp_path, crashes=2)
+        (job_id,) = await submit(tracker, 1)
+        await until(lambda: tracker.records[job_id].status == "finished")
+        assert runner.attempts == [1, 2, 3]
+        public = tracker.records[job_id].public()
+        assert public["attempt"] == 3
+        await until(lambda: tracker.store.get(mask_key(job_id, 3)) == b"attempt 3")
+        await until(
+            lambda: list(tracker.store.list(JOBS_PREFIX))
+            == [f"{JOBS_PREFIX}{job_id}/attempt-3/mask.png", f"{JOBS_PREFIX}{job_id}/record.json"]
+        )
+        await stop(tracker)
+
+    asyncio.run(scenario())

@@ -21,7 +21,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import encode
-from tests.deployments.conftest import KEY_A, Service, run_service
+from tests.service import KEY_A, Service, run_service
 from training.synthetic import generate_sample
 
 pytestmark = pytest.mark.slow
@@ -66,10 +66,11 @@ def page(browser: Any, service: Service) -> Iterator[Any]:
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.on("console", lambda message: errors.append(message.text) if "Content Security Policy" in message.text else None)
     opened.goto(service.url("/"))
     yield opened
     context.close()
-    assert not errors, f"the page threw: {errors}"
+    assert not errors, f"the page threw or broke its Content-Security-Policy: {errors}"
 
 
 def screenshot(page: Any, name: str, tmp_path: Path) -> Path:

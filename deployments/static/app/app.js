@@ -335,8 +335,8 @@ function legend(result) {
     const row = document.createElement("tr");
     row.dataset.class = name;
     const colour = result.detected_classes[name];
-    const swatch = colour ? `rgb(${colour.join(",")})` : "transparent";
-    row.innerHTML = `<td><span class="swatch" style="background:${swatch}"></span></td><td></td><td>${(100 * share).toFixed(1)} %</td>`;
+    row.innerHTML = `<td><span class="swatch"></span></td><td></td><td>${(100 * share).toFixed(1)} %</td>`;
+    row.querySelector(".swatch").style.background = colour ? `rgb(${colour.join(",")})` : "transparent"; // CSSOM: allowed by the CSP
     row.children[1].textContent = name;
     body.append(row);
   }

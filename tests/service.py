@@ -1,4 +1,6 @@
-"""The real Serve application on a local Ray instance, reached over HTTP."""
+"""The real Serve application on a local Ray instance, reached over HTTP: the keys the tests use,
+`run_service` (deploys the app with settings overrides on the session's Ray, the `serve_port`
+fixture of tests/conftest.py) and `Service`, its address with helpers."""
 
 from __future__ import annotations
 
@@ -8,11 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 import requests
 
 from deployments.settings import Settings
-from tests.conftest import free_port
 
 KEY_A = "test-key-alpha-0001"
 KEY_B = "test-key-bravo-0002"
@@ -44,21 +44,6 @@ class Service:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {info['status']} after {timeout} s")
             time.sleep(0.1)
-
-
-@pytest.fixture(scope="session")
-def serve_port(aws_credentials: None) -> Iterator[int]:
-    """One local Ray + Serve for the whole session; applications come and go on it."""
-    ray = pytest.importorskip("ray")
-    from deployments.local import start_ray, stop
-
-    port = free_port()
-    start_ray("127.0.0.1", port, log_to_driver=False)  # replica logs: /tmp/ray/session_latest/logs
-    try:
-        yield port
-    finally:
-        stop()
-        assert not ray.is_initialized()
 
 
 @contextmanager
