@@ -62,7 +62,17 @@ def undeploy(settings: Settings) -> None:
     try:
         ray.kill(ray.get_actor(settings.tracker_name, namespace=TRACKER_NAMESPACE), no_restart=True)
     except ValueError:
-        pass  # never created
+        return  # never created
+    # ray.kill returns at once; until the name is released, the next deploy's Ingress would find
+    # this tracker (with this deployment's settings, its store among them) instead of starting one
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(settings.tracker_name, namespace=TRACKER_NAMESPACE)
+        except ValueError:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"The job tracker {settings.tracker_name} was still registered 60 s after it was killed.")
 
 
 def start(overrides: dict[str, Any] | None = None) -> Settings:

@@ -364,9 +364,14 @@ class JobTracker:
         record.status, record.attempts = "queued", record.attempts - 1
         self.queue.appendleft(record.job_id)
         self.store_retry_at = time.monotonic() + self.store_backoff
-        asyncio.get_running_loop().call_later(self.store_backoff, self._dispatch)
+        asyncio.get_running_loop().call_later(self.store_backoff, self._resume_after_store_pause)
         self.store_backoff = min(STORE_BACKOFF_S[1], self.store_backoff * 2)
         return None
+
+    def _resume_after_store_pause(self) -> None:
+        # the timer ends the pause itself, so dispatching never hinges on comparing two clocks
+        self.store_retry_at = 0.0
+        self._dispatch()
 
     def _store_recovered(self, job_id: str) -> None:
         self.store_waiting_since.pop(job_id, None)

@@ -113,7 +113,7 @@ def assert_every_job_ended_with_a_reason(jobs: dict[str, dict[str, Any]]) -> Non
 # -- S3: replicas, the tracker and the endpoint ---------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # not module-scoped: the next test deploys its own service under the same name
 def s3_service(serve_port: int, s3_server: str) -> Iterator[tuple[Service, TcpProxy, Any]]:
     import boto3
 
