@@ -40,6 +40,7 @@ def replicas_for_requests(ongoing_requests: float, target_ongoing_requests: floa
 
 
 def clamp(replicas: int, low: int, high: int) -> int:
+    """`replicas` held between `low` and `high`."""
     return max(low, min(high, replicas))
 
 

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def usage() -> str:
+    """The `lithoseg` command's help: its subcommands and what each does."""
     width = max(len(c) for c in COMMANDS)
     lines = [f"usage: lithoseg COMMAND [ARGS...]   (lithoseg {pipelines.__version__})", "", "commands:"]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
@@ -45,6 +46,7 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one `lithoseg` subcommand: serve, cluster, train, evaluate, synth here; the client's in lithoseg_client.cli."""
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage())

@@ -87,12 +87,14 @@ WORKER_GROUPS = (GPU, CPU)
 
 
 def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 def node_ip() -> str:
+    """This machine's address as Ray advertises it (127.0.0.1 for the local cluster)."""
     from ray._private.services import get_node_ip_address
 
     return str(get_node_ip_address())
@@ -293,6 +295,7 @@ def read_metrics(service_url: str) -> dict[str, float]:
 
 
 def node_group_of(resources: dict[str, float]) -> str:
+    """The node group (gpu or cpu) a node belongs to, from the resources it offers."""
     return GPU.name if resources.get("GPU") else CPU.name
 
 
@@ -399,6 +402,7 @@ def running_cluster(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """`make cluster`'s options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--max-gpu-nodes",
@@ -413,6 +417,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Start the local autoscaling cluster, deploy serve_config.yaml on it and serve until Ctrl-C."""
     args = parse_args(argv)
     began = time.monotonic()
     overrides: dict[str, Any] = {}

@@ -25,6 +25,8 @@ def blank_segmentation(image: np.ndarray) -> Segmentation:
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=8)
 class Compositor:
+    """Stitched segmentation to stored results: the overlay, mask and confidence PNGs, the summary and the log in depth."""
+
     def __init__(self, settings: Settings) -> None:
         self.store = open_store(settings.store_url, settings.s3_endpoint_url)
 

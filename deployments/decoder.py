@@ -14,6 +14,8 @@ from pipelines.decode import RawSpec, decode_image, decode_raw
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=8)
 class Decoder:
+    """Upload bytes (or a raw pixel buffer) to an RGB array, EXIF orientation applied; bad input raises an InputError."""
+
     def __init__(self, settings: Settings) -> None:
         self.max_pixels = settings.max_pixels
 

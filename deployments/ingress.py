@@ -173,6 +173,7 @@ async def docs() -> Response:
 
 @app.get("/static/{folder}/{name}", include_in_schema=False)
 async def static_asset(folder: str, name: str) -> Response:
+    """One of the page's or Swagger UI's files (an allowlist; anything else is 404)."""
     media = STATIC_ASSETS.get((folder, name))
     if media is None:
         raise JobNotFound(f"There is no file {folder[:40]}/{name[:80]} here.")
@@ -181,6 +182,7 @@ async def static_asset(folder: str, name: str) -> Response:
 
 @app.middleware("http")
 async def count_requests(request: Request, call_next: Any) -> Response:
+    """Count every answer by method, route and status, and add the security headers."""
     response: Response = await call_next(request)
     response.headers.update(security_headers(request.url.path))
     route = request.scope.get("route")
@@ -191,6 +193,8 @@ async def count_requests(request: Request, call_next: Any) -> Response:
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256)
 @serve.ingress(app)
 class Ingress:
+    """The HTTP API: keys and limits, upload probe, job submission to the tracker, results from the store."""
+
     def __init__(self, settings: Settings, runner: DeploymentHandle, segmenter: DeploymentHandle, tracker: TrackerRef) -> None:
         self.settings = settings
         self.keys = KeyRing(settings.api_key_list())

@@ -13,10 +13,12 @@ JOBS_PREFIX = "jobs/"
 
 
 def record_key(job_id: str) -> str:
+    """Where a job's record lives in the store."""
     return f"{JOBS_PREFIX}{job_id}/record.json"
 
 
 def upload_key(job_id: str) -> str:
+    """Where a job's upload waits until the job ends."""
     return f"{JOBS_PREFIX}{job_id}/upload"
 
 
@@ -28,14 +30,17 @@ def attempt_prefix(job_id: str, attempt: int) -> str:
 
 
 def overlay_key(job_id: str, attempt: int = 0) -> str:
+    """The overlay PNG of one attempt."""
     return f"{attempt_prefix(job_id, attempt)}overlay.png"
 
 
 def mask_key(job_id: str, attempt: int = 0) -> str:
+    """The class-index mask PNG of one attempt."""
     return f"{attempt_prefix(job_id, attempt)}mask.png"
 
 
 def heatmap_key(job_id: str, attempt: int = 0) -> str:
+    """The confidence heatmap PNG of one attempt."""
     return f"{attempt_prefix(job_id, attempt)}heatmap.png"
 
 
@@ -45,6 +50,7 @@ def job_prefix(job_id: str) -> str:
 
 
 def new_job_id() -> str:
+    """A new random job id (UUID 4)."""
     return str(uuid.uuid4())
 
 
@@ -63,6 +69,8 @@ def owner_of(api_key: str) -> str:
 
 @dataclass
 class JobRecord:
+    """A job as the tracker keeps and persists it (the owner is a digest of the key, never the key)."""
+
     job_id: str
     owner: str
     seq: int

@@ -76,12 +76,14 @@ def undeploy(settings: Settings) -> None:
 
 
 def start(overrides: dict[str, Any] | None = None) -> Settings:
+    """Start Ray and deploy the service on this machine; returns the settings in use."""
     settings = Settings(**(overrides or {}))
     start_ray(settings.host, settings.port)
     return deploy(overrides)
 
 
 def wait_until_ready(settings: Settings, wait_s: float) -> None:
+    """Block until /ready answers 200 (or raise after `wait_s`)."""
     wait_for_ok(f"http://{settings.host}:{settings.port}/ready", wait_s)
 
 
@@ -101,6 +103,7 @@ def wait_for_ok(url: str, wait_s: float, poll_s: float = 0.25) -> None:
 
 
 def stop() -> None:
+    """Shut Serve and Ray down."""
     import ray
     from ray import serve
 
@@ -109,6 +112,7 @@ def stop() -> None:
 
 
 def main() -> None:
+    """`make serve`: the service on this machine until Ctrl-C, with a development key if none is set."""
     began = time.monotonic()
     overrides: dict[str, Any] = {}
     if not Settings().api_key_list():

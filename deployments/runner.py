@@ -32,6 +32,8 @@ logger = logging.getLogger("ray.serve")
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64)
 class JobRunner:
+    """One job through the graph: decode, gate, tiles to the Segmenter, compositing; progress streamed to the tracker."""
+
     def __init__(
         self,
         settings: Settings,

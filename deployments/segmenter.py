@@ -114,6 +114,8 @@ class TileRequest:
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=16, user_config=SegmenterConfig().model_dump())
 class Segmenter:
+    """The model replicas: tiles in dynamic batches through the engine, the gate's score, the model's description."""
+
     def __init__(self, settings: Settings, tracker: TrackerRef | None = None) -> None:
         self.settings = settings
         self.tracker_ref = tracker  # None outside the graph (tests): no backlog to report

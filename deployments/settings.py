@@ -28,6 +28,8 @@ DEFAULT_STORE = (
 
 
 class Settings(BaseSettings):
+    """Every setting of the service, from LITHOSEG_* environment variables (docs/configuration.md)."""
+
     model_config = SettingsConfigDict(env_prefix="LITHOSEG_", frozen=True)
 
     api_keys: SecretStr = Field(SecretStr(""), description="Comma-separated API keys accepted in the `api-key` header.")

@@ -35,6 +35,8 @@ PROGRESS_EVERY_S = 0.25
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64)
 class Tiler:
+    """The gate's views of a picture, then its tiles out to the Segmenter and the stitched segmentation back."""
+
     def __init__(self, settings: Settings, segmenter: DeploymentHandle) -> None:
         self.segmenter = segmenter
         self.running = 0  # images being tiled right now (for tests and metrics)

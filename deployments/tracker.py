@@ -47,6 +47,8 @@ HEAD_NODE = {"node:__internal_head__": 0.001}
 
 @ray.remote(num_cpus=0, resources=HEAD_NODE, max_restarts=-1, max_task_retries=-1, max_concurrency=1000)  # type: ignore[call-overload]  # Ray's stub lacks actor options
 class JobTracker:
+    """The job records and the FIFO queue, written through to the store; dispatches jobs to the runner."""
+
     def __init__(self, settings: Settings, runner: DeploymentHandle, segmenter: DeploymentHandle) -> None:
         self.settings = settings
         self.runner = runner

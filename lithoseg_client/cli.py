@@ -69,6 +69,7 @@ def depth_fields(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def save_outputs(client: Client, job: Job, state: JobState, name: str, out: Path) -> None:
+    """Write a job's JSON, and when it finished its overlay, mask and (with depths) its log as CSV and LAS."""
     stem = Path(name).stem
     (out / f"{stem}.json").write_text(json.dumps(state.raw, indent=1))
     if state.finished and not state.rejected:
@@ -80,10 +81,12 @@ def save_outputs(client: Client, job: Job, state: JobState, name: str, out: Path
 
 
 def coverage_column(name: str) -> str:
+    """The report column of one class's coverage."""
     return f"coverage_{name.replace(' ', '_')}"
 
 
 def report_row(name: str, job: Job, state: JobState) -> dict[str, Any]:
+    """One photo's row of the batch report."""
     result = state.result or {}
     coverage = result.get("coverage", {})
     return {
@@ -124,6 +127,7 @@ def run_many(client: Client, photos: list[tuple[str, bytes]], args: argparse.Nam
 
 
 def write_report(rows: list[dict[str, Any]], path: Path) -> None:
+    """The batch report as CSV, one row per photo, a column per class present in any."""
     coverage = dict.fromkeys(key for row in rows for key in row if key.startswith("coverage_"))  # in the service's class order
     fields = ["photo", "job_id", "status", "rejected", "rock_fraction", *coverage, "error"]
     with path.open("w", newline="") as handle:
@@ -133,6 +137,7 @@ def write_report(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The client commands' options (segment, batch, status, cancel)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=os.environ.get("LITHOSEG_URL", "http://127.0.0.1:8000"), help="the service (LITHOSEG_URL)")
     common.add_argument("--api-key", default=os.environ.get("LITHOSEG_API_KEY"), help="your API key (LITHOSEG_API_KEY)")
@@ -165,6 +170,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one client command; exit status 0 when every photo finished."""
     args = parser().parse_args(argv)
     if not args.api_key:
         print("lithoseg: give an API key with --api-key or LITHOSEG_API_KEY.", file=sys.stderr)

@@ -49,6 +49,7 @@ def checked(response: httpx.Response) -> httpx.Response:
 
 
 def image_upload(image: str | Path | bytes, filename: str | None) -> tuple[str, bytes]:
+    """(file name, bytes) of an image given as a path or as bytes."""
     if isinstance(image, bytes):
         return filename or "image", image
     path = Path(image)

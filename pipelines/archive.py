@@ -38,11 +38,15 @@ _NESTED_MAGIC = {
 
 
 class ArchiveError(InputError):
+    """A ZIP archive that cannot be read safely (corrupt, encrypted, too many entries, too large)."""
+
     pass
 
 
 @dataclass
 class ArchiveContents:
+    """The images found in an archive, and the entries skipped with their reasons."""
+
     images: list[tuple[str, bytes]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
 

@@ -20,6 +20,8 @@ BACKGROUND_ID = 0
 
 @dataclass(frozen=True)
 class LithologyClass:
+    """One class: its id, name and overlay colour."""
+
     id: int
     slug: str
     name: str
@@ -27,12 +29,15 @@ class LithologyClass:
 
 
 def colour_triple(values: Any) -> tuple[int, int, int]:
+    """An (r, g, b) of ints in 0-255 from a list of three numbers, else ValueError."""
     red, green, blue = (int(v) for v in values)
     return red, green, blue
 
 
 @dataclass(frozen=True)
 class ClassTable:
+    """The classes a model predicts, by id (0 is background): names, colours, the palette."""
+
     classes: tuple[LithologyClass, ...]
 
     @classmethod
@@ -67,4 +72,5 @@ class ClassTable:
 
 @lru_cache(maxsize=1)
 def default_class_table() -> ClassTable:
+    """The class table shipped with the project (pipelines/classes.json)."""
     return ClassTable.from_records(json.loads(CLASS_TABLE_PATH.read_text())["classes"])

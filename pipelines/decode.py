@@ -32,6 +32,8 @@ Image.MAX_IMAGE_PIXELS = None
 
 @dataclass(frozen=True)
 class ImageInfo:
+    """What probing an upload tells: format, displayed size and mode."""
+
     format: str
     width: int
     height: int

@@ -38,6 +38,8 @@ MAX_COLUMNS = 50
 
 @dataclass(frozen=True)
 class DepthSpec:
+    """The depths a photo's core spans: top, bottom, unit, the columns and their reading order."""
+
     top: float
     bottom: float
     unit: Literal["m", "ft"] = "m"

@@ -22,6 +22,8 @@ MIN_SPREAD = 0.02  # a statistic's standard deviation is taken as at least this 
 
 @dataclass
 class RunningWindow:
+    """The last `size` observations of one statistic, with their mean and standard error."""
+
     values: deque[float]
 
     def mean(self) -> float:
@@ -67,6 +69,8 @@ def observation(result: dict[str, Any]) -> dict[str, float]:
 
 @dataclass
 class DriftMonitor:
+    """Recent results against a reference window, per statistic; an alarm when one moves too far."""
+
     window: int = 200
     threshold: float = 4.0
     min_count: int = 20

@@ -123,6 +123,7 @@ def torch_engine(network: torch.nn.Module, device: torch.device, dtype: torch.dt
 
 
 def weights_digest(checkpoint: Path) -> str:
+    """A short digest of a checkpoint's weights: exports built from other weights are never reused."""
     digest = hashlib.sha256()
     with open(checkpoint / "model.safetensors", "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -187,6 +188,7 @@ def parity_tiles(tile_size: int, count: int = PARITY_TILES) -> list[np.ndarray]:
 
 
 def argmax_agreement(reference: torch.Tensor, candidate: torch.Tensor) -> float:
+    """The share of pixels where two engines' logits pick the same class."""
     return float((reference.argmax(1) == candidate.argmax(1)).float().mean())
 
 
@@ -218,6 +220,7 @@ def _ort_session(path: Path, threads: int, providers: list[Any]) -> Any:
 
 
 def ort_engine(name: str, path: Path, tile_size: int, threads: int, device: torch.device, providers: list[Any] | None = None) -> Engine:
+    """An ONNX Runtime engine over an exported model file."""
     session = _ort_session(path, threads, providers or ["CPUExecutionProvider"])
 
     def run(batch: torch.Tensor) -> torch.Tensor:
@@ -231,6 +234,7 @@ def ort_engine(name: str, path: Path, tile_size: int, threads: int, device: torc
 
 
 def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so bf16 is worth trying."""
     try:
         flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
     except (OSError, StopIteration):
@@ -340,11 +344,13 @@ def compile_engine(
 
 
 def read_parity(directory: Path) -> dict[str, Any]:
+    """The recorded agreement of each exported engine with PyTorch (an export's side file)."""
     path = directory / PARITY_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def write_parity(directory: Path, entries: dict[str, Any]) -> None:
+    """Record each exported engine's agreement with PyTorch beside the exports."""
     merged = {**read_parity(directory), **entries}
 
     def write(path: Path) -> None:

@@ -30,22 +30,32 @@ class InputError(LithosegError):
 
 
 class EmptyUploadError(InputError):
+    """The upload has no bytes."""
+
     pass
 
 
 class UnsupportedImageError(InputError):
+    """The upload is not an image lithoseg can read, or is damaged."""
+
     pass
 
 
 class ImageTooLargeError(InputError):
+    """The image has more pixels than the limit."""
+
     pass
 
 
 class InvalidParameterError(InputError):
+    """A request parameter is missing, malformed or out of range."""
+
     pass
 
 
 class CheckpointError(LithosegError):
+    """A model checkpoint is missing, incomplete or inconsistent."""
+
     pass
 
 

@@ -45,6 +45,8 @@ def scale_brightness(image: np.ndarray, factor: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class AutoExposure:
+    """Brightens under-exposed photos before segmentation, by a gain fitted on the training photos."""
+
     target: float = 175.0  # the 99th percentile of grey level an under-exposed photo is lifted to
     max_gain: float = 3.0  # never brighten more than this (a nearly black picture stays dark)
     percentile: float = 99.0

@@ -121,6 +121,8 @@ class GateEncoder:
 
 @dataclass
 class GateBank:
+    """Reference embeddings of core views and the threshold a picture's core score must reach."""
+
     embeddings: np.ndarray  # (N, D) float16 unit vectors
     sources: np.ndarray  # (N,) the photo each came from
     threshold: float
@@ -174,6 +176,7 @@ def verdict(score: float | None, threshold: float) -> dict[str, Any]:
 
 
 def build_bank(encoder: GateEncoder, folder: str | Path, threshold: float) -> GateBank:
+    """A gate bank from a folder of core photos, embedded by `encoder`."""
     vectors, sources = [], []
     for path in list_images(folder):
         image = read_image_file(path)  # and turned a quarter: core boxes are photographed either way round
@@ -244,6 +247,7 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Build a model's gate bank, or evaluate the gate on core and non-core photos."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="embed a folder of core photos into <out>/gate.npz")

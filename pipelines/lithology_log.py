@@ -67,6 +67,7 @@ def merge_short(segments: list[list[int]], min_length: int) -> list[list[int]]:
 
 
 def lithology_log(class_ids: np.ndarray, class_table: ClassTable, min_fraction: float = 0.005, max_intervals: int = 500) -> dict[str, Any]:
+    """Where each rock class occurs along the image's long side: runs of the majority class per line, gaps where there is little rock."""
     labels, axis = line_classes(class_ids, len(class_table))
     length = int(labels.size)
     min_length = max(1, round(min_fraction * length))

@@ -68,6 +68,8 @@ class ModelConfig:
 
 @dataclass
 class LoadedModel:
+    """A network ready for inference with its config, device and engine."""
+
     config: ModelConfig
     network: torch.nn.Module
     device: torch.device
@@ -107,6 +109,7 @@ def select_device(preferred: str = "auto") -> torch.device:
 
 
 def build_network(config: ModelConfig) -> torch.nn.Module:
+    """The segmentation network a config describes (smp U-Net with a timm encoder), weights untouched."""
     import segmentation_models_pytorch as smp
 
     return smp.create_model(
@@ -120,6 +123,7 @@ def build_network(config: ModelConfig) -> torch.nn.Module:
 
 
 def save_checkpoint(directory: str | Path, config: ModelConfig, network: torch.nn.Module) -> Path:
+    """Write a checkpoint directory: config.json and the weights (safetensors)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
@@ -131,6 +135,7 @@ def save_checkpoint(directory: str | Path, config: ModelConfig, network: torch.n
 
 
 def read_config(directory: str | Path) -> ModelConfig:
+    """A checkpoint directory's config.json, validated."""
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(f"{directory} is not a checkpoint directory: it has no {CONFIG_FILE}.")

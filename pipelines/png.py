@@ -28,6 +28,7 @@ IDAT_BYTES = 1 << 20  # compressed bytes gathered into one IDAT chunk
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data and CRC."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", isal_zlib.crc32(data, isal_zlib.crc32(kind)))
 
 

@@ -24,6 +24,8 @@ from pipelines.errors import checkpoint_section
 
 @dataclass(frozen=True)
 class GuidedFilter:
+    """Edge-aware smoothing of class probabilities guided by the photo (He et al.'s guided filter)."""
+
     kernel_size: int = 17  # the window, in pixels of the tile, over which each linear fit is made
     eps: float = 1e-3  # regularisation: a window whose grey-level variance is well under eps is smoothed, not followed
     subsample: int = 2  # fit on every n-th pixel and interpolate the fits ("fast guided filter"): n² less work

@@ -16,6 +16,7 @@ from pipelines.strips import strip_rows
 
 
 def check_mask_weight(value: float) -> float:
+    """`value` if it is an overlay opacity in [0, 1], else InvalidParameterError."""
     if not (0.0 <= value <= 1.0):  # also false for NaN
         raise InvalidParameterError(f"The mask_weight must be a number between 0 and 1; got {value}.")
     return float(value)

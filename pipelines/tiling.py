@@ -18,6 +18,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Tile:
+    """One tile's place in the image: its box and the part of it that counts."""
+
     index: int
     y0: int
     x0: int
@@ -31,6 +33,8 @@ class Tile:
 
 @dataclass(frozen=True)
 class TilePlan:
+    """How an image is cut into overlapping tiles at one scale."""
+
     height: int
     width: int
     padded_height: int
@@ -116,6 +120,7 @@ class TileCut:
 
 
 def tile_cut(tile: Tile, plan: TilePlan) -> TileCut:
+    """The part of a tile's output that goes into the stitched result, and where."""
     mode = _pad_mode(plan.padded_height - plan.height, plan.padded_width - plan.width, plan.height, plan.width)
     return TileCut(tile, plan.height, plan.width, mode, plan.overlap)
 
@@ -205,6 +210,8 @@ def _cover(starts: set[int], length: int) -> int:
 
 @dataclass(frozen=True)
 class Segmentation:
+    """A stitched result: a class id and a confidence per pixel."""
+
     class_ids: np.ndarray  # (H, W) uint8
     confidence: np.ndarray  # (H, W) uint8, max class probability × 255
 

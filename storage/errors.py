@@ -9,20 +9,30 @@ StoreError
 
 
 class StoreError(Exception):
+    """Any failure of a result store."""
+
     pass
 
 
 class ObjectNotFound(StoreError):
+    """The key does not exist."""
+
     pass
 
 
 class StoreAccessDenied(StoreError):
+    """The store refused our credentials or permissions."""
+
     pass
 
 
 class StoreUnavailable(StoreError):
+    """The store cannot be reached or is failing (disk full, endpoint down); retrying may help."""
+
     pass
 
 
 class InvalidKey(StoreError):
+    """A key that would escape the store (absolute, '..', empty parts)."""
+
     pass

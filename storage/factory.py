@@ -15,6 +15,7 @@ CHECKPOINT_EXTRAS = OPTIONAL_FILES  # fetched where present
 
 
 def open_store(url: str, s3_endpoint_url: str | None = None) -> ResultStore:
+    """The result store a URL names: file:///path or s3://bucket/prefix (with an optional S3 endpoint)."""
     parsed = urlparse(url)
     if parsed.scheme == "s3":
         from storage.s3 import S3Store

@@ -12,6 +12,8 @@ from storage.errors import ObjectNotFound, StoreAccessDenied, StoreUnavailable
 
 
 class LocalStore(ResultStore):
+    """A result store in a local directory; writes are atomic (temporary file, then rename)."""
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
         self.url = self.root.as_uri()

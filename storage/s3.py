@@ -26,6 +26,7 @@ _ERRORS_BY_CODE: dict[str, type[StoreError]] = {
 
 
 def translate(exc: Exception, action: str) -> StoreError:
+    """A boto error as the store's own (not found, denied, unavailable)."""
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         error_type = _ERRORS_BY_CODE.get(code, StoreUnavailable)
@@ -36,6 +37,8 @@ def translate(exc: Exception, action: str) -> StoreError:
 
 
 class S3Store(ResultStore):
+    """A result store in an S3 bucket under a prefix (AWS, MinIO or any S3-compatible server)."""
+
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None, region: str | None = None) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""

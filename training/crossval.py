@@ -54,6 +54,7 @@ def make_folds(sources: dict[str, str], k: int) -> list[list[str]]:
 
 
 def fold_dir(out: str | Path, index: int) -> Path:
+    """Where fold `index`'s run lives."""
     return Path(out) / f"fold{index}"
 
 
@@ -75,6 +76,7 @@ def run_fold(data: str, out: str, folds: list[list[str]], index: int, train_args
 
 
 def fold_metrics(directory: Path) -> dict[str, Any] | None:
+    """A finished fold's held-out figures from its run's last validation, or None."""
     config_path = directory / "checkpoint" / "config.json"
     if not config_path.is_file():
         return None
@@ -92,6 +94,7 @@ def fold_metrics(directory: Path) -> dict[str, Any] | None:
 
 
 def report(out: str | Path) -> dict[str, Any]:
+    """Per-fold figures with their mean, spread and worst fold."""
     folds = sorted((p for p in Path(out).glob("fold*") if p.is_dir() and p.name[4:].isdigit()), key=lambda p: int(p.name[4:]))
     rows = {p.name: fold_metrics(p) for p in folds}
     done = {name: row for name, row in rows.items() if row is not None}
@@ -117,6 +120,7 @@ def report(out: str | Path) -> dict[str, Any]:
 
 
 def markdown(summary: dict[str, Any]) -> str:
+    """The report as a markdown table."""
     lines = ["| fold | held-out photos | steps | rock-vs-background IoU | mIoU (rock classes present) |", "|---|---|---|---|---|"]
     for name, row in summary["folds"].items():
         if row is None:
@@ -137,6 +141,7 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """`python -m training.crossval folds|run|report`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     train_args: list[str] = []
     if "--" in argv:

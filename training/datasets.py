@@ -52,6 +52,8 @@ class DatasetError(LithosegError, ValueError):
 
 @dataclass(frozen=True)
 class LabelledImage:
+    """A photo with its class-index mask and, for partially labelled photos, which pixels are labelled."""
+
     name: str
     image: np.ndarray  # (H, W, 3) uint8
     mask: np.ndarray  # (H, W) uint8; IGNORE_ID where the label is not trusted
@@ -130,6 +132,7 @@ def _colours_to_ids(rgb: np.ndarray, classes: ClassTable, path: str | Path) -> n
 
 
 def partially_labelled(directory: str | Path) -> set[str]:
+    """The photos of a folder whose masks label only part of the core (from its manifest)."""
     manifest = Path(directory) / "manifest.json"
     if not manifest.is_file():
         return set()
@@ -252,6 +255,7 @@ def resize_item(item: LabelledImage, size: tuple[int, int]) -> LabelledImage:
 
 
 def load_folder(directory: str | Path, names: set[str] | None = None) -> list[LabelledImage]:
+    """A folder's labelled photos (images/ and masks/), optionally only `names`."""
     items = []
     for name, image_path, mask_path in list_pairs(directory):
         if names is not None and name not in names:
@@ -328,5 +332,6 @@ def color_jitter(rng: np.random.Generator, image: np.ndarray, hue: float = 0.0, 
 
 
 def synthetic_item(seed: int) -> LabelledImage:
+    """One synthetic core photo with its mask, as a LabelledImage."""
     sample = generate_sample(seed)
     return LabelledImage(f"synthetic{seed}", sample.image, sample.mask)

@@ -76,6 +76,7 @@ def overlay_strip(item: LabelledImage, predicted: np.ndarray, class_table: Class
 def evaluate_items(
     model: LoadedModel, items: list[LabelledImage], class_table: ClassTable, overlays: Path | None = None, native: bool = False
 ) -> dict[str, Any]:
+    """Segment each labelled image as the service does and accumulate the confusion matrix."""
     confusion = ConfusionMatrix(len(class_table))
     per_image = []
     for item in items:
@@ -95,6 +96,7 @@ def evaluate_items(
 
 
 def format_report(report: dict[str, Any]) -> str:
+    """An evaluation report as text: per-class IoU, mIoU, rock-vs-background IoU."""
     lines = [f"{'class':<40} {'IoU':>7} {'pixels':>12}"]
     for name, row in report["per_class"].items():
         iou = "-" if row["iou"] is None else f"{row['iou']:.3f}"
@@ -119,6 +121,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """`python -m training.evaluate`: a model on labelled photos or synthetic ones."""
     parser = argparse.ArgumentParser(description="Evaluate a lithoseg checkpoint.")
     parser.add_argument("--model", required=True, help="checkpoint directory")
     parser.add_argument("--data", help="labelled folder (images/, masks/)")

@@ -14,6 +14,8 @@ IGNORE_ID = 255
 
 @dataclass
 class ConfusionMatrix:
+    """Counts of (true, predicted) class pairs, and the IoU figures drawn from them."""
+
     num_classes: int
 
     def __post_init__(self) -> None:

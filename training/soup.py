@@ -82,6 +82,7 @@ def make_soup(directories: list[str | Path], out: str | Path, version: str | Non
 
 
 def main(argv: list[str] | None = None) -> None:
+    """`python -m training.soup`: average the weights of several runs into one checkpoint."""
     parser = argparse.ArgumentParser(description="Average checkpoints of one network (a uniform model soup).")
     parser.add_argument("checkpoints", nargs="+", help="checkpoint directories fine-tuned from common weights")
     parser.add_argument("--out", required=True, help="directory to write the averaged checkpoint to")

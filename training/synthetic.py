@@ -37,6 +37,8 @@ TRAINING_SEEDS_BELOW = 10_000_000  # training draws generator seeds under this; 
 
 @dataclass(frozen=True)
 class Sample:
+    """A synthetic core-box photo and its class-index mask."""
+
     image: np.ndarray  # (H, W, 3) uint8
     mask: np.ndarray  # (H, W) uint8 class ids
 
@@ -55,6 +57,7 @@ def value_noise(rng: Rng, height: int, width: int, cell: float) -> np.ndarray:
 
 
 def fractal_noise(rng: Rng, height: int, width: int, cell: float, octaves: int = 3) -> np.ndarray:
+    """Smooth multi-octave noise in [0, 1]."""
     total = np.zeros((height, width), np.float32)
     amplitude, norm = 1.0, 0.0
     for _ in range(octaves):
@@ -66,10 +69,12 @@ def fractal_noise(rng: Rng, height: int, width: int, cell: float, octaves: int =
 
 
 def grain(rng: Rng, height: int, width: int, strength: float) -> np.ndarray:
+    """Per-pixel grain of the given strength."""
     return (rng.standard_normal((height, width)).astype(np.float32)) * strength
 
 
 def jitter_color(rng: Rng, base: tuple[int, int, int], spread: float) -> np.ndarray:
+    """A colour near `base`, by up to `spread`."""
     return np.clip(np.array(base, np.float32) + rng.normal(0, spread, 3), 0, 255)
 
 
@@ -489,6 +494,7 @@ def write_dataset(out_dir: str | Path, count: int, seed: int) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """`python -m training.synthetic`: write synthetic photos and masks to a folder."""
     parser = argparse.ArgumentParser(description="Write a synthetic core-photo dataset (images/*.jpg, masks/*.png).")
     parser.add_argument("--out", required=True)
     parser.add_argument("--count", type=int, default=200)

@@ -55,6 +55,8 @@ SYNTHETIC_VALIDATION_SEED = TRAINING_SEEDS_BELOW  # the validation images: the f
 
 @dataclass
 class TrainConfig:
+    """A training run's recipe; its defaults are the command line's."""
+
     out: str
     data: list[str] = field(default_factory=list)
     holdout: list[str] = field(default_factory=list)
@@ -160,6 +162,7 @@ def validate(
     real_val: list[LabelledImage],
     synthetic_val: list[LabelledImage],
 ) -> dict[str, Any]:
+    """Score the network on held-out images as the service segments them."""
     from pipelines.model import LoadedModel
 
     network.eval()
@@ -184,6 +187,7 @@ def _summary(metrics: dict[str, Any]) -> str:
 
 
 def train(config: TrainConfig) -> Path:
+    """Run one training recipe to a checkpoint (resumable); returns the checkpoint's directory."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -355,6 +359,7 @@ def _write(
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """`python -m training.train`'s options as a TrainConfig."""
     parser = argparse.ArgumentParser(description="Train a lithoseg segmentation checkpoint.")
     parser.add_argument("--out", required=True, help="run directory (state.pt, checkpoint/)")
     parser.add_argument("--data", action="append", default=[], help="labelled folder (images/, masks/); repeatable")
@@ -453,6 +458,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """`python -m training.train`."""
     try:
         out = train(parse_args(argv))
     except DatasetError as exc:

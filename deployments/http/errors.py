@@ -33,10 +33,14 @@ logger = logging.getLogger("ray.serve")
 
 
 class ErrorResponse(BaseModel):
+    """Every error's body: one English sentence."""
+
     detail: str
 
 
 class ApiError(Exception):
+    """An error the Ingress raises itself, with its HTTP status (and Retry-After, for 429 and 503)."""
+
     status_code = 500
     retry_after: int | None = None
 
@@ -48,35 +52,51 @@ class ApiError(Exception):
 
 
 class BadRequest(ApiError):
+    """400: the request is malformed or a parameter is out of range."""
+
     status_code = 400
 
 
 class Unauthorized(ApiError):
+    """401: no API key, or one that is not configured."""
+
     status_code = 401
 
 
 class JobNotFound(ApiError):
+    """404: no such job for this key (or no such file)."""
+
     status_code = 404
 
 
 class ModelNotFound(ApiError):
+    """404: the model or version named in the URL is not the one served."""
+
     status_code = 404
 
 
 class PayloadTooLarge(ApiError):
+    """413: the upload is over the byte limit."""
+
     status_code = 413
 
 
 class UnsupportedMedia(ApiError):
+    """415: the request's content type is not one the route takes."""
+
     status_code = 415
 
 
 class RateLimited(ApiError):
+    """429: over the key's rate limit; Retry-After says when to come back."""
+
     status_code = 429
     retry_after = 1
 
 
 class ServiceUnavailable(ApiError):
+    """503: not ready, the queue is full or the store failed; Retry-After says when to come back."""
+
     status_code = 503
     retry_after = 5
 
@@ -98,6 +118,7 @@ def _response(status: int, detail: str, retry_after: int | None) -> JSONResponse
 
 
 async def handle_exception(request: Request, exc: Exception) -> JSONResponse:
+    """Any exception in the table (by MRO) or an ApiError as its status and sentence; logged, never a traceback to the client."""
     if isinstance(exc, ApiError):
         status, retry_after, detail = exc.status_code, exc.retry_after, exc.detail
     else:
@@ -115,6 +136,7 @@ async def handle_exception(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's parameter validation errors as a 422 sentence naming the parameter."""
     problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors())
     detail = f"The request is not valid: {problems}."
     logger.info("%s %s -> 422: %s", request.method, request.url.path, detail)
@@ -122,6 +144,7 @@ async def handle_validation_error(request: Request, exc: RequestValidationError)
 
 
 async def handle_http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's own HTTP errors (unknown route, wrong method) as sentences."""
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail.endswith(".") else f"{exc.detail}."
     if exc.status_code == 404:
         detail = f"There is no endpoint {request.method} {request.url.path}."
@@ -131,6 +154,7 @@ async def handle_http_exception(request: Request, exc: StarletteHTTPException) -
 
 
 def install(app: FastAPI) -> None:
+    """Register the handlers on `app`: the one place errors become HTTP responses."""
     app.add_exception_handler(RequestValidationError, handle_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)  # type: ignore[arg-type]
     error_types: list[type[Exception]] = [ApiError, *STATUS_BY_ERROR]

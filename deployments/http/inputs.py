@@ -22,12 +22,14 @@ _WHITESPACE = re.compile(rb"\s+")
 
 
 def parse_mask_weight(raw: str | None, default: float) -> float:
+    """The overlay opacity from a form or query value: a number in [0, 1], else InvalidParameterError."""
     if raw is None or raw.strip() == "":
         return default
     return check_mask_weight(finite_number("mask_weight", raw, "a number between 0 and 1"))
 
 
 def parse_bool(name: str, raw: str | None, default: bool) -> bool:
+    """A true/false form or query value (true, false, 1, 0, yes, no), else InvalidParameterError naming the parameter."""
     if raw is None or raw.strip() == "":
         return default
     value = raw.strip().lower()

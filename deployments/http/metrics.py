@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 
 class IngressMetrics:
+    """The Ingress's Prometheus registry: requests and latency counted here, the tracker's figures set at each scrape."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(

@@ -16,31 +16,43 @@ Status = Literal["queued", "started", "finished", "failed", "cancelled"]
 
 
 class Body(BaseModel):
+    """Base of the response models: they document what comes back (`/docs`), extra fields allowed."""
+
     model_config = ConfigDict(extra="allow")
 
 
 class JobAccepted(Body):
+    """`POST /predict`'s answer."""
+
     job_id: str = Field(description="The job's id (a UUID).")
     status: Status
 
 
 class BatchEntry(Body):
+    """One job of a ZIP batch."""
+
     name: str = Field(description="The file's name in the ZIP.")
     job_id: str
     status: Status
 
 
 class SkippedEntry(Body):
+    """A ZIP entry that made no job, with the reason."""
+
     name: str
     reason: str = Field(description="Why the entry was not made a job, as a sentence.")
 
 
 class BatchAccepted(Body):
+    """`POST /predict/batch`'s answer."""
+
     jobs: list[BatchEntry]
     skipped: list[SkippedEntry]
 
 
 class Interval(Body):
+    """One run of a class along the photo's long side."""
+
     class_: str = Field(alias="class", description="The lithology's name.")
     class_id: int
     start_px: int
@@ -50,17 +62,23 @@ class Interval(Body):
 
 
 class LithologyLog(Body):
+    """The lithology log in pixels along the photo's long side."""
+
     axis: Literal["rows", "columns"] = Field(description="The image's long axis, along which the log runs.")
     length_px: int
     intervals: list[Interval]
 
 
 class ImageSize(Body):
+    """The image's size in pixels, as displayed (EXIF orientation applied)."""
+
     height: int
     width: int
 
 
 class ModelInfo(Body):
+    """The model that made a result, and the version of every tile's model."""
+
     name: str
     version: str
     tile_versions: list[str] | None = Field(
@@ -69,6 +87,8 @@ class ModelInfo(Body):
 
 
 class JobResult(Body):
+    """A finished job's result."""
+
     detected_classes: dict[str, list[int]] = Field(description="Each rock class present and its overlay colour (RGB).")
     base64: str | None = Field(None, description="The overlay PNG, base64 (in form=json only).")
     coverage: dict[str, float] = Field(description="Share of the image's pixels per class, background included.")
@@ -87,6 +107,8 @@ class JobResult(Body):
 
 
 class JobStatus(Body):
+    """`GET /job/{id}`: the job's status, progress and, once finished, its result."""
+
     job_id: str
     status: Status
     created_at: float = Field(description="Unix seconds.")
@@ -104,6 +126,8 @@ class JobStatus(Body):
 
 
 class SegmentResult(Body):
+    """`POST /segment`'s answer, in the shape of Roboflow's hosted API."""
+
     segmentation_mask: str = Field(description="Base64 PNG of class ids, the image's size.")
     class_map: dict[str, str]
     image: ImageSize
@@ -117,10 +141,14 @@ class SegmentResult(Body):
 
 
 class Health(Body):
+    """`GET /health`."""
+
     status: Literal["ok"]
 
 
 class Ready(Body):
+    """`GET /ready`: the model in use and the queue length."""
+
     ready: bool
     model: dict[str, Any] = Field(description="name, version and device of the model in use.")
     queue: int = Field(description="Jobs waiting.")
