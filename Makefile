@@ -2,13 +2,14 @@
 # make cluster: the production shape on this machine: an autoscaling multi-node Ray cluster running serve_config.yaml
 # make test:  lint (ruff, ruff format, mypy) + the whole test suite
 # make test-fast: lint-free quick check: everything but the end-to-end tests (about 2 minutes)
+# make model: replay the shipped checkpoint's recipe (hours on a CPU) -> var/recipe/model
 # make bench: the benchmark suite (about 20 minutes; not part of make test) -> var/bench/latest.json
 SHELL := /bin/bash
 VENV = $(shell scripts/venv.sh)
 PYTHON = $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: serve cluster test test-fast lint venv train evaluate bench clean
+.PHONY: serve cluster test test-fast lint venv train model evaluate bench clean
 
 venv:
 	@scripts/venv.sh
@@ -31,7 +32,11 @@ lint:
 	$(VENV)/bin/ruff format --check deployments pipelines storage training lithoseg_client tests bench scripts
 	$(VENV)/bin/mypy
 
-# Stage 1 of the shipped checkpoint's recipe; the later stages are in models/lithoseg-default/MODEL_CARD.md.
+# The shipped checkpoint's whole recipe (training/recipe.py; about 5 hours on 2 cores, resumable) -> var/recipe/model
+model:
+	$(PYTHON) -m training.recipe --data ../shared/data/real_cores --out var/recipe
+
+# One training run of your own from ImageNet on the labelled photos (every option: python -m training.train --help).
 train:
 	$(PYTHON) -m training.train --out var/runs/default --data ../shared/data/real_cores \
 		--holdout cc05,cc26,dji0045,dji0049,dji0059 --steps 2400 --batch-size 8 --crop 256 --val-every 300

@@ -155,7 +155,7 @@ def dilate(binary: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
-def ignore_background(item: LabelledImage, margin: float = PARTIAL_LABEL_MARGIN, edge: int = 0) -> LabelledImage:
+def ignore_background(item: LabelledImage, margin: float = PARTIAL_LABEL_MARGIN, edge: int = 0, everywhere: bool = False) -> LabelledImage:
     """For a partially labelled photo: its background marked IGNORE_ID inside the bounding box of
     its labelled pixels grown by `margin` × the shorter side, and left as background outside; with
     `edge` > 0, background within `edge` pixels of labelled rock is kept too.
@@ -165,8 +165,12 @@ def ignore_background(item: LabelledImage, margin: float = PARTIAL_LABEL_MARGIN,
     version 5's training did) never taught the network that the paper beside a box, with its
     footprints and grit, is not rock; ignoring only the box region does. The outline of a labelled
     piece is as trustworthy as its inside, so a thin band around it (the floor showing between
-    pieces of rubble, a piece's edge) can stay background as well."""
+    pieces of rubble, a piece's edge) can stay background as well. `everywhere`: every background
+    pixel ignored, box or not (how the shipped model's stages 1-5 trained)."""
     mask = item.mask.copy()
+    if everywhere:
+        mask[mask == 0] = IGNORE_ID
+        return LabelledImage(item.name, item.image, mask)
     rows, cols = np.nonzero(mask != 0)
     grow = int(round(margin * min(mask.shape)))
     box = (

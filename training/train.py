@@ -78,6 +78,7 @@ class TrainConfig:
     ema: float = 0.0
     hue_jitter: float = 0.0
     partial_edge: int = 0
+    partial_background: str = "box"  # on partially labelled photos, background ignored: "box" (near the labels) or "all"
     grey_fraction: float = 0.0  # share of crops turned to grey levels (0: none)
     fragmented: float = 0.0  # ignore labels where the rock outline's density passes this (0: off); see datasets.ignore_fragmented
     rock_loss: float = 0.0  # weight of a Lovasz hinge on rock vs background (0: off)
@@ -186,6 +187,14 @@ def _summary(metrics: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
+def trusted_labels(item: LabelledImage, partial: bool, config: TrainConfig) -> LabelledImage:
+    """A training photo with the labels the loss should not trust marked ignored: background of a
+    partially labelled photo (near its labels, or all of it) and, with `fragmented`, busy outlines."""
+    if partial:
+        item = ignore_background(item, edge=config.partial_edge, everywhere=config.partial_background == "all")
+    return ignore_fragmented(item, config.fragmented) if config.fragmented else item
+
+
 def train(config: TrainConfig) -> Path:
     """Run one training recipe to a checkpoint (resumable); returns the checkpoint's directory."""
     out = Path(config.out)
@@ -203,8 +212,7 @@ def train(config: TrainConfig) -> Path:
             if item.name in holdout:
                 real_val.append(item)
             else:
-                item = ignore_background(item, edge=config.partial_edge) if item.name in partial else item
-                real_train.append(ignore_fragmented(item, config.fragmented) if config.fragmented else item)
+                real_train.append(trusted_labels(item, item.name in partial, config))
     unknown = sorted(holdout - {item.name for item in real_train + real_val})
     if unknown:
         raise DatasetError(
@@ -404,6 +412,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         ),
     )
     parser.add_argument(
+        "--partial-background",
+        choices=["box", "all"],
+        default=DEFAULTS.partial_background,
+        help="on partially labelled photos, ignore background near the labels (box) or all of it (all, as versions 1-5 trained)",
+    )
+    parser.add_argument(
         "--partial-edge",
         type=int,
         default=DEFAULTS.partial_edge,
@@ -448,6 +462,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         ema=args.ema,
         hue_jitter=args.hue_jitter,
         partial_edge=args.partial_edge,
+        partial_background=args.partial_background,
         fragmented=args.fragmented,
         grey_fraction=args.grey_fraction,
         rock_loss=args.rock_loss,

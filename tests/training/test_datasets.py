@@ -52,6 +52,13 @@ def test_partial_labels_box_is_clipped_at_the_border():
     assert (out[5:15, 0:15] == IGNORE_ID).all() and (out[15:, :] == 0).all() and (out[:, 15:] == 0).all()
 
 
+def test_everywhere_ignores_every_background_pixel_as_the_first_stages_trained():
+    mask = np.zeros((100, 200), np.uint8)
+    mask[40:60, 90:100] = 5
+    out = ignore_background(_photo(mask), margin=0.1, everywhere=True).mask
+    assert (out[40:60, 90:100] == 5).all() and (out[mask == 0] == IGNORE_ID).all()
+
+
 def test_a_photo_without_any_label_ignores_all_its_background():
     out = ignore_background(_photo(np.zeros((20, 30), np.uint8))).mask
     assert (out == IGNORE_ID).all()
