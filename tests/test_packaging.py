@@ -9,6 +9,8 @@ import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+import pytest
+
 import pipelines
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,3 +97,28 @@ def test_the_class_table_and_the_model_ship_with_the_package():
     for name in ("config.json", "model.safetensors", "gate.npz"):
         assert f"models/lithoseg-default/{name}" in shipped
     assert project()["scripts"]["lithoseg"] == "deployments.cli:main"
+
+
+@pytest.mark.slow
+def test_the_built_wheel_holds_the_static_files_the_class_table_and_the_model(tmp_path):
+    """`pip wheel .` for real: what a `pip install .` would put on a machine."""
+    import subprocess
+    import sys
+    import zipfile
+
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = tmp_path.glob("lithoseg-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in ("pipelines/classes.json", "deployments/static/app/index.html", "deployments/static/app/app.js",
+                     "deployments/static/app/app.css", "deployments/static/swagger-ui/swagger-ui-bundle.js"):  # fmt: skip
+        assert expected in names, expected
+    data = {n.split(".data/data/", 1)[1] for n in names if ".data/data/" in n}
+    for name in ("config.json", "model.safetensors", "gate.npz"):
+        assert f"share/lithoseg/models/lithoseg-default/{name}" in data, sorted(data)
+    assert "share/lithoseg/serve_config.yaml" in data
