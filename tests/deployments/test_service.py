@@ -17,6 +17,7 @@ import requests
 from PIL import Image
 
 from deployments.jobs import JOBS_PREFIX, overlay_key
+from deployments.settings import DEFAULT_MODEL
 from deployments.tracker import TRACKER_NAMESPACE
 from pipelines.classes import default_class_table
 from storage import open_store
@@ -27,6 +28,7 @@ from training.synthetic import generate_sample
 
 pytestmark = pytest.mark.slow
 TABLE = default_class_table()
+DATA = Path(__file__).resolve().parents[1] / "data"
 NAMES = {c.name for c in TABLE.rock_classes}
 
 # The reference service's documented Python client, verbatim but for the two placeholders.
@@ -342,3 +344,23 @@ def test_metrics_count_requests_by_route_and_status(service: Service):
         if line.startswith("lithoseg_http_requests_total{") and 'route="/job/{job_id}"' in line and 'status="404"' in line
     ]
     assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 3, [line for line in text.splitlines() if "http" in line][:20]
+
+
+@pytest.mark.parametrize("photo", ["cc05.jpg", "corepy_3978.jpg"])
+def test_the_service_and_evaluation_give_the_identical_mask(service: Service, photo: str):
+    """One segmentation path: the mask the service returns for a real photo is, pixel for pixel,
+    the one `pipelines.segment.segment_image` (what `training.evaluate` scores) computes in this
+    process with the same checkpoint: same working size, scale search, exposure, tiling and
+    stitching. At the service's batch size (1 here); batches of other sizes can flip a handful of
+    pixels (15 of 246,400 at 4), the engines' own arithmetic."""
+    from pipelines.decode import decode_image
+    from pipelines.model import load_checkpoint
+    from pipelines.segment import segment_image
+
+    data = (DATA / photo).read_bytes()
+    job_id = service.submit(data, filename=photo).json()["job_id"]
+    assert service.wait(job_id)["status"] == "finished"
+    served = png_array(service.job(job_id, form="mask").content)
+    local = segment_image(load_checkpoint(DEFAULT_MODEL), decode_image(data, 10**9)).class_ids
+    assert served.shape == local.shape
+    assert np.array_equal(served, local), f"{int((served != local).sum())} pixels differ"
