@@ -435,6 +435,7 @@ class Ingress:
             "image": {"width": summary["image"]["width"], "height": summary["image"]["height"]},
             "confidence": confidence,
             **{k: summary[k] for k in ("detected_classes", "coverage", "rock_fraction", "rejected", "rejection_reason", "core_score")},
+            "class_validation": summary.get("class_validation", {}),
         }
         return JSONResponse(body)
 

@@ -25,6 +25,7 @@ from deployments.jobs import upload_key
 from deployments.settings import Settings
 from pipelines.errors import InputError
 from pipelines.gate import verdict
+from pipelines.validation import class_validation
 from storage import open_store
 
 logger = logging.getLogger("ray.serve")
@@ -86,7 +87,9 @@ class JobRunner:
             logger.info("Job %s failed: %s", job_id, reason)
             yield {"error": reason}
             return
-        yield {"result": {**summary, **gate, "model": {"name": model["name"], "version": model["version"], "tile_versions": versions}}}
+        validation = class_validation(summary["detected_classes"], model.get("validated_classes") or {})
+        model_info = {"name": model["name"], "version": model["version"], "tile_versions": versions}
+        yield {"result": {**summary, **gate, "class_validation": validation, "model": model_info}}
 
     async def segment_now(self, data: bytes, raw: dict[str, Any] | None, confidence: float, gate: bool) -> dict[str, Any]:
         """Decode, gate, segment and return `{"mask_png", "summary"}` (POST /segment)."""
@@ -99,4 +102,5 @@ class JobRunner:
                 if isinstance(event, ray.ObjectRef):
                     segmentation = event
         rendered = await self.compositor.render_mask.remote(image, segmentation, confidence, model["classes"])
-        return {"mask_png": rendered["mask_png"], "summary": {**rendered["summary"], **verdict}}
+        validation = class_validation(rendered["summary"]["detected_classes"], model.get("validated_classes") or {})
+        return {"mask_png": rendered["mask_png"], "summary": {**rendered["summary"], **verdict, "class_validation": validation}}

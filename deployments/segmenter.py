@@ -29,6 +29,7 @@ from deployments.autoscaling import BACKLOG_METRIC
 from deployments.settings import Settings
 from pipelines.gate import GateBank, GateEncoder
 from pipelines.tiling import TileCut
+from pipelines.validation import validated_classes
 from storage.factory import fetch_checkpoint
 
 if TYPE_CHECKING:  # torch is imported in the replica only, not in every process that imports the graph
@@ -216,6 +217,7 @@ class Segmenter:
             "num_classes": len(config.classes),
             "classes": config.classes,
             "gate_threshold": served.gate_bank.threshold if served.gate_bank else None,
+            "validated_classes": validated_classes(config.metrics),
             "tiles_done": self.tiles_done,
         }
 

@@ -100,6 +100,13 @@ class JobResult(Body):
     rejected: bool = Field(description="True when the content gate judged the picture not a core photo; nothing was segmented.")
     rejection_reason: str | None
     core_score: float | None = Field(description="The content gate's score, None when the gate did not run.")
+    class_validation: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "For each detected class: validated_on_real_photos (true only for the classes the model was scored on with real "
+            "labelled photos) and real_iou there; the other classes were learned from synthetic cores only."
+        ),
+    )
     model: ModelInfo
     depth_log: dict[str, Any] | None = Field(
         None, description="For a job submitted with top_depth and bottom_depth: the intervals in depth (also form=csv and form=las)."
@@ -138,6 +145,13 @@ class SegmentResult(Body):
     rejected: bool
     rejection_reason: str | None
     core_score: float | None
+    class_validation: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "For each detected class: validated_on_real_photos (true only for the classes the model was scored on with real "
+            "labelled photos) and real_iou there; the other classes were learned from synthetic cores only."
+        ),
+    )
 
 
 class Health(Body):

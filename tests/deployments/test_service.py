@@ -359,8 +359,14 @@ def test_the_service_and_evaluation_give_the_identical_mask(service: Service, ph
 
     data = (DATA / photo).read_bytes()
     job_id = service.submit(data, filename=photo).json()["job_id"]
-    assert service.wait(job_id)["status"] == "finished"
+    result = service.wait(job_id)["result"]
     served = png_array(service.job(job_id, form="mask").content)
+    # and the result says, for each class it found, whether that class was validated on real photos
+    real = {"sandstone", "limestone", "interlayered sandstones and mudstones"}
+    assert set(result["class_validation"]) == set(result["detected_classes"])
+    assert {name for name, flags in result["class_validation"].items() if flags["validated_on_real_photos"]} == real & set(
+        result["detected_classes"]
+    )
     local = segment_image(load_checkpoint(DEFAULT_MODEL), decode_image(data, 10**9)).class_ids
     assert served.shape == local.shape
     assert np.array_equal(served, local), f"{int((served != local).sum())} pixels differ"
