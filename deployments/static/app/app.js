@@ -338,6 +338,14 @@ function legend(result) {
     row.innerHTML = `<td><span class="swatch"></span></td><td></td><td>${(100 * share).toFixed(1)} %</td>`;
     row.querySelector(".swatch").style.background = colour ? `rgb(${colour.join(",")})` : "transparent"; // CSSOM: allowed by the CSP
     row.children[1].textContent = name;
+    const validation = (result.class_validation || {})[name];
+    if (validation && !validation.validated_on_real_photos) {
+      const note = document.createElement("span");
+      note.className = "unvalidated";
+      note.textContent = " · learned from synthetic cores only";
+      note.title = "The model was never scored on this class with real labelled photos.";
+      row.children[1].append(note);
+    }
     body.append(row);
   }
 }
