@@ -218,6 +218,7 @@ class Segmenter:
             "classes": config.classes,
             "gate_threshold": served.gate_bank.threshold if served.gate_bank else None,
             "validated_classes": validated_classes(config.metrics),
+            "confidence_calibration": config.confidence_calibration,
             "tiles_done": self.tiles_done,
         }
 

@@ -24,6 +24,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from deployments.settings import Settings
+from pipelines.calibration import calibrated
 from pipelines.exposure import AutoExposure
 from pipelines.gate import gate_views
 from pipelines.resolution import MostConfident, resample_image, scale_back, segmentation_plans, working_image
@@ -115,7 +116,8 @@ class Tiler:
             del image
             assert chooser.best is not None  # the sizes always hold the working size
             yield {"model_versions": sorted(versions, key=str)}
-            yield ray.put(await asyncio.to_thread(scale_back, chooser.best, size))
+            best = chooser.best
+            yield ray.put(await asyncio.to_thread(lambda: calibrated(scale_back(best, size), model.get("confidence_calibration"))))
         finally:
             self.running -= 1
             for task in window:  # cancelled job: stop the tiles still out

@@ -42,6 +42,7 @@ class ModelConfig:
     scales: list[float] | None = None  # factors of that size also tried; the most confident wins
     guided_filter: dict[str, Any] | None = None  # edge-aware refinement of the probabilities (pipelines/refine.py)
     auto_exposure: dict[str, Any] | None = None  # under-exposed photos brightened before tiling (pipelines/exposure.py)
+    confidence_calibration: list[int] | None = None  # raw confidence -> calibrated, 256 entries (pipelines/calibration.py)
     engine: str = "torch"  # what runs the network (pipelines/engines.py); "auto": the fastest that passed parity here
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from pipelines.calibration import calibrated
 from pipelines.model import LoadedModel, predict_weighted
 from pipelines.resolution import MostConfident, resample_image, scale_back, segmentation_sizes, working_image
 from pipelines.tiling import Segmentation, Stitcher, plan_tiles, tile_cut
@@ -58,4 +59,4 @@ def segment_image(model: LoadedModel, image: np.ndarray, batch_size: int = 1, na
         )
         chooser.offer(index, segmentation)
     assert chooser.best is not None
-    return scale_back(chooser.best, size)
+    return calibrated(scale_back(chooser.best, size), config.confidence_calibration)

@@ -1,0 +1,41 @@
+"""Calibration of per-pixel confidence: the isotonic fit, the ECE, and applying a checkpoint's table."""
+
+import numpy as np
+import pytest
+
+from pipelines.calibration import calibrated
+from pipelines.tiling import Segmentation
+from training.calibration import evaluate, fit_isotonic, reliability
+
+
+def overconfident(seed: int, n: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels whose true chance of being right is the square of their (raw) confidence."""
+    rng = np.random.default_rng(seed)
+    confidence = rng.integers(90, 256, n).astype(np.uint8)
+    correct = rng.random(n) < (confidence / 255.0) ** 2
+    return confidence, correct
+
+
+def test_a_calibrated_set_has_no_error_and_an_overconfident_one_has():
+    rng = np.random.default_rng(0)
+    confidence = rng.integers(0, 256, 50_000).astype(np.uint8)
+    honest = rng.random(confidence.size) < confidence / 255.0
+    assert reliability(confidence, honest)[0] < 0.01
+    assert reliability(*overconfident(1))[0] > 0.1
+
+
+def test_the_isotonic_fit_is_monotone_and_removes_the_error_on_photos_it_never_saw():
+    lut = fit_isotonic(*overconfident(2))
+    assert len(lut) == 256 and all(a <= b for a, b in zip(lut, lut[1:], strict=False))
+    report = evaluate([overconfident(seed) for seed in range(3, 7)])
+    assert report["ece_before"] > 0.1 and report["ece_after_leave_one_out"] < 0.02
+
+
+def test_a_checkpoints_table_maps_the_confidence_and_never_the_classes():
+    segmentation = Segmentation(np.array([[1, 2]], np.uint8), np.array([[100, 255]], np.uint8))
+    table = [v // 2 for v in range(256)]
+    out = calibrated(segmentation, table)
+    assert out.class_ids is segmentation.class_ids and out.confidence.tolist() == [[50, 127]]
+    assert calibrated(segmentation, None) is segmentation
+    with pytest.raises(ValueError, match="256 entries"):
+        calibrated(segmentation, [0, 1, 2])
