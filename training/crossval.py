@@ -3,7 +3,7 @@
     python -m training.crossval folds --data ../shared/data/real_cores            # print the folds
     python -m training.crossval run --data ../shared/data/real_cores --out var/cv/r1 \
         [--fold 2] -- --steps 2400 --batch-size 8 --crop 256 --hue-jitter 0.05 ...  # train.py's options
-    python -m training.crossval report --out var/cv/r1 [--markdown]
+    python -m training.crossval report --out var/cv/r1 [--recorded docs/crossval-r1.json] [--markdown] [--json F]
 
 Folds are balanced across the photo sources (the handheld `cc*` and the drone `dji*` photos of
 the data's manifest `subset`): each source's photos, in id order, are dealt round-robin, the
@@ -93,11 +93,48 @@ def fold_metrics(directory: Path) -> dict[str, Any] | None:
     }
 
 
-def report(out: str | Path) -> dict[str, Any]:
-    """Per-fold figures with their mean, spread and worst fold."""
+def fold_recipe(directory: Path) -> str | None:
+    """A fold run's recipe without its held-out photos (the one thing folds differ in), as JSON."""
+    path = directory / "checkpoint" / "config.json"
+    if not path.is_file():
+        return None
+    recipe = dict(json.loads(path.read_text())["training"]["recipe"])
+    recipe.pop("holdout", None)
+    return json.dumps(recipe, sort_keys=True)
+
+
+def same_recipe(recipe_json: str) -> str:
+    """A recipe with every option it does not name at its default (options added to train.py
+    since a fold ran, at their defaults, do not make it another recipe)."""
+    from dataclasses import asdict
+
+    from training.train import DEFAULTS
+
+    defaults = {k: v for k, v in asdict(DEFAULTS).items() if k not in ("out", "resume", "holdout")}
+    return json.dumps({**defaults, **json.loads(recipe_json)}, sort_keys=True, default=str)
+
+
+def report(out: str | Path, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Per-fold figures with their mean, spread and worst fold, over the folds that ran all their
+    steps. `recorded`: an earlier report of the same recipe (a committed docs/crossval-*.json): its
+    folds fill in those not run here, so the folds of several sessions on fresh machines add up."""
     folds = sorted((p for p in Path(out).glob("fold*") if p.is_dir() and p.name[4:].isdigit()), key=lambda p: int(p.name[4:]))
-    rows = {p.name: fold_metrics(p) for p in folds}
-    done = {name: row for name, row in rows.items() if row is not None}
+    rows: dict[str, Any] = {p.name: fold_metrics(p) for p in folds}
+    recipes = {r for r in (fold_recipe(p) for p in folds) if r is not None}
+    if recorded:
+        earlier = json.dumps(recorded.get("recipe"), sort_keys=True)
+        if recipes and {same_recipe(r) for r in recipes} != {same_recipe(earlier)}:
+            raise ValueError("The recorded report is of another recipe than the folds under --out; keep them apart.")
+        recipes = {earlier} if {same_recipe(r) for r in recipes} <= {same_recipe(earlier)} else recipes
+        recipes.add(earlier)
+        for name, row in recorded.get("folds", {}).items():
+            mine = rows.get(name)
+            if row is not None and (mine is None or (mine.get("steps") or 0) < (row.get("steps") or 0)):
+                rows[name] = row
+        rows = dict(sorted(rows.items(), key=lambda item: int(item[0][4:])))
+    recipe: Any = json.loads(recipes.pop()) if len(recipes) == 1 else "the folds differ in recipe"
+    steps = recipe.get("steps", 0) if isinstance(recipe, dict) else 0
+    done = {name: row for name, row in rows.items() if row is not None and (row.get("steps") or 0) >= steps}
     summary: dict[str, Any] = {"folds": rows, "complete": len(done), "of": len(rows)}
     for figure in FIGURES:
         values = [row[figure] for row in done.values()]
@@ -108,23 +145,22 @@ def report(out: str | Path) -> dict[str, Any]:
                 "min": round(min(values), 4),
                 "max": round(max(values), 4),
             }
-    recipes = set()
-    for fold in folds:
-        path = fold / "checkpoint" / "config.json"
-        if path.is_file():
-            recipe = dict(json.loads(path.read_text())["training"]["recipe"])
-            recipe.pop("holdout", None)  # the one thing folds differ in
-            recipes.add(json.dumps(recipe, sort_keys=True))
-    summary["recipe"] = json.loads(recipes.pop()) if len(recipes) == 1 else "the folds differ in recipe"
+    summary["recipe"] = recipe
     return summary
 
 
 def markdown(summary: dict[str, Any]) -> str:
     """The report as a markdown table."""
     lines = ["| fold | held-out photos | steps | rock-vs-background IoU | mIoU (rock classes present) |", "|---|---|---|---|---|"]
+    steps = summary["recipe"].get("steps", 0) if isinstance(summary["recipe"], dict) else 0
     for name, row in summary["folds"].items():
         if row is None:
             lines.append(f"| {name} | | | not finished | |")
+        elif (row.get("steps") or 0) < steps:
+            lines.append(
+                f"| {name} | {', '.join(row['holdout'])} | {row['steps']} of {steps}, not finished | "
+                f"({row['rock_vs_background_iou']:.3f}) | ({row['miou_rock_present']:.3f}) |"
+            )
         else:
             lines.append(
                 f"| {name} | {', '.join(row['holdout'])} | {row['steps']} | "
@@ -161,9 +197,10 @@ def main(argv: list[str] | None = None) -> None:
     summary.add_argument("--out", required=True)
     summary.add_argument("--markdown", action="store_true")
     summary.add_argument("--json", help="also write the summary here")
+    summary.add_argument("--recorded", help="an earlier report of this recipe (docs/crossval-*.json): its folds fill in those not run here")
     args = parser.parse_args(argv)
     if args.command == "report":
-        result = report(args.out)
+        result = report(args.out, json.loads(Path(args.recorded).read_text()) if args.recorded else None)
         print(markdown(result) if args.markdown else json.dumps(result, indent=1))
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=1) + "\n")

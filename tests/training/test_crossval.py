@@ -45,3 +45,23 @@ def test_the_report_gives_each_fold_and_the_mean_spread_and_worst(tmp_path):
     assert summary["recipe"] == {"steps": 10, "lr": 0.001}
     text = markdown(summary)
     assert "| fold1 | p1 | 10 | 0.700 | 0.400 |" in text and "not finished" in text
+
+
+def test_folds_recorded_by_an_earlier_session_fill_in_and_an_unfinished_fold_does_not_count(tmp_path):
+    recipe = {"steps": 10, "lr": 0.001}
+
+    def fold(index: int, steps: int, rock: float) -> dict:
+        return {"holdout": [f"p{index}"], "steps": steps, "rock_vs_background_iou": rock, "miou_rock_present": 0.5}
+
+    checkpoint = tmp_path / "fold1" / "checkpoint"
+    checkpoint.mkdir(parents=True)
+    config = {"metrics": {"real_holdout": {"rock_vs_background_iou": 0.7, "miou_rock_present": 0.5}},
+              "training": {"steps_done": 10, "recipe": {**recipe, "holdout": ["p1"]}}}  # fmt: skip
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    recorded = {"recipe": recipe, "folds": {"fold0": fold(0, 10, 0.9), "fold2": fold(2, 6, 0.1)}}
+    summary = report(tmp_path, recorded)
+    assert list(summary["folds"]) == ["fold0", "fold1", "fold2"]
+    assert summary["complete"] == 2 and summary["rock_vs_background_iou"]["mean"] == 0.8  # fold2 ran 6 of 10 steps
+    assert "6 of 10, not finished" in markdown(summary)
+    with pytest.raises(ValueError, match="another recipe"):
+        report(tmp_path, {"recipe": {"steps": 99}, "folds": {}})
