@@ -2,9 +2,9 @@
 
 Every answer: `X-Content-Type-Options: nosniff` (a PNG or JSON is never run as something else),
 `Referrer-Policy: no-referrer`, `Cross-Origin-Resource-Policy: same-origin`. The web page gets a
-strict Content-Security-Policy (its own script and styles only; images and the photo's data URL;
-no framing); Swagger UI at `/docs` needs its one inline script. API answers carry a CSP that
-allows nothing, so a response opened in a browser by mistake can run nothing either.
+strict Content-Security-Policy (its own script and styles only, same-origin requests, no
+framing); Swagger UI at `/docs` needs its one inline script. API answers carry a CSP that allows
+nothing, so a response opened in a browser by mistake can run nothing either.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ COMMON = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 PAGE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 DOCS_CSP = (

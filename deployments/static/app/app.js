@@ -2,8 +2,8 @@
 // overlay in the browser from the photo and the class-index mask, so the mask weight slider needs
 // no new request. No build step and nothing from the internet: plain ES module, same-origin fetch.
 //
-// Jobs are submitted with mask_weight=0, so the service's overlay PNG (the `base64` of the job's
-// JSON) is the photo exactly as the service decoded it (EXIF orientation, TIFF, 16 bit), pixel for
+// Jobs are submitted with mask_weight=0, so the service's overlay PNG (`?form=png`) is the photo
+// exactly as the service decoded it (EXIF orientation, TIFF, 16 bit), pixel for
 // pixel with the mask. Every other pixel operation happens here on canvases.
 
 const KEY_STORAGE = "lithoseg.apiKey";
@@ -183,6 +183,7 @@ async function poll() {
 async function refresh(job) {
   try {
     const record = await (await api(`/job/${job.id}`)).json();
+    if (record.result) delete record.result.base64; // the overlay comes as a PNG when the job is shown, not kept per job
     job.record = record;
     job.status = record.status;
     render(job);
@@ -234,11 +235,10 @@ async function loadView(job) {
   const scale = Math.min(1, Math.sqrt(MAX_VIEW_PIXELS / (width * height)));
   const w = Math.max(1, Math.round(width * scale));
   const h = Math.max(1, Math.round(height * scale));
-  const photoBlob = await (await fetch(`data:image/png;base64,${result.base64}`)).blob();
-  const [maskBlob, heatBlob] = await Promise.all([fetchBlob(`/job/${job.id}?form=mask`), fetchBlob(`/job/${job.id}?form=heatmap`)]);
+  const [photoBlob, maskBlob, heatBlob] = await Promise.all(["png", "mask", "heatmap"].map((form) => fetchBlob(`/job/${job.id}?form=${form}`)));
   const [photo, mask, heat] = await Promise.all([pixels(photoBlob, w, h, true), pixels(maskBlob, w, h, false), pixels(heatBlob, w, h, false)]);
   const csv = result.depth_log ? await fetchBlob(`/job/${job.id}?form=csv`) : new Blob([pixelLogCsv(result.lithology_log)], { type: "text/csv" });
-  const record = { ...job.record, result: { ...result, base64: undefined } };
+  const record = job.record;
   return {
     width: w,
     height: h,
