@@ -248,3 +248,24 @@ def test_the_page_and_its_files_are_served_without_a_key_and_nothing_else_is(ser
         assert requests.get(service.url(path), timeout=30).status_code == 404, path
     unknown = requests.get(service.url("/static/app/settings.py"), timeout=30).json()["detail"]
     assert unknown == "There is no file app/settings.py here."
+
+
+def test_a_photo_dropped_on_the_page_is_submitted(page, service):
+    import base64
+
+    page.fill("#api-key", KEY_A)
+    photo = base64.b64encode(encode(generate_sample(11, height=256, width=320).image)).decode()
+    transfer = page.evaluate_handle(
+        """(data) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
+        return transfer;
+    }""",
+        photo,
+    )
+    page.dispatch_event("#drop", "dragover", {"dataTransfer": transfer})
+    assert "over" in (page.get_attribute("#drop", "class") or "")  # the drop zone shows it is a target
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    finished_card(page, "dropped.png")
+    assert "over" not in (page.get_attribute("#drop", "class") or "")
