@@ -335,7 +335,7 @@ def color_jitter(rng: np.random.Generator, image: np.ndarray, hue: float = 0.0, 
     return out
 
 
-def synthetic_item(seed: int) -> LabelledImage:
-    """One synthetic core photo with its mask, as a LabelledImage."""
-    sample = generate_sample(seed)
+def synthetic_item(seed: int, floor_fraction: float = 0.0) -> LabelledImage:
+    """One synthetic core photo with its mask, as a LabelledImage (`floor_fraction`: see generate_sample)."""
+    sample = generate_sample(seed, floor_fraction=floor_fraction)
     return LabelledImage(f"synthetic{seed}", sample.image, sample.mask)

@@ -344,8 +344,10 @@ def _paint_piece(
     region_ids[outline] = ids[outline]
 
 
-def generate_sample(seed: int, height: int | None = None, width: int | None = None) -> Sample:
-    """One synthetic core photo and its exact mask. Same seed, same sample."""
+def generate_sample(seed: int, height: int | None = None, width: int | None = None, floor_fraction: float = 0.0) -> Sample:
+    """One synthetic core photo and its exact mask. Same seed, same sample. `floor_fraction`: the
+    share of boxes photographed on a textured floor (hard negatives, `FLOORS`) rather than a table;
+    0 leaves every sample exactly as before floors existed."""
     rng = np.random.default_rng(seed)
     style = rng.choice(["box", "box", "box", "scan", "tray"])
     if height is None or width is None:
@@ -374,10 +376,17 @@ def generate_sample(seed: int, height: int | None = None, width: int | None = No
     if rng.random() < 0.5:  # columns run across the photo about as often as down it
         image, mask = np.ascontiguousarray(np.rot90(image)), np.ascontiguousarray(np.rot90(mask))
     if style != "scan" and rng.random() < 0.45:
-        image, mask = _place_on_table(rng, image, mask)
+        floor_rng = np.random.default_rng([seed, 0xF100])  # its own stream: without floors, nothing else changes
+        if floor_fraction and floor_rng.random() < floor_fraction:
+            image, mask = _place_on_floor(floor_rng, image, mask)
+        else:
+            image, mask = _place_on_table(rng, image, mask)
     image = _camera(rng, image)
     image, mask = _rotate(rng, image, mask)
     return Sample(image=image, mask=mask)
+
+
+FLOORS = ("terrazzo", "granite", "concrete", "gravel", "carpet", "tiles")
 
 
 def _place_on_table(rng: Rng, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -413,6 +422,68 @@ def _place_on_table(rng: Rng, image: np.ndarray, mask: np.ndarray) -> tuple[np.n
     big_mask = np.zeros((big_h, big_w), np.uint8)
     big_mask[pad_y : pad_y + h, pad_x : pad_x + w] = mask
     return table_rgb, big_mask
+
+
+def _speckle(rng: Rng, h: int, w: int, colours: list[tuple[int, int, int]], density: float, size: tuple[float, float]) -> np.ndarray:
+    """A base of the first colour strewn with chips of the others: terrazzo, granite, gravel."""
+    base = jitter_color(rng, colours[0], 10)
+    canvas = Image.fromarray(np.clip(colorize(fractal_noise(rng, h, w, 40), base * 0.9, base), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    count = int(density * h * w / max(1.0, size[1] ** 2))
+    for _ in range(min(count, 60_000)):
+        x, y, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(*size)
+        colour = tuple(int(v) for v in jitter_color(rng, colours[int(rng.integers(1, len(colours)))], 18))
+        draw.ellipse([x - r, y - r * rng.uniform(0.6, 1.0), x + r, y + r * rng.uniform(0.6, 1.0)], fill=colour)
+    return np.asarray(canvas, np.float32)
+
+
+def _floor_texture(rng: Rng, h: int, w: int) -> np.ndarray:
+    """A floor a core box is photographed on: terrazzo, granite, concrete, gravel, carpet or tiles."""
+    kind = str(rng.choice(list(FLOORS)))
+    if kind == "terrazzo":
+        rgb = _speckle(rng, h, w, [(200, 195, 185), (120, 110, 100), (60, 60, 62), (230, 225, 215), (150, 90, 70)], 0.35, (1.5, 7))
+    elif kind == "granite":
+        rgb = _speckle(rng, h, w, [(150, 140, 135), (40, 38, 40), (215, 205, 200), (170, 120, 110)], 0.9, (0.6, 2.5))
+    elif kind == "gravel":
+        rgb = _speckle(rng, h, w, [(120, 115, 105), (160, 150, 135), (90, 85, 80), (185, 175, 160), (70, 65, 60)], 2.5, (3, 12))
+    elif kind == "concrete":
+        base = jitter_color(rng, (150, 150, 148), 15)
+        rgb = colorize(fractal_noise(rng, h, w, 30), base * 0.8, base) + grain(rng, h, w, 10)[..., None]
+        pores = (fractal_noise(rng, h, w, 2) > 0.93)[..., None]
+        rgb = np.where(pores, rgb * 0.55, rgb)
+    elif kind == "carpet":
+        base = jitter_color(rng, colour_triple(rng.choice([[110, 40, 40], [60, 70, 110], [90, 90, 85], [120, 100, 70]])), 15)
+        rgb = colorize(fractal_noise(rng, h, w, 6), base * 0.75, base) + grain(rng, h, w, 18)[..., None]
+    else:  # tiles: squares with grout lines
+        base = jitter_color(rng, colour_triple(rng.choice([[225, 222, 215], [180, 170, 155], [120, 125, 130]])), 12)
+        rgb = colorize(fractal_noise(rng, h, w, 60), base * 0.93, base) + grain(rng, h, w, 3)[..., None]
+        step = int(rng.uniform(0.12, 0.35) * min(h, w)) + 8
+        grout = max(1, step // 40)
+        shade = jitter_color(rng, (95, 90, 85), 15)
+        for start in range(int(rng.integers(0, step)), h, step):
+            rgb[start : start + grout] = shade
+        for start in range(int(rng.integers(0, step)), w, step):
+            rgb[:, start : start + grout] = shade
+    return np.clip(rgb, 0, 255)
+
+
+def _place_on_floor(rng: Rng, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The box photographed from above on a textured floor, all of it background (hard negatives:
+    terrazzo and gravel look like conglomerate, granite like a speckled sandstone), with a shadow."""
+    big_h, big_w = mask.shape
+    scale = rng.uniform(0.45, 0.9)
+    h, w = max(8, int(big_h * scale)), max(8, int(big_w * scale))
+    image = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
+    mask = np.asarray(Image.fromarray(mask).resize((w, h), Image.Resampling.NEAREST))
+    pad_y, pad_x = int(rng.integers(0, big_h - h + 1)), int(rng.integers(0, big_w - w + 1))
+    floor = _floor_texture(rng, big_h, big_w)
+    shift = int(rng.uniform(0.01, 0.04) * min(big_h, big_w))  # the box's shadow, down and to the right
+    floor[pad_y + shift : pad_y + h + shift, pad_x + shift : pad_x + w + shift] *= rng.uniform(0.5, 0.8)
+    floor_rgb = np.clip(floor, 0, 255).astype(np.uint8)
+    floor_rgb[pad_y : pad_y + h, pad_x : pad_x + w] = image
+    big_mask = np.zeros((big_h, big_w), np.uint8)
+    big_mask[pad_y : pad_y + h, pad_x : pad_x + w] = mask
+    return floor_rgb, big_mask
 
 
 def _soil(rng: Rng, table: np.ndarray, centre: tuple[float, float]) -> np.ndarray:

@@ -78,6 +78,7 @@ class TrainConfig:
     ema: float = 0.0
     hue_jitter: float = 0.0
     partial_edge: int = 0
+    floor_fraction: float = 0.0  # share of synthetic boxes on a textured floor (hard negatives) instead of a table
     partial_background: str = "box"  # on partially labelled photos, background ignored: "box" (near the labels) or "all"
     grey_fraction: float = 0.0  # share of crops turned to grey levels (0: none)
     fragmented: float = 0.0  # ignore labels where the rock outline's density passes this (0: off); see datasets.ignore_fragmented
@@ -119,7 +120,7 @@ class CropStream(IterableDataset):
                 item = self.real[int(rng.integers(len(self.real)))]
             else:
                 if cached is None or uses >= self.config.crops_per_synthetic:
-                    cached, uses = synthetic_item(synthetic_seed), 0
+                    cached, uses = synthetic_item(synthetic_seed, self.config.floor_fraction), 0
                     synthetic_seed = (synthetic_seed + 1) % SYNTHETIC_VALIDATION_SEED
                 item, uses = cached, uses + 1
             image, mask = random_crop(rng, item, self.config.crop)
@@ -412,6 +413,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         ),
     )
     parser.add_argument(
+        "--floor-fraction",
+        type=float,
+        default=DEFAULTS.floor_fraction,
+        help="share of the synthetic boxes placed on a textured floor (terrazzo, granite, concrete, gravel, carpet, tiles)",
+    )
+    parser.add_argument(
         "--partial-background",
         choices=["box", "all"],
         default=DEFAULTS.partial_background,
@@ -463,6 +470,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         hue_jitter=args.hue_jitter,
         partial_edge=args.partial_edge,
         partial_background=args.partial_background,
+        floor_fraction=args.floor_fraction,
         fragmented=args.fragmented,
         grey_fraction=args.grey_fraction,
         rock_loss=args.rock_loss,

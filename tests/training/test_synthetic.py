@@ -54,3 +54,17 @@ def test_requested_size_and_dataset_layout(tmp_path):
     out = write_dataset(tmp_path / "ds", count=2, seed=5)
     assert sorted(p.name for p in (out / "images").iterdir()) == ["synth000005.jpg", "synth000006.jpg"]
     assert sorted(p.name for p in (out / "masks").iterdir()) == ["synth000005.png", "synth000006.png"]
+
+
+def test_boxes_on_a_textured_floor_are_opt_in_and_the_floor_is_background():
+    from training.synthetic import generate_sample
+
+    on_floor = 0
+    for seed in range(40):
+        plain, floored = generate_sample(seed), generate_sample(seed, floor_fraction=1.0)
+        assert np.array_equal(plain.image, generate_sample(seed, floor_fraction=0.0).image)  # off: the samples of before
+        if not np.array_equal(plain.image, floored.image):
+            on_floor += 1
+            assert (floored.mask != 0).any() and (floored.mask == 0).mean() > (plain.mask == 0).mean() - 0.5
+            assert np.array_equal(np.unique(floored.mask), np.unique(plain.mask))  # the same box, the floor all background
+    assert on_floor >= 5  # the boxes that were placed in a scene went onto a floor instead
