@@ -91,6 +91,7 @@ class JobRecord:
     completed_tiles: int = 0
     total_tiles: int | None = None
     result_attempt: int = 0  # the attempt whose PNGs the result is (attempt_prefix)
+    cleaned: bool = True  # False from a job's end until its upload and superseded attempts are deleted
 
     def options(self) -> dict[str, Any]:
         """What the runner needs besides the upload, this attempt's number among them."""

@@ -286,10 +286,10 @@ class JobTracker:
         task = self.running.pop(job_id, None)
         if task is not None:
             task.cancel()
-        record.status, record.finished_at, record.error = "cancelled", time.time(), None
+        record.status, record.finished_at, record.error, record.cleaned = "cancelled", time.time(), None, False
         await self._persist(record)
         self._wake(job_id)
-        await asyncio.to_thread(self._delete_artifacts, job_id)
+        await self._clean(record)
         self._dispatch()
         logger.info("Job %s cancelled", job_id)
         return {"job_id": job_id, "status": "cancelled", "deleted": False}
@@ -405,15 +405,13 @@ class JobTracker:
         record.status = "failed" if error else "finished"
         record.error, record.result = error, None if error else result
         record.result_attempt = attempt if result is not None and not error else 0
+        record.cleaned = False
         await self._persist_until_stored(record)
         self._wake(record.job_id)
         if result is not None and not error:
             classes = [c["name"] for c in (self.model or {}).get("classes", []) if c.get("id")]
             self.drift_monitor.add(observation(result), classes)
-        try:  # no longer needed: the upload, and what other attempts of this job wrote
-            await asyncio.to_thread(self._delete_artifacts, record.job_id, keep=record.result_attempt or None)
-        except StoreError:
-            logger.warning("Could not delete job %s's upload and superseded attempts; the housekeeping will", record.job_id)
+        await self._clean(record)
         logger.info(
             "Job %s %s in %.2fs%s",
             record.job_id,
@@ -423,6 +421,22 @@ class JobTracker:
         )
 
     # -- housekeeping --------------------------------------------------------------------------
+
+    async def _clean(self, record: JobRecord) -> None:
+        """Delete what an ended job no longer needs (its upload, other attempts' PNGs), then record
+        that it is done. The record says `cleaned: false` until then, so a tracker killed in between,
+        or a store that failed, leaves the work to the housekeeping rather than to nobody."""
+        try:
+            await asyncio.to_thread(self._delete_artifacts, record.job_id, keep=record.result_attempt or None)
+        except StoreError:
+            logger.warning("Could not delete job %s's upload and superseded attempts; the housekeeping will retry", record.job_id)
+            return
+        record.cleaned = True
+        await self._persist_or_log(record)
+
+    async def _clean_pending(self) -> None:
+        for record in [r for r in self.records.values() if r.status in TERMINAL and not r.cleaned]:
+            await self._clean(record)
 
     def _delete_artifacts(self, job_id: str, keep: int | None = None) -> None:
         """Every object of the job but its record (and, with `keep`, but that attempt's PNGs)."""
@@ -440,9 +454,11 @@ class JobTracker:
             self.idempotent.pop((record.owner, record.idempotency_key), None)
 
     async def _housekeeping(self) -> None:
-        """Deletes finished jobs older than the result TTL."""
+        """Cleans up after ended jobs whose cleanup was cut short, and deletes finished jobs older
+        than the result TTL."""
         interval = min(60.0, self.settings.result_ttl_s / 4)
         while True:
+            await self._clean_pending()
             await asyncio.sleep(interval)
             cutoff = time.time() - self.settings.result_ttl_s
             expired = [r for r in self.records.values() if r.status in TERMINAL and (r.finished_at or 0) < cutoff]

@@ -177,15 +177,23 @@ def test_jobs_survive_replica_kills_tracker_kills_and_an_s3_outage(s3_service):
     status, retry_after, detail = outage_answers[0]
     assert status == 503 and retry_after and int(retry_after) > 0 and detail[:1].isupper(), outage_answers
     assert set(server_errors(service.base_url)) <= {"503"}  # never a 500
-    # each result was committed once: the record names its attempt, whose PNGs are what is served
+    # each result was committed once: the record names its attempt, whose PNGs are what is served;
+    # uploads are deleted once a job ends (by the housekeeping, where a tracker kill cut that short)
     prefix = "chaos/jobs/"
-    for job_id, job in jobs.items():
-        if job["status"] != "finished":
-            continue
-        attempt = job["attempt"]
-        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="chaos", Prefix=f"{prefix}{job_id}/").get("Contents", [])}
-        committed = {f"{prefix}{job_id}/attempt-{attempt}/{name}.png" for name in ("overlay", "mask", "heatmap")}
-        assert committed <= keys and f"{prefix}{job_id}/upload" not in keys, (job_id, keys)
+
+    def leftovers() -> list[str]:
+        found = []
+        for job_id, job in jobs.items():
+            keys = {o["Key"] for o in s3.list_objects_v2(Bucket="chaos", Prefix=f"{prefix}{job_id}/").get("Contents", [])}
+            committed = {f"{prefix}{job_id}/attempt-{job['attempt']}/{name}.png" for name in ("overlay", "mask", "heatmap")}
+            assert job["status"] != "finished" or committed <= keys, (job_id, keys)
+            found += [key for key in keys if key.endswith("/upload")]
+        return found
+
+    deadline = time.monotonic() + 240
+    while remaining := leftovers():
+        assert time.monotonic() < deadline, f"uploads never deleted: {remaining[:3]}"
+        time.sleep(2)
     sample = next(j for j in jobs.values() if j["status"] == "finished")
     served = service.job(sample["job_id"], form="mask").content
     stored = s3.get_object(Bucket="chaos", Key=f"{prefix}{sample['job_id']}/attempt-{sample['attempt']}/mask.png")["Body"].read()

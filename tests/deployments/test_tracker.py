@@ -274,3 +274,25 @@ def test_each_attempt_writes_its_own_folder_and_only_the_committed_one_is_kept(t
         await stop(tracker)
 
     asyncio.run(scenario())
+
+
+def test_an_ended_job_whose_cleanup_was_cut_short_is_cleaned_by_the_housekeeping(tmp_path):
+    from deployments.jobs import record_key, upload_key
+
+    async def scenario() -> None:
+        tracker, runner = new_tracker(tmp_path)
+        runner.release.set()
+        (job_id,) = await submit(tracker, 1)
+        await until(lambda: tracker.records[job_id].status == "finished" and tracker.records[job_id].cleaned)
+        # as if the tracker had died between recording the end and deleting the upload
+        tracker.store.put(upload_key(job_id), b"left behind")
+        tracker.records[job_id].cleaned = False
+        await tracker._persist(tracker.records[job_id])
+        reloaded = Tracker(tracker.settings, runner, StandInSegmenter())
+        assert reloaded.records[job_id].cleaned is False
+        await reloaded._clean_pending()
+        assert list(reloaded.store.list(upload_key(job_id))) == []
+        assert tracker.store.get_json(record_key(job_id))["cleaned"] is True
+        await stop(tracker)
+
+    asyncio.run(scenario())
