@@ -29,6 +29,18 @@ class Service:
     def submit(self, data: bytes, key: str = KEY_A, filename: str = "core.png", **fields: Any) -> requests.Response:
         return requests.post(self.url("/predict"), headers={"api-key": key}, files={"file": (filename, data)}, data=fields, timeout=60)
 
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a metric's samples whose labels include `labels` (GET /metrics: no key, no rate limit)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = requests.get(self.url("/metrics"), timeout=30).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
+
     def job(self, job_id: str, key: str = KEY_A, form: str = "json") -> requests.Response:
         return requests.get(self.url(f"/job/{job_id}"), params={"form": form}, headers={"api-key": key}, timeout=60)
 

@@ -44,11 +44,6 @@ def core_png(seed: int) -> bytes:
     return encode(generate_sample(seed, height=224, width=288).image)
 
 
-def counted(base_url: str, name: str, keep: Any) -> float:
-    text = requests.get(base_url + "/metrics", timeout=30).text
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name and keep(s.labels))
-
-
 def server_errors(base_url: str) -> dict[str, float]:
     """Answers by 5xx status (from the Ingress's own counters)."""
     text = requests.get(base_url + "/metrics", timeout=30).text
@@ -240,7 +235,7 @@ def test_a_full_disk_refuses_submits_with_503_and_loses_no_accepted_job(serve_po
         more = [service.submit(core_png(400 + i)) for i in range(3)]
         # the disk stays full until the tracker holds jobs back for the store (its gauge in /metrics)
         deadline = time.monotonic() + 120
-        while counted(service.base_url, "lithoseg_jobs_waiting_for_store", lambda _: True) == 0:
+        while service.metric("lithoseg_jobs_waiting_for_store") == 0:
             assert time.monotonic() < deadline, "no job was held back for the full disk"
             time.sleep(0.2)
         os.unlink(filler)

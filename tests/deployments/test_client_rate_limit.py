@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from lithoseg_client import Client
 from tests.conftest import encode
@@ -28,27 +27,16 @@ def service(serve_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield running
 
 
-def counted(service: Service, name: str, **labels: str) -> float:
-    """The sum of a metric's samples whose labels include `labels` (from GET /metrics, not rate limited)."""
-    text = requests.get(service.url("/metrics"), timeout=30).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
-    )
-
-
 def test_a_429_is_retried_after_its_retry_after_and_makes_one_job(service: Service):
-    submitted_before = counted(service, "lithoseg_jobs_submitted_total")
+    submitted_before = service.metric("lithoseg_jobs_submitted_total")
     for _ in range(PER_MINUTE * 3):  # spend the key's burst on lookups of jobs that do not exist
         if requests.get(service.url(f"/job/{uuid.uuid4()}"), headers={"api-key": KEY_A}, timeout=30).status_code == 429:
             break
-    refused_before = counted(service, "lithoseg_http_requests_total", route="/predict", status="429")
+    refused_before = service.metric("lithoseg_http_requests_total", route="/predict", status="429")
     with Client(service.base_url, KEY_A) as client:
         job = client.submit(encode(generate_sample(3, height=224, width=288).image), filename="core.png")
         done = client.wait(job.job_id, timeout=300)
     assert done.finished
-    assert counted(service, "lithoseg_http_requests_total", route="/predict", status="429") > refused_before  # it was refused first
-    assert counted(service, "lithoseg_http_requests_total", route="/predict", status="202") >= 1
-    assert counted(service, "lithoseg_jobs_submitted_total") == submitted_before + 1  # and only one job was made
+    assert service.metric("lithoseg_http_requests_total", route="/predict", status="429") > refused_before  # it was refused first
+    assert service.metric("lithoseg_http_requests_total", route="/predict", status="202") >= 1
+    assert service.metric("lithoseg_jobs_submitted_total") == submitted_before + 1  # and only one job was made
