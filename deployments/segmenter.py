@@ -105,12 +105,12 @@ class Served:
 
 @dataclass(frozen=True)
 class TileRequest:
-    """One tile to segment: the model it is pinned to, the image (a view of the object store) and
-    where the tile lies in it."""
+    """Tiles to segment: the model they are pinned to, the image (a view of the object store) and
+    where each tile lies in it."""
 
     served: Served
     image: np.ndarray
-    cut: TileCut
+    cuts: list[TileCut]
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=16, user_config=SegmenterConfig().model_dump())
@@ -126,6 +126,7 @@ class Segmenter:
         self.tiles_done = 0
         self.engine: str | None = None  # user_config's; None: each checkpoint's own
         self.threads = 1
+        self.tiles_per_pass = MAX_BATCH_SIZE
         self._loading = asyncio.Lock()
         self._tracker: Any = None
 
@@ -177,6 +178,7 @@ class Segmenter:
             self.engine = config.engine
             self.models.clear()
         renice_process(config.niceness)
+        self.tiles_per_pass = config.max_batch_size
         self._predict_batch.set_max_batch_size(config.max_batch_size)  # type: ignore[attr-defined]  # added by @serve.batch
         self._predict_batch.set_batch_wait_timeout_s(config.batch_wait_timeout_s)  # type: ignore[attr-defined]
         uri = config.model or self.settings.model
@@ -230,31 +232,39 @@ class Segmenter:
             return None
         return await asyncio.to_thread(lambda: bank.score(encoder.embed(views)))
 
-    async def predict(self, image: np.ndarray, cut: TileCut, key: str | None = None) -> tuple[np.ndarray, Any]:
-        """Class probabilities of one tile, weighted by the tile's blend window, as uint8 × 255
-        (what the Tiler's stitcher adds up), and the version of the model that made them. The tile
-        is cut here from the image, which arrives as a zero-copy view of the object store, so that
-        only the tile's coordinates travel per request."""
+    async def predict(self, image: np.ndarray, cuts: list[TileCut], key: str | None = None) -> tuple[list[np.ndarray], Any]:
+        """Class probabilities of some tiles of one image, each weighted by its blend window, as
+        uint8 × 255 (what the Tiler's stitcher adds up), and the version of the model that made
+        them. The tiles are cut here from the image, which arrives as a zero-copy view of the
+        object store, so that only their coordinates travel; several tiles a request, because a
+        request through Serve costs both ends a few milliseconds of CPU (docs/benchmarks.md)."""
         served = await self._served(key)
-        return await self._predict_batch(TileRequest(served, image, cut)), served.model.config.version
+        return await self._predict_batch(TileRequest(served, image, cuts)), served.model.config.version
 
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_TIMEOUT_S, max_concurrent_batches=CONCURRENT_BATCHES)
-    async def _predict_batch(self, requests: list[TileRequest]) -> list[np.ndarray]:
+    async def _predict_batch(self, requests: list[TileRequest]) -> list[list[np.ndarray]]:
+        """The requests' tiles through the model, at most `max_batch_size` tiles a forward pass
+        (the requests of a batch can hold more tiles than that), one model at a time."""
         from pipelines.model import predict_weighted
 
-        def run() -> list[np.ndarray]:  # cutting too off the event loop, with the forward pass
-            results: list[np.ndarray | None] = [None] * len(requests)
+        tiles = [(position, request, cut) for position, request in enumerate(requests) for cut in request.cuts]
+        per_pass = self.tiles_per_pass
+
+        def run() -> list[list[np.ndarray]]:  # cutting too off the event loop, with the forward pass
+            results: list[list[np.ndarray]] = [[] for _ in requests]
             for model in {id(r.served.model): r.served.model for r in requests}.values():  # one pass per model (a rollout mixes them)
-                indices = [i for i, r in enumerate(requests) if r.served.model is model]
-                outputs = predict_weighted(
-                    model, [requests[i].cut.of(requests[i].image) for i in indices], [requests[i].cut.window() for i in indices]
-                )
-                for index, output in zip(indices, outputs, strict=True):
-                    results[index] = output
-            return results  # type: ignore[return-value]
+                mine = [(position, request, cut) for position, request, cut in tiles if request.served.model is model]
+                for start in range(0, len(mine), per_pass):
+                    chunk = mine[start : start + per_pass]
+                    outputs = predict_weighted(
+                        model, [cut.of(request.image) for _, request, cut in chunk], [cut.window() for _, _, cut in chunk]
+                    )
+                    for (position, _, _), output in zip(chunk, outputs, strict=True):
+                        results[position].append(output)
+            return results
 
         probabilities = await asyncio.to_thread(run)
-        self.tiles_done += len(requests)
+        self.tiles_done += len(tiles)
         return probabilities
 
     async def record_autoscaling_stats(self) -> dict[str, float]:

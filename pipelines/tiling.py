@@ -243,8 +243,8 @@ class Stitcher:
         self._padded_length, self._padded_breadth = (
             (plan.padded_width, plan.padded_height) if self._t else (plan.padded_height, plan.padded_width)
         )
-        self._class_ids = np.zeros((self._length, self._breadth), np.uint8)
-        self._confidence = np.zeros((self._length, self._breadth), np.uint8)
+        self._class_ids = self._lines_first(np.zeros(self._physical(self._length, self._breadth), np.uint8))
+        self._confidence = self._lines_first(np.zeros(self._physical(self._length, self._breadth), np.uint8))
         starts = [self._span(t)[0] for t in plan.tiles]
         self._strip_starts = sorted(set(starts))
         self._open_tiles = {a: starts.count(a) for a in self._strip_starts}
@@ -261,12 +261,21 @@ class Stitcher:
         # The band lives in a buffer that is reused strip after strip: lines [_offset, _offset +
         # _lines) of the buffer hold image lines [_base, _base + _lines). The buffer grows only
         # to the widest band seen (no copy of the band per tile or per strip).
-        self._score_buffer = np.zeros((num_classes, 0, self._padded_breadth), self._dtype)
-        self._weight_buffer = np.zeros((0, self._padded_breadth), self._dtype)
+        self._score_buffer = self._lines_first(np.zeros((num_classes, *self._physical(0, self._padded_breadth)), self._dtype))
+        self._weight_buffer = self._lines_first(np.zeros(self._physical(0, self._padded_breadth), self._dtype))
         self._windows: dict[WindowKey, np.ndarray] = {}
         self._offset = 0
         self._lines = 0
         self.completed = 0
+
+    def _physical(self, lines: int, breadth: int) -> tuple[int, int]:
+        """The shape in memory of a (lines, breadth) plane: the image's orientation, so that a
+        tile adds along contiguous rows even when lines are image columns."""
+        return (breadth, lines) if self._t else (lines, breadth)
+
+    def _lines_first(self, array: np.ndarray) -> np.ndarray:
+        """A view of an array allocated in `_physical` shape with lines on the first (plane) axis."""
+        return array.swapaxes(-1, -2) if self._t else array
 
     def _span(self, tile: Tile) -> tuple[int, int, int, int]:
         """(a0, a1, b0, b1): the tile along the strip axis, then across it."""
@@ -300,7 +309,7 @@ class Stitcher:
         found = self._windows.get(key)
         if found is None:
             found = np.round(tile_window(cut) * np.float32(255.0)).astype(self._dtype)
-            found = self._windows[key] = np.ascontiguousarray(found.T) if self._t else found
+            found = self._windows[key] = found.T if self._t else found  # a view: the band is stored in image orientation
         return found
 
     @property
@@ -321,8 +330,8 @@ class Stitcher:
             # move the band to the top of the buffers, in larger ones if it no longer fits
             scores, weights = self._scores, self._weights
             if needed > self._score_buffer.shape[1]:
-                self._score_buffer = np.empty((self.num_classes, needed, self._padded_breadth), self._dtype)
-                self._weight_buffer = np.empty((needed, self._padded_breadth), self._dtype)
+                self._score_buffer = self._lines_first(np.empty((self.num_classes, *self._physical(needed, self._padded_breadth)), self._dtype))
+                self._weight_buffer = self._lines_first(np.empty(self._physical(needed, self._padded_breadth), self._dtype))
             self._score_buffer[:, : self._lines] = scores  # numpy copes with the overlap
             self._weight_buffer[: self._lines] = weights
             self._offset = 0
@@ -356,7 +365,7 @@ class Stitcher:
     def finish(self) -> Segmentation:
         if self.completed < len(self.plan):
             raise RuntimeError(f"Only {self.completed} of {len(self.plan)} tiles were added.")
-        if self._t:
+        if self._t:  # the outputs were allocated in the image's orientation: .T is a contiguous view
             return Segmentation(np.ascontiguousarray(self._class_ids.T), np.ascontiguousarray(self._confidence.T))
         return Segmentation(self._class_ids, self._confidence)
 
