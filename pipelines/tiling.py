@@ -330,8 +330,9 @@ class Stitcher:
             # move the band to the top of the buffers, in larger ones if it no longer fits
             scores, weights = self._scores, self._weights
             if needed > self._score_buffer.shape[1]:
-                self._score_buffer = self._lines_first(np.empty((self.num_classes, *self._physical(needed, self._padded_breadth)), self._dtype))
-                self._weight_buffer = self._lines_first(np.empty(self._physical(needed, self._padded_breadth), self._dtype))
+                plane = self._physical(needed, self._padded_breadth)
+                self._score_buffer = self._lines_first(np.empty((self.num_classes, *plane), self._dtype))
+                self._weight_buffer = self._lines_first(np.empty(plane, self._dtype))
             self._score_buffer[:, : self._lines] = scores  # numpy copes with the overlap
             self._weight_buffer[: self._lines] = weights
             self._offset = 0
