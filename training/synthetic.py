@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from pipelines.classes import colour_triple, default_class_table
+from training.scene_extras import add_scene_extras
 
 Rng = np.random.Generator
 ROCK_IDS = tuple(c.id for c in default_class_table().rock_classes)
@@ -344,10 +345,14 @@ def _paint_piece(
     region_ids[outline] = ids[outline]
 
 
-def generate_sample(seed: int, height: int | None = None, width: int | None = None, floor_fraction: float = 0.0) -> Sample:
+def generate_sample(
+    seed: int, height: int | None = None, width: int | None = None, floor_fraction: float = 0.0, scene_fraction: float = 0.0
+) -> Sample:
     """One synthetic core photo and its exact mask. Same seed, same sample. `floor_fraction`: the
     share of boxes photographed on a textured floor (hard negatives, `FLOORS`) rather than a table;
-    0 leaves every sample exactly as before floors existed."""
+    `scene_fraction`: the share of photos with `training.scene_extras` (colour checker, header,
+    scale bar, sleeve, dark/white/wet/dry core). Each from a random stream of its own: at 0 every
+    sample is exactly as before they existed."""
     rng = np.random.default_rng(seed)
     style = rng.choice(["box", "box", "box", "scan", "tray"])
     if height is None or width is None:
@@ -381,6 +386,9 @@ def generate_sample(seed: int, height: int | None = None, width: int | None = No
             image, mask = _place_on_floor(floor_rng, image, mask)
         else:
             image, mask = _place_on_table(rng, image, mask)
+    scene_rng = np.random.default_rng([seed, 0x5CE5])
+    if scene_fraction and scene_rng.random() < scene_fraction:
+        image, mask = add_scene_extras(scene_rng, image, mask)
     image = _camera(rng, image)
     image, mask = _rotate(rng, image, mask)
     return Sample(image=image, mask=mask)

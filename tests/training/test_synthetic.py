@@ -1,6 +1,7 @@
 import itertools
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from pipelines.classes import default_class_table
 from training.synthetic import TEXTURES, generate_sample, render_lithology, write_dataset
@@ -68,3 +69,48 @@ def test_boxes_on_a_textured_floor_are_opt_in_and_the_floor_is_background():
             assert (floored.mask != 0).any() and (floored.mask == 0).mean() > (plain.mask == 0).mean() - 0.5
             assert np.array_equal(np.unique(floored.mask), np.unique(plain.mask))  # the same box, the floor all background
     assert on_floor >= 5  # the boxes that were placed in a scene went onto a floor instead
+
+
+def test_scene_extras_are_opt_in_and_change_only_what_they_say():
+    from training.synthetic import generate_sample
+
+    changed = 0
+    for seed in range(30):
+        plain, extra = generate_sample(seed), generate_sample(seed, scene_fraction=1.0)
+        assert np.array_equal(plain.image, generate_sample(seed, scene_fraction=0.0).image)  # off: the samples of before
+        assert np.array_equal(plain.mask, generate_sample(seed, scene_fraction=0.0).mask)
+        assert np.array_equal(extra.image, generate_sample(seed, scene_fraction=1.0).image)  # seeded
+        if not np.array_equal(plain.image, extra.image):
+            changed += 1
+        # things laid on the photo only ever turn rock into background; no pixel changes class
+        moved = plain.mask != extra.mask
+        assert (extra.mask[moved] == 0).all()
+    assert changed >= 15
+
+
+def test_each_scene_extra_draws_what_it_is_named_for():
+    from training.scene_extras import CHECKER, _colour_checker, _header, _scale_bar, _tone
+
+    rng = np.random.default_rng(3)
+    for draw_one in (_colour_checker, _header, _scale_bar):
+        canvas = Image.new("RGB", (600, 400), (128, 128, 128))
+        x0, y0, x1, y1 = draw_one(rng, ImageDraw.Draw(canvas), 400, 600)
+        pixels = np.asarray(canvas)
+        inside = pixels[max(0, y0) : y1, max(0, x0) : x1]
+        assert inside.size and (inside != 128).any(axis=2).mean() > 0.5  # it covers the box it reports
+        outside = pixels.copy()
+        outside[max(0, y0) : y1, max(0, x0) : x1] = 128
+        assert (outside == 128).all()  # and nothing else
+    canvas = Image.new("RGB", (600, 400), (128, 128, 128))
+    _colour_checker(np.random.default_rng(0), ImageDraw.Draw(canvas), 400, 600)
+    colours = {tuple(c) for c in np.asarray(canvas).reshape(-1, 3)}
+    assert set(CHECKER) <= colours  # every patch of the chart
+    image = np.full((40, 40, 3), 120, np.uint8)
+    mask = np.zeros((40, 40), np.uint8)
+    mask[:20] = 3  # mudstone on top, box below
+    _tone(np.random.default_rng(1), image, mask, "dark shale")
+    assert image[:20].mean() < 50 and (image[20:] == 120).all()  # the shale darkened, the box untouched
+    mask[:20] = 6  # anhydrite
+    image[:] = 120
+    _tone(np.random.default_rng(1), image, mask, "white core")
+    assert image[:20].mean() > 190 and (image[20:] == 120).all()
