@@ -75,7 +75,7 @@ class Tiler:
         # one window over the tiles of every pass, so a job never drains between passes; a pass's
         # image is made when its first tile goes out and dropped when its last comes back
         work_items = (
-            (index, plan.tiles[start : start + TILES_PER_REQUEST])
+            (index, list(plan.tiles[start : start + TILES_PER_REQUEST]))
             for index, plan in enumerate(plans)
             for start in range(0, len(plan), TILES_PER_REQUEST)
         )

@@ -124,12 +124,12 @@ def _header(rng: Rng, draw: ImageDraw.ImageDraw, height: int, width: int) -> tup
     top = float(rng.uniform(10, 4000))
     text = f"{well}   BOX {int(rng.integers(1, 400))}   {top:.2f} - {top + rng.uniform(1, 6):.2f} m"
     left, upper, right, lower = draw.textbbox((0, 0), text, font=font)
-    w, h = min(width, right - left + 2 * size), lower - upper + size
+    w, h = int(min(width, right - left + 2 * size)), int(lower - upper + size)
     x, y = _spot(rng, height, width, w, h)
     paper = tuple(int(v) for v in rng.choice([[245, 245, 240], [250, 240, 170], [230, 230, 230]]))
     draw.rectangle([x, y, x + w, y + h], fill=paper)
     ink = tuple(int(v) for v in rng.choice([[15, 15, 20], [20, 30, 120], [140, 20, 20]]))
-    draw.text((x + size - left, y + size // 2 - upper), text, fill=ink, font=font)
+    draw.text((x + size - int(left), y + size // 2 - int(upper)), text, fill=ink, font=font)
     return x, y, x + w + 1, y + h + 1
 
 
