@@ -29,3 +29,42 @@ def test_the_checkpoints_section_is_used_unless_its_setting_turns_it_off(tmp_pat
     off = loaded_segmenter(Settings(**{section: False}), str(tmp_path / "ckpt"))
     assert off.model is not None and getattr(off.model, attribute) is None
     assert off.info()[section] is None
+
+
+@pytest.mark.parametrize("max_batch_size", [1, 3])
+def test_requests_of_several_tiles_answer_each_as_the_model_would_in_order(tmp_path, max_batch_size):
+    """The Tiler sends several tiles a request: each comes back, in the order sent, as
+    `predict_weighted` gives it in forward passes of at most `max_batch_size` tiles. (The batch
+    function itself, without `@serve.batch`'s queue, which needs a replica.)"""
+    import asyncio
+
+    import numpy as np
+
+    from deployments.segmenter import TileRequest
+    from pipelines.model import predict_weighted
+    from pipelines.tiling import plan_tiles, tile_cut
+
+    config = ModelConfig(**SMALL_MODEL)
+    save_checkpoint(tmp_path / "ckpt", config, build_network(config))
+    segmenter = Segmenter.func_or_class(Settings())
+    segmenter.reconfigure(SegmenterConfig(model=str(tmp_path / "ckpt"), niceness=0, max_batch_size=max_batch_size).model_dump())
+    served = segmenter.models[str(tmp_path / "ckpt")]
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (300, 200, 3), dtype=np.uint8), rng.integers(0, 256, (200, 260, 3), dtype=np.uint8)]
+    requests = []
+    for image in images:
+        plan = plan_tiles(*image.shape[:2], config.tile_size, config.tile_overlap, config.output_stride)
+        requests.append(TileRequest(served, image, [tile_cut(tile, plan) for tile in plan.tiles]))
+    tiles = [(request, cut) for request in requests for cut in request.cuts]
+    assert len(tiles) > max_batch_size and len(requests[0].cuts) > 1  # several forward passes, several tiles a request
+
+    answers = asyncio.run(Segmenter.func_or_class._predict_batch.__wrapped__(segmenter, requests))
+
+    expected = []
+    for start in range(0, len(tiles), max_batch_size):  # the batch's tiles in order, max_batch_size a pass
+        chunk = tiles[start : start + max_batch_size]
+        expected += predict_weighted(served.model, [cut.of(request.image) for request, cut in chunk], [cut.window() for _, cut in chunk])
+    assert [len(answer) for answer in answers] == [len(request.cuts) for request in requests]
+    for got, want in zip([output for answer in answers for output in answer], expected, strict=True):
+        assert np.array_equal(got, want)
+    assert segmenter.tiles_done == len(tiles)
