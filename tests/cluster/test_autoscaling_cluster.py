@@ -58,6 +58,12 @@ def serving_version(base: str) -> str:
     return str(requests.get(f"{base}/ready", timeout=30).json()["model"]["version"])
 
 
+def segmenter_healthy(cluster: Any) -> bool:
+    """The Segmenter deployment has no config update under way (scaling up or down may be)."""
+    app = cluster.serve_status().get("applications", {}).get("lithoseg", {})
+    return app.get("deployments", {}).get("Segmenter", {}).get("status") in ("HEALTHY", "UPSCALING", "DOWNSCALING")
+
+
 def started(base: str, job_id: str) -> bool:
     return requests.get(f"{base}/job/{job_id}", headers={"api-key": KEY}, timeout=30).json()["status"] != "queued"
 
@@ -121,6 +127,9 @@ def test_a_rollout_under_load_fails_no_job_and_mixes_no_versions(deployed, burst
     cluster.deploy(new_config)
     # applied in place by each replica's reconfigure: wait until every answer (from any replica) is the new one
     wait_for(lambda: all(serving_version(base) == new_version for _ in range(6)), 300, "the rollout")
+    # and Serve says every replica has applied it (an answer or six can come from updated replicas
+    # while another still serves the old model to a job's runner)
+    wait_for(lambda: segmenter_healthy(cluster), 300, "the Segmenter's update to finish")
     more = submit_all(base, [core_png(3000 + i) for i in range(6)])
     jobs = wait_all(base, ids + more, timeout=900)
     assert {job["status"] for job in jobs.values()} == {"finished"}, [j["error"] for j in jobs.values() if j["status"] != "finished"]
