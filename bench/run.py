@@ -72,22 +72,6 @@ PHOTO_SIZES = ((1200, 1600), (1600, 1200), (800, 1600), (1600, 800))
 SMALL_SIZES = ((768, 768),)
 
 
-def workload_tile_shapes(sizes: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
-    """The (height, width) of every tile the service segments for pictures of these sizes, one of
-    each, over every pass of the shipped checkpoint's scale search."""
-    from pipelines.model import read_config
-    from pipelines.resolution import segmentation_sizes
-    from pipelines.tiling import plan_tiles
-
-    config = read_config(DEFAULT_MODEL)
-    return [
-        tile.shape
-        for size in sizes
-        for height, width in segmentation_sizes(*size, config.max_short_side, config.scales)
-        for tile in plan_tiles(height, width, config.tile_size, config.tile_overlap, config.output_stride).tiles
-    ]
-
-
 def photo_tiles(model: Any, photos: list[bytes]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(tile, blend window) for every tile the service cuts from these photos: the working image
     and each pass of the scale search, resampled, planned and cut by the service's own functions."""
@@ -117,9 +101,17 @@ def full_tile_share(sizes: tuple[tuple[int, int], ...]) -> float:
     tile smaller than 512² and costs less than the bare model's full tiles, so tiles per second
     alone flatter the service; this share turns them into full-tile equivalents."""
     from pipelines.model import read_config
+    from pipelines.resolution import segmentation_sizes
+    from pipelines.tiling import plan_tiles
 
-    shapes = workload_tile_shapes(sizes)
-    return sum(h * w for h, w in shapes) / (len(shapes) * read_config(DEFAULT_MODEL).tile_size ** 2)
+    config = read_config(DEFAULT_MODEL)
+    shapes = [
+        tile.shape
+        for size in sizes
+        for height, width in segmentation_sizes(*size, config.max_short_side, config.scales)
+        for tile in plan_tiles(height, width, config.tile_size, config.tile_overlap, config.output_stride).tiles
+    ]
+    return sum(h * w for h, w in shapes) / (len(shapes) * config.tile_size**2)
 
 
 def bench_images(count: int, sizes: tuple[tuple[int, int], ...]) -> list[bytes]:
@@ -137,8 +129,8 @@ def model_throughput(seconds: float, workload_only: bool = False) -> tuple[dict[
     """The shipped model as the service runs it (its default engine, softmax, refinement and
     blend weighting included), per batch size: (tiles per second, the engine's name). Under
     `"workload"`, two concurrent passes at batch 1 over the very tiles the service segments for
-    the bench's photos (`workload_tile_shapes`: every pass of the scale search, the small ones
-    included), the bare model's rate on the service's own work."""
+    the bench's photos (`photo_tiles`: every pass of the scale search, the small ones included),
+    the bare model's rate on the service's own work."""
     import torch
 
     from pipelines.model import load_checkpoint, predict_weighted
@@ -152,8 +144,7 @@ def model_throughput(seconds: float, workload_only: bool = False) -> tuple[dict[
         models[2] = load_checkpoint(REPO_ROOT / "models" / "lithoseg-default", threads=max(1, cores // 2))
     tiles = [generate_sample(60_000_000 + i, height=512, width=512).image[:512, :512] for i in range(8)]
     tiles = [np.ascontiguousarray(np.pad(t, ((0, 512 - t.shape[0]), (0, 512 - t.shape[1]), (0, 0)), mode="edge")) for t in tiles]
-    overlap = model.config.tile_overlap
-    full = [(tiles[i % len(tiles)], blend_window(512, 512, overlap)) for i in range(8)]  # an inner tile's window
+    full = [(tiles[i % len(tiles)], blend_window(512, 512, model.config.tile_overlap)) for i in range(8)]  # an inner tile's window
     workload = photo_tiles(model, bench_images(len(PHOTO_SIZES), PHOTO_SIZES))
     sizes = (1, 2, 4, 8, 16, 32, 64) if model.device.type == "cuda" else (1, 2)
 
