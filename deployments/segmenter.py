@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -106,11 +107,13 @@ class Served:
 @dataclass(frozen=True)
 class TileRequest:
     """Tiles to segment: the model they are pinned to, the image (a view of the object store) and
-    where each tile lies in it."""
+    where each tile lies in it. `cancelled` is set when the caller gives up (its job was cancelled):
+    the batch then skips the request's tiles not yet begun."""
 
     served: Served
     image: np.ndarray
     cuts: list[TileCut]
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=16, user_config=SegmenterConfig().model_dump())
@@ -239,32 +242,44 @@ class Segmenter:
         object store, so that only their coordinates travel; several tiles a request, because a
         request through Serve costs both ends a few milliseconds of CPU (docs/benchmarks.md)."""
         served = await self._served(key)
-        return await self._predict_batch(TileRequest(served, image, cuts)), served.model.config.version
+        request = TileRequest(served, image, cuts)
+        try:
+            return await self._predict_batch(request), served.model.config.version
+        except asyncio.CancelledError:  # Serve cancels the request when the Tiler's stream is cancelled
+            request.cancelled.set()  # read by the batch between forward passes
+            raise
 
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_TIMEOUT_S, max_concurrent_batches=CONCURRENT_BATCHES)
     async def _predict_batch(self, requests: list[TileRequest]) -> list[list[np.ndarray]]:
         """The requests' tiles through the model, at most `max_batch_size` tiles a forward pass
-        (the requests of a batch can hold more tiles than that), one model at a time."""
+        (the requests of a batch can hold more tiles than that), one model at a time. A request
+        cancelled while the batch runs gets no more of its tiles run (its answer is never read),
+        so a cancelled job stops costing the model at the next forward pass."""
         from pipelines.model import predict_weighted
 
         tiles = [(position, request, cut) for position, request in enumerate(requests) for cut in request.cuts]
         per_pass = self.tiles_per_pass
 
-        def run() -> list[list[np.ndarray]]:  # cutting too off the event loop, with the forward pass
+        def run() -> tuple[list[list[np.ndarray]], int]:  # cutting too off the event loop, with the forward pass
             results: list[list[np.ndarray]] = [[] for _ in requests]
+            done = 0
             for model in {id(r.served.model): r.served.model for r in requests}.values():  # one pass per model (a rollout mixes them)
                 mine = [(position, request, cut) for position, request, cut in tiles if request.served.model is model]
-                for start in range(0, len(mine), per_pass):
-                    chunk = mine[start : start + per_pass]
+                while mine:
+                    mine = [tile for tile in mine if not tile[1].cancelled.is_set()]
+                    chunk, mine = mine[:per_pass], mine[per_pass:]
+                    if not chunk:
+                        break
                     outputs = predict_weighted(
                         model, [cut.of(request.image) for _, request, cut in chunk], [cut.window() for _, _, cut in chunk]
                     )
                     for (position, _, _), output in zip(chunk, outputs, strict=True):
                         results[position].append(output)
-            return results
+                    done += len(chunk)
+            return results, done
 
-        probabilities = await asyncio.to_thread(run)
-        self.tiles_done += len(tiles)
+        probabilities, done = await asyncio.to_thread(run)
+        self.tiles_done += done
         return probabilities
 
     async def record_autoscaling_stats(self) -> dict[str, float]:

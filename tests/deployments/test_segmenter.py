@@ -31,17 +31,12 @@ def test_the_checkpoints_section_is_used_unless_its_setting_turns_it_off(tmp_pat
     assert off.info()[section] is None
 
 
-@pytest.mark.parametrize("max_batch_size", [1, 3])
-def test_requests_of_several_tiles_answer_each_as_the_model_would_in_order(tmp_path, max_batch_size):
-    """The Tiler sends several tiles a request: each comes back, in the order sent, as
-    `predict_weighted` gives it in forward passes of at most `max_batch_size` tiles. (The batch
-    function itself, without `@serve.batch`'s queue, which needs a replica.)"""
-    import asyncio
-
+def segmenter_with_requests(tmp_path, max_batch_size: int):
+    """A loaded Segmenter (the small model, batches of `max_batch_size`) and two requests of
+    several tiles each, as the Tiler sends them."""
     import numpy as np
 
     from deployments.segmenter import TileRequest
-    from pipelines.model import predict_weighted
     from pipelines.tiling import plan_tiles, tile_cut
 
     config = ModelConfig(**SMALL_MODEL)
@@ -55,10 +50,31 @@ def test_requests_of_several_tiles_answer_each_as_the_model_would_in_order(tmp_p
     for image in images:
         plan = plan_tiles(*image.shape[:2], config.tile_size, config.tile_overlap, config.output_stride)
         requests.append(TileRequest(served, image, [tile_cut(tile, plan) for tile in plan.tiles]))
-    tiles = [(request, cut) for request in requests for cut in request.cuts]
-    assert len(tiles) > max_batch_size and len(requests[0].cuts) > 1  # several forward passes, several tiles a request
+    assert len(requests[0].cuts) > 1 and len(requests[1].cuts) > 1  # several tiles a request
+    return segmenter, requests
 
-    answers = asyncio.run(Segmenter.func_or_class._predict_batch.__wrapped__(segmenter, requests))
+
+def run_batch(segmenter, requests):
+    """The batch function itself, without `@serve.batch`'s queue (which needs a replica)."""
+    import asyncio
+
+    return asyncio.run(Segmenter.func_or_class._predict_batch.__wrapped__(segmenter, requests))
+
+
+@pytest.mark.parametrize("max_batch_size", [1, 3])
+def test_requests_of_several_tiles_answer_each_as_the_model_would_in_order(tmp_path, max_batch_size):
+    """The Tiler sends several tiles a request: each comes back, in the order sent, as
+    `predict_weighted` gives it in forward passes of at most `max_batch_size` tiles."""
+    import numpy as np
+
+    from pipelines.model import predict_weighted
+
+    segmenter, requests = segmenter_with_requests(tmp_path, max_batch_size)
+    served = requests[0].served
+    tiles = [(request, cut) for request in requests for cut in request.cuts]
+    assert len(tiles) > max_batch_size  # several forward passes
+
+    answers = run_batch(segmenter, requests)
 
     expected = []
     for start in range(0, len(tiles), max_batch_size):  # the batch's tiles in order, max_batch_size a pass
@@ -68,3 +84,55 @@ def test_requests_of_several_tiles_answer_each_as_the_model_would_in_order(tmp_p
     for got, want in zip([output for answer in answers for output in answer], expected, strict=True):
         assert np.array_equal(got, want)
     assert segmenter.tiles_done == len(tiles)
+
+
+def test_a_request_cancelled_while_its_batch_runs_gets_no_more_forward_passes(tmp_path, monkeypatch):
+    """The first request is cancelled after the batch's first forward pass (its first tile): the
+    rest of its tiles are skipped, the other request's tiles all run, and only the tiles run count."""
+    import pipelines.model
+
+    segmenter, requests = segmenter_with_requests(tmp_path, 1)
+    real = pipelines.model.predict_weighted
+    passes = []
+
+    def predict_then_cancel(model, tiles, windows):
+        passes.append(len(tiles))
+        requests[0].cancelled.set()  # as `predict` does when Serve cancels the call
+        return real(model, tiles, windows)
+
+    monkeypatch.setattr(pipelines.model, "predict_weighted", predict_then_cancel)
+    answers = run_batch(segmenter, requests)
+    assert [len(answer) for answer in answers] == [1, len(requests[1].cuts)]
+    assert sum(passes) == segmenter.tiles_done == 1 + len(requests[1].cuts)
+
+
+def test_a_cancelled_call_flags_its_request_for_the_batch(tmp_path):
+    """Cancelling `predict` (what Serve does to a request whose caller went away) sets the
+    request's `cancelled`, which the batch reads between forward passes."""
+    import asyncio
+
+    segmenter, requests = segmenter_with_requests(tmp_path, 1)
+    seen = []
+
+    async def main():
+        queued = asyncio.Event()
+
+        async def waiting_batch(request):  # stands in for @serve.batch's queue: the call waits there
+            seen.append(request)
+            queued.set()
+            await asyncio.Event().wait()
+
+        segmenter._predict_batch = waiting_batch
+        call = asyncio.create_task(segmenter.predict(requests[0].image, requests[0].cuts))
+        await queued.wait()
+        assert not seen[0].cancelled.is_set()
+        call.cancel()
+        try:
+            await call
+        except asyncio.CancelledError:
+            pass
+        else:
+            raise AssertionError("the cancelled call returned")
+
+    asyncio.run(main())
+    assert seen[0].cancelled.is_set()

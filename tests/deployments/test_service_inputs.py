@@ -19,7 +19,6 @@ from ray import serve
 
 from deployments.segmenter import CONCURRENT_BATCHES
 from deployments.settings import DEFAULT_MODEL
-from deployments.tiler import TILES_PER_REQUEST
 from pipelines.exposure import AutoExposure
 from pipelines.model import ModelConfig
 from pipelines.resolution import segmentation_sizes
@@ -140,14 +139,13 @@ def test_progress_is_reported_and_cancel_stops_the_tiles_at_once(service: Servic
     tiles_then = segmenter.info.remote().result()["tiles_done"]
     follow_up = finished(service, service.submit(encode(image[:200, :200]), gate="false"))  # ...and the next job runs
     tiles_now = segmenter.info.remote().result()["tiles_done"]
-    # at most the requests already under way in the Segmenter's batches when the cancel came may
-    # still complete (a request is up to TILES_PER_REQUEST tiles, run in one thread to its end)
-    assert tiles_now - tiles_then - follow_up["total_tiles"] <= CONCURRENT_BATCHES * TILES_PER_REQUEST, (
-        "tiles of the cancelled job kept running"
-    )
+    # the Segmenter skips a cancelled request's tiles between forward passes: at most the passes
+    # under way when the cancel came, and those begun while it travelled to the replica, complete
+    after_cancel = tiles_now - tiles_then - follow_up["total_tiles"]
+    assert after_cancel <= 2 * CONCURRENT_BATCHES, f"{after_cancel} tiles of the cancelled job ran after the cancel"
     final = service.job(job_id).json()
     assert final["status"] == "cancelled" and final["completed_tiles"] < total
-    print(f"cancel → tiling stopped in {stopped_after:.2f} s")
+    print(f"cancel → tiling stopped in {stopped_after:.2f} s, {after_cancel} tiles after it")
 
 
 def test_the_running_segmenter_refines_as_the_shipped_checkpoint_says(service: Service):
