@@ -140,7 +140,7 @@ def measure(checkpoint: Path, seconds: float, engines: list[str] | None = None) 
     tile = config.tile_size
 
     def prepare(tiles: np.ndarray) -> torch.Tensor:
-        return normalise(torch.from_numpy(tiles), config, device)
+        return normalise(torch.tensor(tiles), config, device)  # a copy: the real tiles are read-only views
 
     flops = flops_per_tile(model.network.float(), tile)
     peak, peak_how = gpu_peak_gflops() if cuda else cpu_peak_gflops()
