@@ -6,7 +6,7 @@ import torch
 
 from pipelines.errors import CheckpointError
 from pipelines.model import ModelConfig, build_network, load_checkpoint, predict_probabilities, save_checkpoint
-from pipelines.refine import GuidedFilter
+from pipelines.refine import GuidedFilter, fast_guided_blur
 from tests.conftest import SMALL_MODEL
 
 EDGE = 32  # the photo's edge: columns left of it dark, right of it bright
@@ -94,3 +94,21 @@ def test_classes_that_win_nowhere_are_left_as_they_are():
     assert abs(boundary_column(refined[:, :2]) - EDGE) <= 1
     assert torch.allclose(refined[:, 2:], faint, atol=2e-4)
     assert torch.allclose(refined.sum(1), torch.ones(1, 64, 64), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "shape,subsample",
+    [((1, 12, 512, 512), 2), ((2, 12, 256, 384), 2), ((1, 6, 96, 64), 4), ((1, 12, 100, 70), 3), ((1, 4, 64, 64), 1)],
+)
+def test_the_fast_guided_blur_gives_kornias_numbers_exactly(shape, subsample):
+    """Strided subsampling and channels picked after it give bit for bit what kornia's
+    `guided_blur` gives on the selected channels: on tile-sized inputs (sides a multiple of the
+    subsampling, the fast path) and on others (kornia's own function)."""
+    from kornia.filters import guided_blur
+
+    generator = torch.Generator().manual_seed(shape[2])
+    probabilities = torch.softmax(torch.randn(shape, generator=generator) * 3, dim=1)
+    guide = torch.rand((shape[0], 1, *shape[2:]), generator=generator)
+    channels = torch.arange(0, shape[1], 2)
+    expected = guided_blur(guide, probabilities.index_select(1, channels), 17, 1e-3, subsample=subsample)
+    assert torch.equal(fast_guided_blur(guide, probabilities, channels, 17, 1e-3, subsample), expected)
