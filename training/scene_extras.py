@@ -1,10 +1,13 @@
 """What users' photos of core have that the plain synthetic box lacks (issue 23, "training scenes
 like the photos users take"): things laid on and around the box — a colour checker, a printed
-header with the well and depth, a scale bar —, a plastic sleeve's sheen over the core, and core at
-the ends of the tone range — nearly black shale, nearly white anhydrite and chalk, wet (dark,
+header with the well and depth, a scale bar —, white packing (foam, crumpled plastic) filling the
+empty stretches of the box's columns, a plastic sleeve's sheen over the core, and core at the ends
+of the tone range — nearly black shale, nearly white anhydrite and chalk, wet (dark,
 saturated, with highlights) or dry (pale, dusty).
 
-Everything laid on the photo is background in the mask, also where it covers core; the sheen and
+Everything laid on the photo is background in the mask, also where it covers core; packing lies
+beside the core, on background only (a held-out photo whose empty slots were packed white lost
+its rock IoU to them, docs/crossval.md); the sheen and
 the tones change how the rock looks, never its class. `generate_sample(scene_fraction=...)`
 calls `add_scene_extras` from a random stream of its own, so with the fraction at 0 every sample
 is the one it was before these existed.
@@ -36,6 +39,8 @@ def add_scene_extras(rng: Rng, image: np.ndarray, mask: np.ndarray) -> tuple[np.
     image, mask = image.copy(), mask.copy()
     if rng.random() < 0.5:
         _tone(rng, image, mask, str(rng.choice(TONES)))
+    if rng.random() < 0.3:
+        _packing(rng, image, mask)
     if rng.random() < 0.25:
         _sleeve(rng, image, mask)
     canvas = Image.fromarray(image)
@@ -75,6 +80,37 @@ def _tone(rng: Rng, image: np.ndarray, mask: np.ndarray, kind: str) -> None:
         dry = grey + (rgb - grey) * rng.uniform(0.4, 0.8)
         rgb = np.where(where[..., None], dry + (225 - dry) * rng.uniform(0.15, 0.4), rgb)
     image[:] = np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def _packing(rng: Rng, image: np.ndarray, mask: np.ndarray) -> None:
+    """White packing — foam, bubble wrap, crumpled plastic — in a few stretches along the
+    columns, in place: painted on background pixels only, so the mask does not change. Its
+    texture is soft creases (smooth noise) with fine grain, nearly white, as in boxes whose empty
+    slots are packed."""
+    height, width = mask.shape
+    along_rows = bool((mask > 0).sum(axis=0).max(initial=0) >= (mask > 0).sum(axis=1).max(initial=0))  # columns run down
+    for _ in range(int(rng.integers(1, 5))):
+        long_side, short_side = (height, width) if along_rows else (width, height)
+        length = int(long_side * rng.uniform(0.1, 0.4))
+        breadth = int(short_side * rng.uniform(0.04, 0.2))
+        if length < 4 or breadth < 4:
+            continue
+        h, w = (length, breadth) if along_rows else (breadth, length)
+        ys, xs = np.nonzero(mask[::8, ::8] == 0)  # centred on background: beside the core, in its empty slots
+        if not len(ys):
+            return
+        pick = int(rng.integers(0, len(ys)))
+        y0 = int(np.clip(ys[pick] * 8 - h // 2, 0, max(0, height - h)))
+        x0 = int(np.clip(xs[pick] * 8 - w // 2, 0, max(0, width - w)))
+        coarse = rng.random((max(2, h // 12), max(2, w // 12))).astype(np.float32)
+        creases = np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC), np.float32)
+        shade = rng.uniform(205, 245) - 45 * np.abs(creases - 0.5) * rng.uniform(0.5, 1.5)  # darker along the folds
+        grain = rng.normal(0, rng.uniform(2, 7), (h, w)).astype(np.float32)
+        tint = rng.uniform(-6, 6, 3).astype(np.float32)  # slightly warm or cool white
+        paint = np.clip((shade + grain)[..., None] + tint, 0, 255).astype(np.uint8)
+        region = image[y0 : y0 + h, x0 : x0 + w]
+        free = mask[y0 : y0 + h, x0 : x0 + w] == 0
+        region[free] = paint[free]
 
 
 def _sleeve(rng: Rng, image: np.ndarray, mask: np.ndarray) -> None:

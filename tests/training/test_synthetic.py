@@ -114,3 +114,23 @@ def test_each_scene_extra_draws_what_it_is_named_for():
     image[:] = 120
     _tone(np.random.default_rng(1), image, mask, "white core")
     assert image[:20].mean() > 190 and (image[20:] == 120).all()
+
+
+def test_packing_is_white_and_lies_on_background_only():
+    from training.scene_extras import _packing
+
+    mask = np.zeros((300, 200), np.uint8)
+    mask[:, 40:80] = 1  # a column of sandstone down the middle of the box
+    mask[:, 120:160] = 5
+    painted = 0
+    for seed in range(10):
+        image = np.full((300, 200, 3), 90, np.uint8)
+        before = mask.copy()
+        _packing(np.random.default_rng(seed), image, mask)
+        assert np.array_equal(mask, before)  # the mask is not touched
+        changed = (image != 90).any(axis=2)
+        assert not changed[mask > 0].any()  # never over the core
+        if changed.any():
+            painted += 1
+            assert image[changed].mean() > 150  # nearly white
+    assert painted >= 8
