@@ -82,21 +82,27 @@ def _tone(rng: Rng, image: np.ndarray, mask: np.ndarray, kind: str) -> None:
     image[:] = np.clip(rgb, 0, 255).astype(np.uint8)
 
 
+def columns_run_down(mask: np.ndarray) -> bool:
+    """Whether the box's columns of core run down the photo (the longest run of rock is a column)."""
+    rock = mask > 0
+    return bool(rock.sum(axis=0).max(initial=0) >= rock.sum(axis=1).max(initial=0))
+
+
 def _packing(rng: Rng, image: np.ndarray, mask: np.ndarray) -> None:
     """White packing — foam, bubble wrap, crumpled plastic — in a few stretches along the
     columns, in place: painted on background pixels only, so the mask does not change. Its
     texture is soft creases (smooth noise) with fine grain, nearly white, as in boxes whose empty
     slots are packed."""
     height, width = mask.shape
-    along_rows = bool((mask > 0).sum(axis=0).max(initial=0) >= (mask > 0).sum(axis=1).max(initial=0))  # columns run down
+    along_rows = columns_run_down(mask)
+    ys, xs = np.nonzero(mask[::8, ::8] == 0)  # each stretch centred on background: beside the core, in its empty slots
+    long_side, short_side = (height, width) if along_rows else (width, height)
     for _ in range(int(rng.integers(1, 5))):
-        long_side, short_side = (height, width) if along_rows else (width, height)
         length = int(long_side * rng.uniform(0.1, 0.4))
         breadth = int(short_side * rng.uniform(0.04, 0.2))
         if length < 4 or breadth < 4:
             continue
         h, w = (length, breadth) if along_rows else (breadth, length)
-        ys, xs = np.nonzero(mask[::8, ::8] == 0)  # centred on background: beside the core, in its empty slots
         if not len(ys):
             return
         pick = int(rng.integers(0, len(ys)))
@@ -117,7 +123,7 @@ def _sleeve(rng: Rng, image: np.ndarray, mask: np.ndarray) -> None:
     """A clear plastic sleeve over the core: a faint milky film and bright streaks along the
     columns, over rock and box alike; the rock under it keeps its class."""
     height, width = mask.shape
-    along_rows = bool((mask > 0).sum(axis=0).max(initial=0) >= (mask > 0).sum(axis=1).max(initial=0))  # columns run down
+    along_rows = columns_run_down(mask)
     rgb = image.astype(np.float32)
     rgb += (235 - rgb) * rng.uniform(0.05, 0.18)
     length = width if along_rows else height
