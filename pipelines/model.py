@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,10 @@ class LoadedModel:
         engine = self.engine if self.engine.accepts(batch.shape[2], batch.shape[3]) else self.reference
         return engine(batch)
 
+    def uncalibrated(self) -> LoadedModel:
+        """The same model with the confidence as the network gives it (no calibration table)."""
+        return replace(self, config=replace(self.config, confidence_calibration=None))
+
     @property
     def refinement(self) -> dict[str, Any] | None:
         """The guided filter in use, as `config.json` writes it (None: off)."""
@@ -133,6 +137,13 @@ def save_checkpoint(directory: str | Path, config: ModelConfig, network: torch.n
     tmp_weights.replace(directory / WEIGHTS_FILE)
     (directory / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     return directory
+
+
+def update_config(directory: str | Path, changes: dict[str, Any]) -> None:
+    """Set top-level keys of a checkpoint's config.json (inference settings, a calibration table),
+    written as `save_checkpoint` writes it."""
+    path = Path(directory) / CONFIG_FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}, indent=2) + "\n")
 
 
 def read_config(directory: str | Path) -> ModelConfig:

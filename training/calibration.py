@@ -2,6 +2,7 @@
 
     python -m training.calibration --model models/lithoseg-default --data ../shared/data/real_cores \
         --only cc05,cc26,dji0045,dji0049,dji0059 [--write] [--doc docs/calibration]
+    python -m training.calibration --folds var/cv/r1 --data ../shared/data/real_cores [--doc ...]
 
 Each photo is segmented as the service does (`pipelines.segment.segment_image`, with the
 checkpoint's calibration switched off), and every labelled pixel gives a pair (raw confidence,
@@ -10,16 +11,17 @@ after a fit, isotonic (pool-adjacent-violators on the 256 raw values) or a one-p
 p -> p**a (both written by hand: a few lines each, and scikit-learn would be a large dependency
 for them), measured leave-one-photo-out
 (fitted on the other photos, scored on the one left out), so the "after" figure is not scored on
-the photos it was fitted on. `--write` stores the fit on all the photos in the checkpoint's
-config.json (`confidence_calibration`); `--doc` writes `<doc>.md` and the reliability diagram
-`<doc>.svg`.
+the photos it was fitted on. `--folds` pools the cross-validation's folds instead: each photo is
+segmented by the fold model that never saw it, so every labelled photo counts (the fit is then for
+a model trained with that recipe). `--write` stores the fit on all the photos in the checkpoint's
+config.json (`confidence_calibration`); `--doc` writes the report `<doc>.json` and the
+reliability diagram `<doc>.svg`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ def pairs(model: Any, items: list[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
     from pipelines.segment import segment_image
     from training.metrics import IGNORE_ID
 
-    raw = replace(model, config=replace(model.config, confidence_calibration=None))
+    raw = model.uncalibrated()
     found = []
     for item in items:
         segmentation = segment_image(raw, item.image)
@@ -101,21 +103,42 @@ def fit_power(confidence: np.ndarray, correct: np.ndarray) -> list[int]:
 FITS = {"isotonic": fit_isotonic, "power": fit_power}
 
 
-def evaluate(per_photo: list[tuple[np.ndarray, np.ndarray]], method: str = "isotonic") -> dict[str, Any]:
-    """ECE before, ECE after leave-one-photo-out fits, and the fit on every photo."""
+def evaluate(
+    per_photo: list[tuple[np.ndarray, np.ndarray]],
+    method: str = "isotonic",
+    groups: list[int] | None = None,
+    table: list[int] | None = None,
+) -> dict[str, Any]:
+    """ECE before, ECE after fits each scored on photos it was not fitted on, and the fit on every
+    photo. `groups`: one per photo (e.g. the fold whose model segmented it); a whole group is
+    left out at a time. Default: one photo at a time. `table`: a fit made elsewhere (on other
+    photos), scored as it is instead."""
     fit = FITS[method]
+    groups = list(range(len(per_photo))) if groups is None else groups
     confidence = np.concatenate([c for c, _ in per_photo])
     correct = np.concatenate([k for _, k in per_photo])
     before, table_before = reliability(confidence, correct)
+    if table is not None:
+        after, table_after = reliability(np.asarray(table, np.uint8)[confidence], correct)
+        return {"pixels": int(confidence.size), "photos": len(per_photo), "groups": 0, "ece_before": before,
+                "ece_after": after, "bins_before": table_before, "bins_after": table_after, "method": "the checkpoint's table"}  # fmt: skip
     held_out_conf, held_out_correct = [], []
-    for left_out in range(len(per_photo)):
-        others = [p for i, p in enumerate(per_photo) if i != left_out]
+    for left_out in sorted(set(groups)):
+        others = [p for p, group in zip(per_photo, groups, strict=True) if group != left_out]
         lut = np.asarray(fit(np.concatenate([c for c, _ in others]), np.concatenate([k for _, k in others])), np.uint8)
-        held_out_conf.append(lut[per_photo[left_out][0]])
-        held_out_correct.append(per_photo[left_out][1])
+        held_out_conf += [lut[c] for (c, _), group in zip(per_photo, groups, strict=True) if group == left_out]
+        held_out_correct += [k for (_, k), group in zip(per_photo, groups, strict=True) if group == left_out]
     after, table_after = reliability(np.concatenate(held_out_conf), np.concatenate(held_out_correct))
-    return {"pixels": int(confidence.size), "photos": len(per_photo), "ece_before": before, "ece_after_leave_one_out": after,
-            "bins_before": table_before, "bins_after": table_after, "method": method, "fit": fit(confidence, correct)}  # fmt: skip
+    return {"pixels": int(confidence.size), "photos": len(per_photo), "groups": len(set(groups)), "ece_before": before,
+            "ece_after": after, "bins_before": table_before, "bins_after": table_after, "method": method,
+            "fit": fit(confidence, correct)}  # fmt: skip
+
+
+def after_label(report: dict[str, Any]) -> str:
+    """How the "after" figure of a report was scored."""
+    if not report["groups"]:
+        return "the checkpoint's table, fitted on other photos"
+    return f"leave one {'photo' if report['groups'] == report['photos'] else 'fold'} out"
 
 
 def svg(report: dict[str, Any]) -> str:
@@ -128,7 +151,7 @@ def svg(report: dict[str, Any]) -> str:
     ]
     curves = (
         ("bins_before", "ece_before", "#d62728", "before"),
-        ("bins_after", "ece_after_leave_one_out", "#1f77b4", "after (leave one photo out)"),
+        ("bins_after", "ece_after", "#1f77b4", f"after ({after_label(report)})"),
     )
     for row, (bins, ece, colour, label) in enumerate(curves):
         xy = [(pad + b["confidence"] * size, pad + (1 - b["accuracy"]) * size) for b in report[bins]]
@@ -145,26 +168,45 @@ def svg(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m training.calibration`: measure, fit and (with --write) store the calibration."""
-    from pipelines.model import load_checkpoint
+    from pipelines.model import load_checkpoint, update_config
+    from training.crossval import finished_folds
     from training.datasets import load_folder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", help="the checkpoint to measure (with --only), or to store the fit in (with --folds and --write)")
     parser.add_argument("--data", required=True)
-    parser.add_argument("--only", required=True, help="photo ids (held out from training), comma-separated")
+    parser.add_argument("--only", help="photo ids (held out from training), comma-separated")
+    parser.add_argument("--folds", help="a cross-validation run (training.crossval --out): each fold's model on its held-out photos")
+    parser.add_argument("--exclude", default="", help="with --folds: photo ids kept out of the fit (those a checkpoint is scored on)")
     parser.add_argument("--method", choices=sorted(FITS), default="isotonic", help="isotonic (256 free levels) or power (p**a)")
-    parser.add_argument("--write", action="store_true", help="store the fit in the checkpoint's config.json")
-    parser.add_argument("--doc", help="write <doc>.md and <doc>.svg")
+    parser.add_argument("--write", action="store_true", help="store the fit in --model's config.json")
+    parser.add_argument("--doc", help="write <doc>.svg and <doc>.json")
     args = parser.parse_args(argv)
-    items = load_folder(args.data, set(args.only.split(",")))
-    report = evaluate(pairs(load_checkpoint(args.model), items), args.method)
+    if bool(args.folds) == bool(args.only):
+        parser.error("Give either --model with --only (photos it never saw) or --folds.")
+    if (args.only or args.write) and not args.model:
+        parser.error("--only and --write need --model.")
+    table = None
+    if args.folds:
+        folds = finished_folds(args.folds)
+        if not folds:
+            parser.error(f"No fold under {args.folds} has run all its steps.")
+        excluded = set(filter(None, args.exclude.split(",")))
+        kept = [(checkpoint, set(ids) - excluded) for checkpoint, ids in folds if set(ids) - excluded]
+        per_fold = [pairs(load_checkpoint(checkpoint), load_folder(args.data, ids)) for checkpoint, ids in kept]
+        per_photo = [p for photos in per_fold for p in photos]
+        groups = [fold for fold, photos in enumerate(per_fold) for _ in photos]  # a fold's photos left out together
+    else:
+        model = load_checkpoint(args.model)
+        table = model.config.confidence_calibration
+        if args.write and table is not None:
+            parser.error("The checkpoint has a table already: it is scored on --only, not refitted there (fit with --folds).")
+        per_photo, groups = pairs(model, load_folder(args.data, set(args.only.split(",")))), None
+    report = evaluate(per_photo, args.method, groups, table)
     print(f"{report['pixels']:,} labelled pixels on {report['photos']} photos: ECE {report['ece_before']:.4f} before, "
-          f"{report['ece_after_leave_one_out']:.4f} after (leave one photo out)")  # fmt: skip
+          f"{report['ece_after']:.4f} after ({after_label(report)})")  # fmt: skip
     if args.write:
-        config_path = Path(args.model) / "config.json"
-        config = json.loads(config_path.read_text())
-        config["confidence_calibration"] = report["fit"]
-        config_path.write_text(json.dumps(config, indent=1))
+        update_config(args.model, {"confidence_calibration": report["fit"]})
     if args.doc:
         Path(args.doc).with_suffix(".svg").write_text(svg(report))
         Path(args.doc).with_suffix(".json").write_text(json.dumps({k: v for k, v in report.items() if k != "fit"}, indent=1))

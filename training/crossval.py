@@ -63,13 +63,10 @@ def run_fold(data: str, out: str, folds: list[list[str]], index: int, train_args
     from training.train import main as train_main
 
     directory = fold_dir(out, index)
-    config_path = directory / "checkpoint" / "config.json"
     args = ["--out", str(directory), "--data", data, "--holdout", ",".join(folds[index]), "--resume", *train_args]
-    if config_path.is_file():
-        training = json.loads(config_path.read_text()).get("training", {})
-        if training.get("steps_done") and training.get("steps_done") >= training.get("recipe", {}).get("steps", 0):
-            print(f"fold {index}: finished before, skipped", flush=True)
-            return fold_metrics(directory)
+    if fold_finished(directory):
+        print(f"fold {index}: finished before, skipped", flush=True)
+        return fold_metrics(directory)
     print(f"fold {index}: holding out {', '.join(folds[index])}", flush=True)
     train_main(args)
     return fold_metrics(directory)
@@ -91,6 +88,24 @@ def fold_metrics(directory: Path) -> dict[str, Any] | None:
         **{figure: real[figure] for figure in FIGURES},
         "synthetic_holdout": {figure: config["metrics"].get("synthetic_holdout", {}).get(figure) for figure in FIGURES},
     }
+
+
+def fold_finished(directory: Path) -> bool:
+    """Whether the fold run in `directory` has done all the steps of its recipe."""
+    config_path = directory / "checkpoint" / "config.json"
+    if not config_path.is_file():
+        return False
+    training = json.loads(config_path.read_text()).get("training", {})
+    return bool(training.get("steps_done")) and training["steps_done"] >= training.get("recipe", {}).get("steps", 0)
+
+
+def finished_folds(out: str | Path) -> list[tuple[Path, list[str]]]:
+    """(checkpoint, held-out photo ids) of every fold under `out` that ran all its steps."""
+    return [
+        (directory / "checkpoint", list(metrics["holdout"]))
+        for directory in sorted(Path(out).glob("fold*"))
+        if fold_finished(directory) and (metrics := fold_metrics(directory)) is not None
+    ]
 
 
 def fold_recipe(directory: Path) -> str | None:

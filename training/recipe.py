@@ -8,7 +8,8 @@ The stages of models/lithoseg-default/MODEL_CARD.md that lead to the shipped wei
 each a `training.train` run (resumable: a finished stage is skipped, an interrupted one resumes):
 three warm-up stages from ImageNet, two runs from stage 3 of which a chosen step each is averaged
 (version 5), one fine-tuning run from that soup (version 8), then the inference settings of
-versions 9-11 written into its config and the shipped content gate carried over. The end is
+versions 9-12 written into its config and the shipped content gate and confidence calibration
+carried over. The end is
 `<out>/model`, a checkpoint the service loads (`LITHOSEG_MODEL=<out>/model`).
 
 Differences from the history, by design: every stage uses today's code, so the synthetic
@@ -27,16 +28,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipelines.model import update_config
 from training.train import TrainConfig
 
 HOLDOUT = ["cc05", "cc26", "dji0045", "dji0049", "dji0059"]
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "lithoseg-default"
-# versions 9-11: inference settings, no training (docs/experiments/: edge refinement, exposure, resolution)
+# versions 9-12: inference settings, no training (docs/experiments/: edge refinement, exposure, resolution)
 INFERENCE_SETTINGS = {
     "guided_filter": {"kernel_size": 17, "eps": 0.001, "subsample": 2},
     "auto_exposure": {"target": 175.0, "max_gain": 3.0, "percentile": 99.0},
     "scales": [1.4, 1.0, 0.7, 0.5, 0.35, 0.25],
-    "version": "11",
+    "version": "12",
 }
 
 
@@ -133,13 +135,15 @@ def replay(out: Path, data: list[str], scale: float = 1.0, threads: int = 0, dry
         return final
     shutil.rmtree(final, ignore_errors=True)
     shutil.copytree(out / STAGES[-1].name / "checkpoint", final)
-    config_path = final / "config.json"
-    config = json.loads(config_path.read_text())
-    config.update(INFERENCE_SETTINGS)
-    config_path.write_text(json.dumps(config, indent=1))
+    update_config(final, INFERENCE_SETTINGS)
     gate = SHIPPED / "gate.npz"  # the content gate's reference views: built apart from the segmentation weights
     if gate.is_file():
         shutil.copy2(gate, final / gate.name)
+    # version 12's confidence calibration: fitted on cross-validation folds (`training.calibration
+    # --folds`), apart from the weights like the gate, so carried over the same way
+    table = json.loads((SHIPPED / "config.json").read_text()).get("confidence_calibration")
+    if table:
+        update_config(final, {"confidence_calibration": table})
     print(f"the recipe's checkpoint: {final}", flush=True)
     return final
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from training.crossval import make_folds, markdown, photo_sources, report
+from training.crossval import finished_folds, fold_finished, make_folds, markdown, photo_sources, report
 
 
 def test_folds_are_balanced_across_sources_and_hold_every_photo_once():
@@ -45,6 +45,16 @@ def test_the_report_gives_each_fold_and_the_mean_spread_and_worst(tmp_path):
     assert summary["recipe"] == {"steps": 10, "lr": 0.001}
     text = markdown(summary)
     assert "| fold1 | p1 | 10 | 0.700 | 0.400 |" in text and "not finished" in text
+    assert finished_folds(tmp_path) == [(tmp_path / f"fold{i}" / "checkpoint", [f"p{i}"]) for i in range(3)]
+
+
+def test_a_fold_short_of_its_steps_is_not_finished(tmp_path):
+    checkpoint = tmp_path / "fold0" / "checkpoint"
+    checkpoint.mkdir(parents=True)
+    config = {"metrics": {"real_holdout": {"rock_vs_background_iou": 0.7, "miou_rock_present": 0.5}},
+              "training": {"steps_done": 6, "recipe": {"steps": 10, "holdout": ["p0"]}}}  # fmt: skip
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    assert not fold_finished(tmp_path / "fold0") and finished_folds(tmp_path) == []
 
 
 def test_folds_recorded_by_an_earlier_session_fill_in_and_an_unfinished_fold_does_not_count(tmp_path):
