@@ -9,8 +9,8 @@ each a `training.train` run (resumable: a finished stage is skipped, an interrup
 three warm-up stages from ImageNet, two runs from stage 3 of which a chosen step each is averaged
 (version 5), one fine-tuning run from that soup (version 8), then the inference settings of
 versions 9-12 written into its config and the shipped content gate and confidence calibration
-carried over. The end is
-`<out>/model`, a checkpoint the service loads (`LITHOSEG_MODEL=<out>/model`).
+carried over. The end is `<out>/model`, a checkpoint the service loads
+(`LITHOSEG_MODEL=<out>/model`).
 
 Differences from the history, by design: every stage uses today's code, so the synthetic
 generator's table scenes (added at stage 5) are in every stage, and stages 1-5 ignore all

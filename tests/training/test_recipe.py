@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.model import read_config
-from training.recipe import INFERENCE_SETTINGS, SOUP, STAGES, checkpoint, configs, replay
+from training.recipe import INFERENCE_SETTINGS, SHIPPED, SOUP, STAGES, checkpoint, configs, replay
 
 
 def test_each_stage_starts_where_the_card_says(tmp_path):
@@ -36,6 +36,7 @@ def test_the_whole_chain_runs_to_a_checkpoint_the_service_loads(tmp_path):
     assert config.version == INFERENCE_SETTINGS["version"] and config.scales == INFERENCE_SETTINGS["scales"]
     written = json.loads((final / "config.json").read_text())
     assert written["guided_filter"] == INFERENCE_SETTINGS["guided_filter"]
+    assert written["confidence_calibration"] == read_config(SHIPPED).confidence_calibration  # carried over, like the gate
     soup = json.loads((tmp_path / "version-5" / "config.json").read_text())["training"]["soup"]
     assert [Path(i["path"]).parent.parent.name for i in soup["ingredients"]] == ["default-v6", "default-v9"]
     assert json.loads((final / "config.json").read_text())["training"]["recipe"]["init"] == str(tmp_path / "version-5")
