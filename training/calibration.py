@@ -118,20 +118,19 @@ def evaluate(
     confidence = np.concatenate([c for c, _ in per_photo])
     correct = np.concatenate([k for _, k in per_photo])
     before, table_before = reliability(confidence, correct)
+    report: dict[str, Any] = {"pixels": int(confidence.size), "photos": len(per_photo), "ece_before": before, "bins_before": table_before}
     if table is not None:
-        after, table_after = reliability(np.asarray(table, np.uint8)[confidence], correct)
-        return {"pixels": int(confidence.size), "photos": len(per_photo), "groups": 0, "ece_before": before,
-                "ece_after": after, "bins_before": table_before, "bins_after": table_after, "method": "the checkpoint's table"}  # fmt: skip
+        after, report["bins_after"] = reliability(np.asarray(table, np.uint8)[confidence], correct)
+        return {**report, "groups": 0, "ece_after": after, "method": "the checkpoint's table"}
     held_out_conf, held_out_correct = [], []
     for left_out in sorted(set(groups)):
-        others = [p for p, group in zip(per_photo, groups, strict=True) if group != left_out]
-        lut = np.asarray(fit(np.concatenate([c for c, _ in others]), np.concatenate([k for _, k in others])), np.uint8)
-        held_out_conf += [lut[c] for (c, _), group in zip(per_photo, groups, strict=True) if group == left_out]
-        held_out_correct += [k for (_, k), group in zip(per_photo, groups, strict=True) if group == left_out]
-    after, table_after = reliability(np.concatenate(held_out_conf), np.concatenate(held_out_correct))
-    return {"pixels": int(confidence.size), "photos": len(per_photo), "groups": len(set(groups)), "ece_before": before,
-            "ece_after": after, "bins_before": table_before, "bins_after": table_after, "method": method,
-            "fit": fit(confidence, correct)}  # fmt: skip
+        fitted_on = [p for p, group in zip(per_photo, groups, strict=True) if group != left_out]
+        scored = [p for p, group in zip(per_photo, groups, strict=True) if group == left_out]
+        lut = np.asarray(fit(np.concatenate([c for c, _ in fitted_on]), np.concatenate([k for _, k in fitted_on])), np.uint8)
+        held_out_conf += [lut[c] for c, _ in scored]
+        held_out_correct += [k for _, k in scored]
+    after, report["bins_after"] = reliability(np.concatenate(held_out_conf), np.concatenate(held_out_correct))
+    return {**report, "groups": len(set(groups)), "ece_after": after, "method": method, "fit": fit(confidence, correct)}
 
 
 def after_label(report: dict[str, Any]) -> str:

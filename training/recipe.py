@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipelines.model import update_config
+from pipelines.model import read_config, update_config
 from training.train import TrainConfig
 
 HOLDOUT = ["cc05", "cc26", "dji0045", "dji0049", "dji0059"]
@@ -141,7 +141,7 @@ def replay(out: Path, data: list[str], scale: float = 1.0, threads: int = 0, dry
         shutil.copy2(gate, final / gate.name)
     # version 12's confidence calibration: fitted on cross-validation folds (`training.calibration
     # --folds`), apart from the weights like the gate, so carried over the same way
-    table = json.loads((SHIPPED / "config.json").read_text()).get("confidence_calibration")
+    table = read_config(SHIPPED).confidence_calibration
     if table:
         update_config(final, {"confidence_calibration": table})
     print(f"the recipe's checkpoint: {final}", flush=True)
