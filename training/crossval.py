@@ -9,7 +9,9 @@ Folds are balanced across the photo sources (the handheld `cc*` and the drone `d
 the data's manifest `subset`): each source's photos, in id order, are dealt round-robin, the
 second source starting where the first stopped, so every fold holds both kinds and the fold
 sizes differ by at most one. `run` trains one model per fold from ImageNet with the fold held out
-(`training.train`, resumable: a fold whose run finished is skipped, an interrupted one resumes);
+(`training.train`, resumable: a fold whose run finished is skipped, an interrupted one resumes),
+or from `--init`'s weights where those never saw the fold's photos (a shared synthetic-only
+pretraining, say; a checkpoint trained on any held-out photo is refused);
 each run's last validation is the fold's score on its held-out photos, measured as the service
 segments them (partially labelled photos judged on their labelled pixels only). `report` gives
 per-fold rock-vs-background IoU and mIoU over the rock classes present, with their mean, spread
@@ -61,15 +63,59 @@ def fold_dir(out: str | Path, index: int) -> Path:
 def run_fold(data: str, out: str, folds: list[list[str]], index: int, train_args: list[str]) -> dict[str, Any] | None:
     """Train fold `index` (or resume it); returns its final metrics, None when interrupted."""
     from training.train import main as train_main
+    from training.train import parse_args
 
     directory = fold_dir(out, index)
     args = ["--out", str(directory), "--data", data, "--holdout", ",".join(folds[index]), "--resume", *train_args]
     if fold_finished(directory):
         print(f"fold {index}: finished before, skipped", flush=True)
         return fold_metrics(directory)
+    init = parse_args(args).init
+    if init:
+        check_init_unseen(Path(init), folds[index])
     print(f"fold {index}: holding out {', '.join(folds[index])}", flush=True)
     train_main(args)
     return fold_metrics(directory)
+
+
+def photos_seen(checkpoint: Path) -> set[str] | None:
+    """The real photos a checkpoint's weights were trained on, through its whole --init chain;
+    None when that cannot be told (no training record, or a data folder no longer here)."""
+    from training.datasets import DatasetError, list_pairs
+
+    config_path = checkpoint / "config.json"
+    training = json.loads(config_path.read_text()).get("training") if config_path.is_file() else None
+    if not training:
+        return None
+    recipe = training.get("recipe", {})
+    seen: set[str] = set()
+    if recipe.get("real_fraction", 0) > 0:
+        for folder in recipe.get("data", []):
+            try:
+                seen |= {name for name, _, _ in list_pairs(folder)}
+            except DatasetError:
+                return None
+        seen -= set(recipe.get("holdout", []))
+    parent = training.get("initialised_from", {}).get("path")
+    if parent:
+        inherited = photos_seen(Path(parent))
+        if inherited is None:
+            return None
+        seen |= inherited
+    return seen
+
+
+def check_init_unseen(init: Path, holdout: list[str]) -> None:
+    """Refuse a fold whose starting weights were trained on any of its held-out photos."""
+    seen = photos_seen(init)
+    if seen is None:
+        raise ValueError(
+            f"Cannot tell which real photos {init} was trained on (no training record, or its data "
+            "folder is not here), so it cannot start a cross-validation fold."
+        )
+    leaked = sorted(seen & set(holdout))
+    if leaked:
+        raise ValueError(f"{init} was trained on {', '.join(leaked)}, which this fold holds out; its figures would not be held out.")
 
 
 def fold_metrics(directory: Path) -> dict[str, Any] | None:

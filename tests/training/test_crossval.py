@@ -2,7 +2,17 @@ import json
 
 import pytest
 
-from training.crossval import finished_folds, fold_finished, make_folds, markdown, photo_sources, report
+from training.crossval import (
+    check_init_unseen,
+    finished_folds,
+    fold_finished,
+    make_folds,
+    markdown,
+    photo_sources,
+    photos_seen,
+    report,
+    run_fold,
+)
 
 
 def test_folds_are_balanced_across_sources_and_hold_every_photo_once():
@@ -75,3 +85,58 @@ def test_folds_recorded_by_an_earlier_session_fill_in_and_an_unfinished_fold_doe
     assert "6 of 10, not finished" in markdown(summary)
     with pytest.raises(ValueError, match="another recipe"):
         report(tmp_path, {"recipe": {"steps": 99}, "folds": {}})
+
+
+def _checkpoint(path, recipe, **training):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"training": {"recipe": recipe, **training}}))
+    return path
+
+
+def _labelled_folder(path, names):
+    for sub in ("images", "masks"):
+        (path / sub).mkdir(parents=True)
+    for name in names:
+        (path / "images" / f"{name}.png").write_bytes(b"")
+        (path / "masks" / f"{name}.png").write_bytes(b"")
+    return path
+
+
+def test_a_fold_may_start_only_from_weights_that_never_saw_its_photos(tmp_path):
+    data = _labelled_folder(tmp_path / "data", ["a", "b", "c", "d"])
+    synthetic = _checkpoint(tmp_path / "synthetic", {"data": [], "real_fraction": 0.0})
+    assert photos_seen(synthetic) == set()
+    check_init_unseen(synthetic, ["a", "b"])
+
+    # fine-tuned from the synthetic one on a and b, holding out c and d
+    tuned = _checkpoint(tmp_path / "tuned", {"data": [str(data)], "real_fraction": 0.6, "holdout": ["c", "d"]},
+                        initialised_from={"path": str(synthetic)})  # fmt: skip
+    assert photos_seen(tuned) == {"a", "b"}
+    check_init_unseen(tuned, ["c", "d"])
+    with pytest.raises(ValueError, match="trained on b"):
+        check_init_unseen(tuned, ["b", "c"])
+
+    # the chain is followed: a child that trains on synthetic crops only still carries what its parent saw
+    child = _checkpoint(tmp_path / "child", {"data": [str(data)], "real_fraction": 0.0}, initialised_from={"path": str(tuned)})
+    assert photos_seen(child) == {"a", "b"}
+    with pytest.raises(ValueError, match="trained on a"):
+        check_init_unseen(child, ["a"])
+
+
+def test_weights_whose_photos_cannot_be_told_are_refused(tmp_path):
+    gone = _checkpoint(tmp_path / "gone", {"data": [str(tmp_path / "elsewhere")], "real_fraction": 0.5, "holdout": []})
+    no_record = tmp_path / "bare"
+    no_record.mkdir()
+    orphan = _checkpoint(tmp_path / "orphan", {"data": [], "real_fraction": 0.0}, initialised_from={"path": str(no_record)})
+    for checkpoint in (gone, no_record, orphan):
+        assert photos_seen(checkpoint) is None
+        with pytest.raises(ValueError, match="Cannot tell"):
+            check_init_unseen(checkpoint, ["a"])
+
+
+def test_run_fold_refuses_a_leaking_init_before_training(tmp_path):
+    data = _labelled_folder(tmp_path / "data", ["a", "b", "c"])
+    tuned = _checkpoint(tmp_path / "tuned", {"data": [str(data)], "real_fraction": 0.6, "holdout": ["c"]})
+    with pytest.raises(ValueError, match="trained on a"):
+        run_fold(str(data), str(tmp_path / "cv"), [["a"], ["b", "c"]], 0, ["--init", str(tuned), "--steps", "2"])
+    assert not (tmp_path / "cv").exists()  # nothing was trained
