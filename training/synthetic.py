@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from pipelines.classes import colour_triple, default_class_table
 from training.scene_extras import add_scene_extras
@@ -300,6 +300,63 @@ def _paint_column(
     image[:] = np.asarray(overlay)
 
 
+def _foam(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Expanded polystyrene as empty slots of core boxes are packed with: nearly white, a fine
+    relief of beads, shallow round dimples and, on some blocks, moulded ridges along the block;
+    (h, w, 3) float in 0..255."""
+    shade = rng.uniform(226, 248) + (value_noise(rng, h, w, rng.uniform(2.5, 5.0)) - 0.5) * rng.uniform(10, 24)
+    shade += (fractal_noise(rng, h, w, max(h, w) / 3) - 0.5) * 14
+    shade += (fractal_noise(rng, h, w, max(3.0, w / 6)) - 0.5) * rng.uniform(6, 20)  # lumps
+    if rng.random() < 0.5:  # a round block, cut to fit a channel: shaded across like round core
+        across = np.linspace(-1, 1, w, dtype=np.float32)
+        shade *= 0.82 + 0.18 * np.sqrt(np.clip(1 - across**2, 0, 1))[None, :]
+    if rng.random() < 0.3:
+        shade += (laminae(rng, h, w, rng.uniform(6, 14), np.pi / 2 + rng.normal(0, 0.05), 0.8) - 0.5) * rng.uniform(8, 18)
+    for _ in range(int(rng.integers(0, 2 + h * w // 2000))):
+        radius = rng.uniform(2, 9)
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        y0, y1 = max(0, int(cy - radius)), min(h, int(cy + radius) + 1)
+        x0, x1 = max(0, int(cx - radius)), min(w, int(cx + radius) + 1)
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        hollow = np.clip(1 - ((yy - cy) ** 2 + (xx - cx) ** 2) / radius**2, 0, 1)
+        shade[y0:y1, x0:x1] -= hollow * rng.uniform(8, 25)
+    shade += grain(rng, h, w, rng.uniform(1.5, 4))
+    return shade[..., None] + rng.uniform(-4, 4, 3).astype(np.float32)
+
+
+def _pack_slots(rng: Rng, image: np.ndarray, mask: np.ndarray, slots: list[tuple[int, int]], y0: int, y1: int) -> None:
+    """Fill the ends of most columns' slots (x0, x1) with foam blocks across the slot's whole
+    width, over whatever core lay there, as boxes whose core does not fill its columns are packed;
+    background in the mask."""
+    length = y1 - y0
+    for x0, x1 in slots:
+        if rng.random() < 0.3 or x1 - x0 < 4:
+            continue
+        where = rng.choice(["start", "end", "both"], p=[0.4, 0.4, 0.2])
+        stretches = []
+        if where in ("start", "both"):
+            stretches.append((y0, y0 + int(length * rng.uniform(0.08, 0.45)), -1))
+        if where in ("end", "both"):
+            stretches.append((y1 - int(length * rng.uniform(0.08, 0.45)), y1, 0))
+        for a, b, contact in stretches:
+            if b - a < 4:
+                continue
+            foam = _foam(rng, b - a, x1 - x0)
+            foam[contact] *= 0.8  # the shadow where the block meets the core
+            block = Image.fromarray(np.clip(foam, 0, 255).astype(np.uint8))
+            if rng.random() < 0.5:  # the depth written on the block in marker, at the column's end
+                size = max(6, int((x1 - x0) * rng.uniform(0.12, 0.25)))
+                end = 2 if contact else b - a - size - 4
+                ImageDraw.Draw(block).text(
+                    (rng.uniform(0, (x1 - x0) * 0.3), max(0, end)),
+                    f"{rng.uniform(10, 4000):.1f}",
+                    fill=(int(rng.integers(10, 50)),) * 3,
+                    font=ImageFont.load_default(size=size),
+                )
+            image[a:b, x0:x1] = np.asarray(block)
+            mask[a:b, x0:x1] = 0
+
+
 def _paint_piece(
     rng: Rng, image: np.ndarray, mask: np.ndarray, x0: int, x1: int, y0: int, y1: int, slabbed: bool, class_pool: np.ndarray
 ) -> None:
@@ -346,13 +403,19 @@ def _paint_piece(
 
 
 def generate_sample(
-    seed: int, height: int | None = None, width: int | None = None, floor_fraction: float = 0.0, scene_fraction: float = 0.0
+    seed: int,
+    height: int | None = None,
+    width: int | None = None,
+    floor_fraction: float = 0.0,
+    scene_fraction: float = 0.0,
+    packing_fraction: float = 0.0,
 ) -> Sample:
     """One synthetic core photo and its exact mask. Same seed, same sample. `floor_fraction`: the
     share of boxes photographed on a textured floor (hard negatives, `FLOORS`) rather than a table;
     `scene_fraction`: the share of photos with `training.scene_extras` (colour checker, header,
-    scale bar, sleeve, dark/white/wet/dry core). Each from a random stream of its own: at 0 every
-    sample is exactly as before they existed."""
+    scale bar, sleeve, dark/white/wet/dry core); `packing_fraction`: the share of boxes whose
+    columns' ends are packed with white foam blocks across the slot (`_pack_slots`). Each from a
+    random stream of its own: at 0 every sample is exactly as before they existed."""
     rng = np.random.default_rng(seed)
     style = rng.choice(["box", "box", "box", "scan", "tray"])
     if height is None or width is None:
@@ -371,13 +434,18 @@ def generate_sample(
     channel = inner_w / n_columns
     divider = max(1, int(channel * rng.uniform(0.04, 0.15))) if n_columns > 1 else 0
     slabbed = bool(rng.random() < 0.45) or style == "scan"
+    slots = []
     for column in range(n_columns):
         cx0 = int(margin + column * channel + divider / 2)
         cx1 = int(margin + (column + 1) * channel - divider / 2)
+        slots.append((cx0, cx1))
         fill = rng.uniform(0.75, 0.98) if style != "scan" else 1.0
         core_w = max(4, int((cx1 - cx0) * fill))
         offset = cx0 + (cx1 - cx0 - core_w) // 2
         _paint_column(rng, image, mask, offset, offset + core_w, margin, height - margin, slabbed, class_pool)
+    packing_rng = np.random.default_rng([seed, 0xF0A3])
+    if packing_fraction and style == "box" and packing_rng.random() < packing_fraction:
+        _pack_slots(packing_rng, image, mask, slots, margin, height - margin)
     if rng.random() < 0.5:  # columns run across the photo about as often as down it
         image, mask = np.ascontiguousarray(np.rot90(image)), np.ascontiguousarray(np.rot90(mask))
     if style != "scan" and rng.random() < 0.45:

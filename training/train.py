@@ -80,6 +80,7 @@ class TrainConfig:
     partial_edge: int = 0
     floor_fraction: float = 0.0  # share of synthetic boxes on a textured floor (hard negatives) instead of a table
     scene_fraction: float = 0.0  # share of synthetic photos with training.scene_extras (checker, header, scale bar, sleeve, tones)
+    packing_fraction: float = 0.0  # share of synthetic boxes whose columns' ends are packed with white foam blocks
     partial_background: str = "box"  # on partially labelled photos, background ignored: "box" (near the labels) or "all"
     grey_fraction: float = 0.0  # share of crops turned to grey levels (0: none)
     fragmented: float = 0.0  # ignore labels where the rock outline's density passes this (0: off); see datasets.ignore_fragmented
@@ -121,7 +122,8 @@ class CropStream(IterableDataset):
                 item = self.real[int(rng.integers(len(self.real)))]
             else:
                 if cached is None or uses >= self.config.crops_per_synthetic:
-                    cached, uses = synthetic_item(synthetic_seed, self.config.floor_fraction, self.config.scene_fraction), 0
+                    extras = (self.config.floor_fraction, self.config.scene_fraction, self.config.packing_fraction)
+                    cached, uses = synthetic_item(synthetic_seed, *extras), 0
                     synthetic_seed = (synthetic_seed + 1) % SYNTHETIC_VALIDATION_SEED
                 item, uses = cached, uses + 1
             image, mask = random_crop(rng, item, self.config.crop)
@@ -426,6 +428,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         help="share of the synthetic photos with a colour checker, header, scale bar, sleeve or dark/white/wet/dry core",
     )
     parser.add_argument(
+        "--packing-fraction",
+        type=float,
+        default=DEFAULTS.packing_fraction,
+        help="share of the synthetic boxes whose columns' ends are packed with white foam blocks across the slot",
+    )
+    parser.add_argument(
         "--partial-background",
         choices=["box", "all"],
         default=DEFAULTS.partial_background,
@@ -479,6 +487,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         partial_background=args.partial_background,
         floor_fraction=args.floor_fraction,
         scene_fraction=args.scene_fraction,
+        packing_fraction=args.packing_fraction,
         fragmented=args.fragmented,
         grey_fraction=args.grey_fraction,
         rock_loss=args.rock_loss,

@@ -88,6 +88,40 @@ def test_scene_extras_are_opt_in_and_change_only_what_they_say():
     assert changed >= 15
 
 
+def test_foam_packing_is_opt_in_and_fills_slot_ends_as_background():
+    from training.synthetic import _pack_slots, generate_sample
+
+    changed = 0
+    for seed in range(30):
+        plain, packed = generate_sample(seed), generate_sample(seed, packing_fraction=1.0)
+        assert np.array_equal(plain.image, generate_sample(seed, packing_fraction=0.0).image)  # off: the samples of before
+        assert np.array_equal(packed.image, generate_sample(seed, packing_fraction=1.0).image)  # seeded
+        moved = plain.mask != packed.mask
+        assert (packed.mask[moved] == 0).all()  # foam only ever covers rock as background
+        changed += not np.array_equal(plain.image, packed.image)
+    assert changed >= 10  # most boxes (3 in 5 styles), some columns each
+
+    # two slots of core; the foam spans each packed slot's whole width from one of its ends
+    image = np.full((400, 200, 3), 90, np.uint8)
+    mask = np.zeros((400, 200), np.uint8)
+    mask[20:380, 10:90] = mask[20:380, 110:190] = 2
+    before = image.copy()
+    for seed in range(20):
+        img, msk = image.copy(), mask.copy()
+        _pack_slots(np.random.default_rng(seed), img, msk, [(10, 90), (110, 190)], 20, 380)
+        outside = np.ones((400, 200), bool)
+        outside[20:380, 10:90] = outside[20:380, 110:190] = False
+        assert np.array_equal(img[outside], before[outside])
+        covered = msk != mask
+        if covered.any():
+            rows = np.nonzero(covered.any(axis=1))[0]
+            assert rows.min() == 20 or rows.max() == 379  # a block starts at one end of its column
+            assert img[covered].mean() > 195  # nearly white
+            for x0, x1 in ((10, 90), (110, 190)):
+                slot_rows = covered[:, x0:x1].any(axis=1)
+                assert covered[slot_rows, x0:x1].all()  # across the slot's whole width
+
+
 def test_each_scene_extra_draws_what_it_is_named_for():
     from training.scene_extras import CHECKER, _colour_checker, _header, _scale_bar, _tone
 
