@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipelines.checkpoint_files import CONFIG_FILE
+
 FIGURES = ("rock_vs_background_iou", "miou_rock_present")
 
 
@@ -78,13 +80,18 @@ def run_fold(data: str, out: str, folds: list[list[str]], index: int, train_args
     return fold_metrics(directory)
 
 
+def checkpoint_config(checkpoint: Path) -> dict[str, Any] | None:
+    """A checkpoint's config.json as written (with its training record), or None when absent."""
+    path = checkpoint / CONFIG_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def photos_seen(checkpoint: Path) -> set[str] | None:
     """The real photos a checkpoint's weights were trained on, through its whole --init chain;
     None when that cannot be told (no training record, or a data folder no longer here)."""
     from training.datasets import DatasetError, list_pairs
 
-    config_path = checkpoint / "config.json"
-    training = json.loads(config_path.read_text()).get("training") if config_path.is_file() else None
+    training = (checkpoint_config(checkpoint) or {}).get("training")
     if not training:
         return None
     recipe = training.get("recipe", {})
@@ -120,10 +127,9 @@ def check_init_unseen(init: Path, holdout: list[str]) -> None:
 
 def fold_metrics(directory: Path) -> dict[str, Any] | None:
     """A finished fold's held-out figures from its run's last validation, or None."""
-    config_path = directory / "checkpoint" / "config.json"
-    if not config_path.is_file():
+    config = checkpoint_config(directory / "checkpoint")
+    if config is None:
         return None
-    config = json.loads(config_path.read_text())
     real = config.get("metrics", {}).get("real_holdout")
     if real is None:
         return None
@@ -138,10 +144,7 @@ def fold_metrics(directory: Path) -> dict[str, Any] | None:
 
 def fold_finished(directory: Path) -> bool:
     """Whether the fold run in `directory` has done all the steps of its recipe."""
-    config_path = directory / "checkpoint" / "config.json"
-    if not config_path.is_file():
-        return False
-    training = json.loads(config_path.read_text()).get("training", {})
+    training = (checkpoint_config(directory / "checkpoint") or {}).get("training", {})
     return bool(training.get("steps_done")) and training["steps_done"] >= training.get("recipe", {}).get("steps", 0)
 
 
@@ -156,10 +159,10 @@ def finished_folds(out: str | Path) -> list[tuple[Path, list[str]]]:
 
 def fold_recipe(directory: Path) -> str | None:
     """A fold run's recipe without its held-out photos (the one thing folds differ in), as JSON."""
-    path = directory / "checkpoint" / "config.json"
-    if not path.is_file():
+    config = checkpoint_config(directory / "checkpoint")
+    if config is None:
         return None
-    recipe = dict(json.loads(path.read_text())["training"]["recipe"])
+    recipe = dict(config["training"]["recipe"])
     recipe.pop("holdout", None)
     return json.dumps(recipe, sort_keys=True)
 
