@@ -185,12 +185,14 @@ def report(out: str | Path, recorded: dict[str, Any] | None = None) -> dict[str,
     folds = sorted((p for p in Path(out).glob("fold*") if p.is_dir() and p.name[4:].isdigit()), key=lambda p: int(p.name[4:]))
     rows: dict[str, Any] = {p.name: fold_metrics(p) for p in folds}
     recipes = {r for r in (fold_recipe(p) for p in folds) if r is not None}
+    # folds that differ only in options added to train.py since one of them ran (at their defaults) are one recipe
+    if len({same_recipe(r) for r in recipes}) == 1:
+        recipes = {sorted(recipes, key=len)[0]}
     if recorded:
         earlier = json.dumps(recorded.get("recipe"), sort_keys=True)
         if recipes and {same_recipe(r) for r in recipes} != {same_recipe(earlier)}:
             raise ValueError("The recorded report is of another recipe than the folds under --out; keep them apart.")
-        recipes = {earlier} if {same_recipe(r) for r in recipes} <= {same_recipe(earlier)} else recipes
-        recipes.add(earlier)
+        recipes = {earlier}
         for name, row in recorded.get("folds", {}).items():
             mine = rows.get(name)
             if row is not None and (mine is None or (mine.get("steps") or 0) < (row.get("steps") or 0)):

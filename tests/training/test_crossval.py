@@ -58,6 +58,17 @@ def test_the_report_gives_each_fold_and_the_mean_spread_and_worst(tmp_path):
     assert finished_folds(tmp_path) == [(tmp_path / f"fold{i}" / "checkpoint", [f"p{i}"]) for i in range(3)]
 
 
+def test_an_option_added_since_a_fold_ran_does_not_make_an_unfinished_fold_count(tmp_path):
+    for index, (steps_done, recipe) in enumerate(((10, {"steps": 10}), (5, {"steps": 10, "packing_fraction": 0.0}))):
+        checkpoint = tmp_path / f"fold{index}" / "checkpoint"
+        checkpoint.mkdir(parents=True)
+        config = {"metrics": {"real_holdout": {"rock_vs_background_iou": 0.8, "miou_rock_present": 0.5}},
+                  "training": {"steps_done": steps_done, "recipe": {**recipe, "holdout": [f"p{index}"]}}}  # fmt: skip
+        (checkpoint / "config.json").write_text(json.dumps(config))
+    summary = report(tmp_path)
+    assert summary["recipe"] == {"steps": 10} and summary["complete"] == 1 and summary["of"] == 2
+
+
 def test_a_fold_short_of_its_steps_is_not_finished(tmp_path):
     checkpoint = tmp_path / "fold0" / "checkpoint"
     checkpoint.mkdir(parents=True)
