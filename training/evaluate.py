@@ -85,7 +85,7 @@ def evaluate_items(
         own.update(item.mask, predicted)
         confusion.counts += own.counts
         figures = own.report(class_table)
-        per_image.append({"name": item.name, **{k: figures[k] for k in PER_IMAGE_FIGURES}})
+        per_image.append({"name": item.name, **{k: figures[k] for k in PER_IMAGE_FIGURES}, "predicted_as": own.predicted_as(class_table)})
         if overlays is not None:
             overlays.mkdir(parents=True, exist_ok=True)
             Image.fromarray(overlay_strip(item, predicted, class_table)).save(overlays / f"{item.name}.png")
@@ -117,6 +117,10 @@ def format_report(report: dict[str, Any]) -> str:
             f"{row['name']:<40} {row['rock_vs_background_iou']:>9.3f} {row['miou_rock_present']:>7.3f} {row['pixel_accuracy']:>7.3f}"
             f" {row['false_rock_pixels']:>11} {row['missed_rock_pixels']:>12} {row['wrong_rock_class_pixels']:>12}"
         )
+    shares = [(row["name"], truth, given) for row in report.get("per_image", []) for truth, given in row.get("predicted_as", {}).items()]
+    if shares:
+        lines += ["", "where each image's rock goes (share of its labelled pixels given each class):"]
+        lines += [f"{name:<12} {truth:<38} -> " + ", ".join(f"{c} {v:.2f}" for c, v in given.items()) for name, truth, given in shares]
     return "\n".join(lines)
 
 

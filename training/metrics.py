@@ -39,6 +39,18 @@ class ConfusionMatrix:
     def present(self) -> np.ndarray:
         return self.counts.sum(1) > 0
 
+    def predicted_as(self, class_table: ClassTable, at_least: float = 0.01) -> dict[str, dict[str, float]]:
+        """For each rock class in the truth, the shares of its pixels given each class (those of
+        `at_least` or more, largest first): where a class's pixels go when they are not found."""
+        shares = {}
+        for c in class_table.classes:
+            row = self.counts[c.id]
+            if c.id == BACKGROUND_ID or not row.sum():
+                continue
+            given = {class_table.classes[p].name: float(row[p] / row.sum()) for p in np.argsort(-row) if row[p] / row.sum() >= at_least}
+            shares[c.name] = given
+        return shares
+
     def report(self, class_table: ClassTable) -> dict[str, Any]:
         iou = self.iou()
         present = self.present()

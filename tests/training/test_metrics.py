@@ -36,3 +36,20 @@ def test_ignored_pixels_do_not_count():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError):
         ConfusionMatrix(3).update(np.zeros((2, 2), np.uint8), np.zeros((2, 3), np.uint8))
+
+
+def test_predicted_as_gives_where_each_rock_class_goes():
+    # sandstone: 6 px, 3 found, 2 called limestone, 1 background; limestone: 2 px, both found
+    truth = np.array([[1, 1, 1, 1, 1, 1, 5, 5, 0]], np.uint8)
+    pred = np.array([[1, 1, 1, 5, 5, 0, 5, 5, 1]], np.uint8)
+    confusion = ConfusionMatrix(len(TABLE))
+    confusion.update(truth, pred)
+    shares = confusion.predicted_as(TABLE)
+    assert list(shares) == ["sandstone", "limestone"]  # rock classes in the truth only
+    assert list(shares["sandstone"].items()) == [
+        ("sandstone", 0.5),
+        ("limestone", pytest.approx(1 / 3)),
+        ("background", pytest.approx(1 / 6)),
+    ]
+    assert shares["limestone"] == {"limestone": 1.0}
+    assert confusion.predicted_as(TABLE, at_least=0.2)["sandstone"] == {"sandstone": 0.5, "limestone": pytest.approx(1 / 3)}
