@@ -205,12 +205,8 @@ def report(out: str | Path, recorded: dict[str, Any] | None = None) -> dict[str,
     for figure in FIGURES:
         values = [row[figure] for row in done.values()]
         if values:
-            summary[figure] = {
-                "mean": round(statistics.fmean(values), 4),
-                "std": round(statistics.pstdev(values), 4),
-                "min": round(min(values), 4),
-                "max": round(max(values), 4),
-            }
+            # unrounded, so that the text gives the same digits for a fold as the table above it
+            summary[figure] = {"mean": statistics.fmean(values), "std": statistics.pstdev(values), "min": min(values), "max": max(values)}
     summary["recipe"] = recipe
     return summary
 

@@ -51,11 +51,22 @@ def test_the_report_gives_each_fold_and_the_mean_spread_and_worst(tmp_path):
     (tmp_path / "fold0.log").write_text("a log beside the folds is not a fold")
     summary = report(tmp_path)
     assert summary["complete"] == 3 and summary["of"] == 4 and summary["folds"]["fold3"] is None
-    assert summary["rock_vs_background_iou"] == {"mean": 0.8, "std": pytest.approx(0.0816, abs=1e-4), "min": 0.7, "max": 0.9}
+    assert summary["rock_vs_background_iou"] == {"mean": pytest.approx(0.8), "std": pytest.approx(0.0816, abs=1e-4), "min": 0.7, "max": 0.9}
     assert summary["recipe"] == {"steps": 10, "lr": 0.001}
     text = markdown(summary)
     assert "| fold1 | p1 | 10 | 0.700 | 0.400 |" in text and "not finished" in text
     assert finished_folds(tmp_path) == [(tmp_path / f"fold{i}" / "checkpoint", [f"p{i}"]) for i in range(3)]
+
+
+def test_the_summary_line_gives_the_table_digits(tmp_path):
+    # 0.74149... rounded to four places first would print as 0.742 beside the table's 0.741
+    checkpoint = tmp_path / "fold3" / "checkpoint"
+    checkpoint.mkdir(parents=True)
+    config = {"metrics": {"real_holdout": {"rock_vs_background_iou": 0.7414942974323013, "miou_rock_present": 0.466}},
+              "training": {"steps_done": 10, "recipe": {"steps": 10, "holdout": ["p3"]}}}  # fmt: skip
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    text = markdown(report(tmp_path))
+    assert "| 0.741 |" in text and "mean 0.741" in text and "worst fold 0.741, best 0.741" in text
 
 
 def test_an_option_added_since_a_fold_ran_does_not_make_an_unfinished_fold_count(tmp_path):
@@ -92,7 +103,7 @@ def test_folds_recorded_by_an_earlier_session_fill_in_and_an_unfinished_fold_doe
     recorded = {"recipe": recipe, "folds": {"fold0": fold(0, 10, 0.9), "fold2": fold(2, 6, 0.1)}}
     summary = report(tmp_path, recorded)
     assert list(summary["folds"]) == ["fold0", "fold1", "fold2"]
-    assert summary["complete"] == 2 and summary["rock_vs_background_iou"]["mean"] == 0.8  # fold2 ran 6 of 10 steps
+    assert summary["complete"] == 2 and summary["rock_vs_background_iou"]["mean"] == pytest.approx(0.8)  # fold2 ran 6 of 10 steps
     assert "6 of 10, not finished" in markdown(summary)
     with pytest.raises(ValueError, match="another recipe"):
         report(tmp_path, {"recipe": {"steps": 99}, "folds": {}})
