@@ -44,11 +44,11 @@ class ConfusionMatrix:
         `at_least` or more, largest first): where a class's pixels go when they are not found."""
         shares = {}
         for c in class_table.classes:
-            row = self.counts[c.id]
-            if c.id == BACKGROUND_ID or not row.sum():
+            row, total = self.counts[c.id], self.counts[c.id].sum()
+            if c.id == BACKGROUND_ID or not total:
                 continue
-            given = {class_table.classes[p].name: float(row[p] / row.sum()) for p in np.argsort(-row) if row[p] / row.sum() >= at_least}
-            shares[c.name] = given
+            order = np.argsort(-row, kind="stable")  # ties in class-id order
+            shares[c.name] = {class_table.classes[p].name: float(row[p] / total) for p in order if row[p] / total >= at_least}
         return shares
 
     def report(self, class_table: ClassTable) -> dict[str, Any]:
