@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -40,13 +41,19 @@ def test_sources_come_from_the_manifest_or_else_from_the_ids(tmp_path):
     assert photo_sources(tmp_path) == {"cc01": "camera", "dji0007": "drone"}
 
 
+def write_fold(root: Path, index: int, rock: float = 0.8, miou: float = 0.5, steps_done: int = 10, recipe: dict | None = None) -> Path:
+    """A fold's checkpoint as `crossval run` leaves it: its held-out figures and training record."""
+    checkpoint = root / f"fold{index}" / "checkpoint"
+    checkpoint.mkdir(parents=True)
+    config = {"metrics": {"real_holdout": {"rock_vs_background_iou": rock, "miou_rock_present": miou}},
+              "training": {"steps_done": steps_done, "recipe": {**(recipe or {"steps": 10}), "holdout": [f"p{index}"]}}}  # fmt: skip
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    return checkpoint
+
+
 def test_the_report_gives_each_fold_and_the_mean_spread_and_worst(tmp_path):
     for index, (rock, miou) in enumerate(((0.8, 0.5), (0.7, 0.4), (0.9, 0.6))):
-        checkpoint = tmp_path / f"fold{index}" / "checkpoint"
-        checkpoint.mkdir(parents=True)
-        config = {"metrics": {"real_holdout": {"rock_vs_background_iou": rock, "miou_rock_present": miou}},
-                  "training": {"steps_done": 10, "recipe": {"steps": 10, "holdout": [f"p{index}"], "lr": 0.001}}}  # fmt: skip
-        (checkpoint / "config.json").write_text(json.dumps(config))
+        write_fold(tmp_path, index, rock, miou, recipe={"steps": 10, "lr": 0.001})
     (tmp_path / "fold3").mkdir()  # a fold still training
     (tmp_path / "fold0.log").write_text("a log beside the folds is not a fold")
     summary = report(tmp_path)
@@ -60,32 +67,20 @@ def test_the_report_gives_each_fold_and_the_mean_spread_and_worst(tmp_path):
 
 def test_the_summary_line_gives_the_table_digits(tmp_path):
     # 0.74149... rounded to four places first would print as 0.742 beside the table's 0.741
-    checkpoint = tmp_path / "fold3" / "checkpoint"
-    checkpoint.mkdir(parents=True)
-    config = {"metrics": {"real_holdout": {"rock_vs_background_iou": 0.7414942974323013, "miou_rock_present": 0.466}},
-              "training": {"steps_done": 10, "recipe": {"steps": 10, "holdout": ["p3"]}}}  # fmt: skip
-    (checkpoint / "config.json").write_text(json.dumps(config))
+    write_fold(tmp_path, 3, rock=0.7414942974323013, miou=0.466)
     text = markdown(report(tmp_path))
     assert "| 0.741 |" in text and "mean 0.741" in text and "worst fold 0.741, best 0.741" in text
 
 
 def test_an_option_added_since_a_fold_ran_does_not_make_an_unfinished_fold_count(tmp_path):
     for index, (steps_done, recipe) in enumerate(((10, {"steps": 10}), (5, {"steps": 10, "packing_fraction": 0.0}))):
-        checkpoint = tmp_path / f"fold{index}" / "checkpoint"
-        checkpoint.mkdir(parents=True)
-        config = {"metrics": {"real_holdout": {"rock_vs_background_iou": 0.8, "miou_rock_present": 0.5}},
-                  "training": {"steps_done": steps_done, "recipe": {**recipe, "holdout": [f"p{index}"]}}}  # fmt: skip
-        (checkpoint / "config.json").write_text(json.dumps(config))
+        write_fold(tmp_path, index, steps_done=steps_done, recipe=recipe)
     summary = report(tmp_path)
     assert summary["recipe"] == {"steps": 10} and summary["complete"] == 1 and summary["of"] == 2
 
 
 def test_a_fold_short_of_its_steps_is_not_finished(tmp_path):
-    checkpoint = tmp_path / "fold0" / "checkpoint"
-    checkpoint.mkdir(parents=True)
-    config = {"metrics": {"real_holdout": {"rock_vs_background_iou": 0.7, "miou_rock_present": 0.5}},
-              "training": {"steps_done": 6, "recipe": {"steps": 10, "holdout": ["p0"]}}}  # fmt: skip
-    (checkpoint / "config.json").write_text(json.dumps(config))
+    write_fold(tmp_path, 0, rock=0.7, steps_done=6)
     assert not fold_finished(tmp_path / "fold0") and finished_folds(tmp_path) == []
 
 
