@@ -13,7 +13,9 @@ sizes differ by at most one. `run` trains one model per fold from ImageNet with 
 or from `--init`'s weights where those never saw the fold's photos (a shared synthetic-only
 pretraining, say; a checkpoint trained on any held-out photo is refused);
 each run's last validation is the fold's score on its held-out photos, measured as the service
-segments them (partially labelled photos judged on their labelled pixels only). `report` gives
+segments them with the fold checkpoint's own inference settings (a fresh checkpoint's: one pass at
+the photo's size, without the shipped model's scale search, guided filter and auto-exposure;
+docs/crossval.md), partially labelled photos judged on their labelled pixels only. `report` gives
 per-fold rock-vs-background IoU and mIoU over the rock classes present, with their mean, spread
 (population standard deviation) and the worst fold.
 """
