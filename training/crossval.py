@@ -32,6 +32,7 @@ from typing import Any
 from pipelines.checkpoint_files import CONFIG_FILE
 
 FIGURES = ("rock_vs_background_iou", "miou_rock_present")
+EVERY_PIXEL = "every pixel"  # how a fold validated before `judging` was recorded
 
 
 def photo_sources(folder: str | Path) -> dict[str, str]:
@@ -140,8 +141,30 @@ def fold_metrics(directory: Path) -> dict[str, Any] | None:
         "holdout": training.get("recipe", {}).get("holdout", []),
         "steps": training.get("steps_done"),
         **{figure: real[figure] for figure in FIGURES},
+        "judging": real.get("judging", EVERY_PIXEL),
         "synthetic_holdout": {figure: config["metrics"].get("synthetic_holdout", {}).get(figure) for figure in FIGURES},
     }
+
+
+def rescore(out: str | Path, data: str | Path) -> list[str]:
+    """Judge every finished fold's checkpoint again on its held-out photos as validation judges
+    them now (`training.datasets.judged_labels`), writing the figures into the checkpoint's
+    config.json in place of its run's last validation; returns the folds rescored."""
+    from pipelines.model import load_checkpoint, update_config
+    from training.datasets import JUDGING, judged_labels, load_folder, partially_labelled
+    from training.evaluate import evaluate_items
+
+    partial = partially_labelled(data)
+    rescored = []
+    for checkpoint, holdout in finished_folds(out):
+        model = load_checkpoint(checkpoint, engine="torch")
+        items = [judged_labels(item, item.name in partial) for item in load_folder(data, names=set(holdout))]
+        figures = evaluate_items(model, items, model.config.class_table)
+        figures = {k: v for k, v in figures.items() if k != "confusion_matrix"} | {"judging": JUDGING}
+        metrics = (checkpoint_config(checkpoint) or {}).get("metrics", {})
+        update_config(checkpoint, {"metrics": metrics | {"real_holdout": figures}})
+        rescored.append(checkpoint.parent.name)
+    return rescored
 
 
 def fold_finished(directory: Path) -> bool:
@@ -203,6 +226,12 @@ def report(out: str | Path, recorded: dict[str, Any] | None = None) -> dict[str,
     recipe: Any = json.loads(recipes.pop()) if len(recipes) == 1 else "the folds differ in recipe"
     steps = recipe.get("steps", 0) if isinstance(recipe, dict) else 0
     done = {name: row for name, row in rows.items() if row is not None and (row.get("steps") or 0) >= steps}
+    judging = {row.get("judging", EVERY_PIXEL) for row in done.values()}
+    if len(judging) > 1:
+        raise ValueError(
+            "The finished folds were judged by different rules (" + "; ".join(sorted(judging)) + "): "
+            "run `crossval rescore` on them before comparing."
+        )
     summary: dict[str, Any] = {"folds": rows, "complete": len(done), "of": len(rows)}
     for figure in FIGURES:
         values = [row[figure] for row in done.values()]
@@ -241,7 +270,7 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m training.crossval folds|run|report`."""
+    """`python -m training.crossval folds|run|report|rescore`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     train_args: list[str] = []
     if "--" in argv:
@@ -262,7 +291,15 @@ def main(argv: list[str] | None = None) -> None:
     summary.add_argument("--markdown", action="store_true")
     summary.add_argument("--json", help="also write the summary here")
     summary.add_argument("--recorded", help="an earlier report of this recipe (docs/crossval-*.json): its folds fill in those not run here")
+    again = sub.add_parser("rescore", help="judge the finished folds' checkpoints again as validation judges now")
+    again.add_argument("--data", required=True)
+    again.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    if args.command == "rescore":
+        for name in rescore(args.out, args.data):
+            print(f"{name}: rescored")
+        print(markdown(report(args.out)))
+        return
     if args.command == "report":
         result = report(args.out, json.loads(Path(args.recorded).read_text()) if args.recorded else None)
         print(markdown(result) if args.markdown else json.dumps(result, indent=1))

@@ -155,6 +155,18 @@ def dilate(binary: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
+JUDGED_EDGE = 8  # px of background still judged around a partially labelled photo's labelled rock
+JUDGING = f"every pixel, except background within the labels' box of partially labelled photos ({JUDGED_EDGE} px edge kept)"
+
+
+def judged_labels(item: LabelledImage, partial: bool) -> LabelledImage:
+    """A held-out photo's labels as a validation judges them: every pixel, except on a partially
+    labelled photo the background in the box around its labels (`ignore_background`, keeping
+    JUDGED_EDGE px around labelled rock), where rock the labels leave out would be counted as
+    false rock. One rule whatever a recipe's training options, so that folds compare."""
+    return ignore_background(item, edge=JUDGED_EDGE) if partial else item
+
+
 def ignore_background(item: LabelledImage, margin: float = PARTIAL_LABEL_MARGIN, edge: int = 0, everywhere: bool = False) -> LabelledImage:
     """For a partially labelled photo: its background marked IGNORE_ID inside the bounding box of
     its labelled pixels grown by `margin` × the shorter side, and left as background outside; with

@@ -34,12 +34,14 @@ from pipelines.gate import GateBank
 from pipelines.model import ModelConfig, build_network, normalise, read_config, save_checkpoint, select_device
 from pipelines.pretrained import load_imagenet_encoder
 from training.datasets import (
+    JUDGING,
     DatasetError,
     LabelledImage,
     at_working_size,
     color_jitter,
     ignore_background,
     ignore_fragmented,
+    judged_labels,
     load_folder,
     partially_labelled,
     random_crop,
@@ -174,7 +176,7 @@ def validate(
     loaded = LoadedModel(model_config, network, device)
     metrics: dict[str, Any] = {}
     if real_val:
-        metrics["real_holdout"] = evaluate_items(loaded, real_val, model_config.class_table)
+        metrics["real_holdout"] = evaluate_items(loaded, real_val, model_config.class_table) | {"judging": JUDGING}
     if synthetic_val:
         metrics["synthetic_holdout"] = evaluate_items(loaded, synthetic_val, model_config.class_table)
     network.train()
@@ -214,7 +216,7 @@ def train(config: TrainConfig) -> Path:
         partial = partially_labelled(directory)
         for item in load_folder(directory):
             if item.name in holdout:
-                real_val.append(item)
+                real_val.append(judged_labels(item, item.name in partial))
             else:
                 real_train.append(trusted_labels(item, item.name in partial, config))
     unknown = sorted(holdout - {item.name for item in real_train + real_val})

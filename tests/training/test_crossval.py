@@ -157,3 +157,40 @@ def test_run_fold_refuses_a_leaking_init_before_training(tmp_path):
     with pytest.raises(ValueError, match="trained on a"):
         run_fold(str(data), str(tmp_path / "cv"), [["a"], ["b", "c"]], 0, ["--init", str(tuned), "--steps", "2"])
     assert not (tmp_path / "cv").exists()  # nothing was trained
+
+
+def test_rescore_judges_finished_folds_again_and_the_report_refuses_mixed_rules(tmp_path):
+    from PIL import Image
+
+    from pipelines.model import ModelConfig, build_network, save_checkpoint
+    from tests.conftest import DATA, SMALL_MODEL
+    from training.crossval import rescore
+    from training.datasets import JUDGING
+
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    for name in ("p0", "p1"):
+        (data / "images" / f"{name}.jpg").write_bytes((DATA / "cc05.jpg").read_bytes())
+        (data / "masks" / f"{name}.png").write_bytes((DATA / "cc05_mask.png").read_bytes())
+    manifest = {"photos": [{"id": "p0", "label_quality": "partial"}, {"id": "p1", "label_quality": "complete"}]}
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "cv"
+    for index in (0, 1):  # two finished folds as an earlier validation left them (no `judging`)
+        checkpoint = write_fold(out, index, rock=0.5, miou=0.25)
+        config = {**ModelConfig(**SMALL_MODEL).to_dict(), **json.loads((checkpoint / "config.json").read_text())}
+        save_checkpoint(checkpoint, ModelConfig.from_dict(config), build_network(ModelConfig(**SMALL_MODEL)))
+    assert report(out)["folds"]["fold0"]["judging"] == "every pixel"
+
+    assert rescore(out, data) == ["fold0", "fold1"]
+    folds = report(out)["folds"]
+    assert folds["fold0"]["judging"] == folds["fold1"]["judging"] == JUDGING
+    assert folds["fold0"]["rock_vs_background_iou"] != 0.5  # the run's figure replaced by the new judgement
+    judged = {i: json.loads((out / f"fold{i}" / "checkpoint" / "config.json").read_text())["metrics"]["real_holdout"] for i in (0, 1)}
+    photo = Image.open(DATA / "cc05.jpg")
+    assert judged[1]["pixels"] == photo.width * photo.height  # p1 is completely labelled: every pixel
+    assert judged[0]["pixels"] < photo.width * photo.height  # p0 is partial: its box's background left out
+
+    write_fold(out, 2, rock=0.9, miou=0.5)  # a fold validated by the old rule beside the rescored ones
+    with pytest.raises(ValueError, match="rescore"):
+        report(out)

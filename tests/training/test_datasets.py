@@ -9,6 +9,7 @@ from PIL import Image
 
 from pipelines.classes import default_class_table
 from training.datasets import (
+    JUDGED_EDGE,
     DatasetError,
     LabelledImage,
     at_working_size,
@@ -18,6 +19,7 @@ from training.datasets import (
     ignore_background,
     ignore_fragmented,
     ignore_regions,
+    judged_labels,
     load_folder,
     read_mask,
     rescale_item,
@@ -50,6 +52,19 @@ def test_partial_labels_box_is_clipped_at_the_border():
     mask[0:5, 0:5] = 1
     out = ignore_background(_photo(mask), margin=0.2).mask
     assert (out[5:15, 0:15] == IGNORE_ID).all() and (out[15:, :] == 0).all() and (out[:, 15:] == 0).all()
+
+
+def test_a_held_out_photo_is_judged_on_every_pixel_unless_partially_labelled():
+    mask = np.zeros((100, 200), np.uint8)
+    mask[40:60, 90:100] = 5
+    whole = judged_labels(_photo(mask), partial=False)
+    assert (whole.mask == mask).all()  # a completely labelled photo: every pixel judged
+    partial = judged_labels(_photo(mask), partial=True).mask
+    # in the labels' box (grown by 10 px here) unlabelled rock would be false rock: not judged ...
+    assert partial[30, 80] == IGNORE_ID and partial[50, 99 + JUDGED_EDGE + 1] == IGNORE_ID
+    # ... but the piece's outline still is (JUDGED_EDGE px of background around it), and the paper outside the box
+    assert partial[50, 99 + JUDGED_EDGE] == 0 and partial[50, 115] == 0 and partial[5, 5] == 0
+    assert (partial[40:60, 90:100] == 5).all()
 
 
 def test_everywhere_ignores_every_background_pixel_as_the_first_stages_trained():
