@@ -4,6 +4,7 @@
     python -m training.crossval run --data ../shared/data/real_cores --out var/cv/r1 \
         [--fold 2] -- --steps 2400 --batch-size 8 --crop 256 --hue-jitter 0.05 ...  # train.py's options
     python -m training.crossval report --out var/cv/r1 [--recorded docs/crossval-r1.json] [--markdown] [--json F]
+    python -m training.crossval rescore --data ../shared/data/real_cores --out var/cv/r1   # judge finished folds again
 
 Folds are balanced across the photo sources (the handheld `cc*` and the drone `dji*` photos of
 the data's manifest `subset`): each source's photos, in id order, are dealt round-robin, the
@@ -15,7 +16,8 @@ pretraining, say; a checkpoint trained on any held-out photo is refused);
 each run's last validation is the fold's score on its held-out photos, measured as the service
 segments them with the fold checkpoint's own inference settings (a fresh checkpoint's: one pass at
 the photo's size, without the shipped model's scale search, guided filter and auto-exposure;
-docs/crossval.md), partially labelled photos judged on their labelled pixels only. `report` gives
+docs/crossval.md), partially labelled photos judged on their labelled pixels only
+(`training.datasets.judged_labels`; `rescore` applies it to folds validated before). `report` gives
 per-fold rock-vs-background IoU and mIoU over the rock classes present, with their mean, spread
 (population standard deviation) and the worst fold.
 """
