@@ -303,7 +303,10 @@ def main(argv: list[str] | None = None) -> None:
         print(markdown(report(args.out)))
         return
     if args.command == "report":
-        result = report(args.out, json.loads(Path(args.recorded).read_text()) if args.recorded else None)
+        try:
+            result = report(args.out, json.loads(Path(args.recorded).read_text()) if args.recorded else None)
+        except ValueError as exc:  # folds of different recipes or judging rules: a sentence, not a traceback
+            parser.error(str(exc))
         print(markdown(result) if args.markdown else json.dumps(result, indent=1))
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=1) + "\n")

@@ -164,6 +164,7 @@ def test_rescore_judges_finished_folds_again_and_the_report_refuses_mixed_rules(
 
     from pipelines.model import ModelConfig, build_network, save_checkpoint
     from tests.conftest import DATA, SMALL_MODEL
+    from training.crossval import main as crossval_main
     from training.crossval import rescore
     from training.datasets import JUDGING
 
@@ -194,3 +195,5 @@ def test_rescore_judges_finished_folds_again_and_the_report_refuses_mixed_rules(
     write_fold(out, 2, rock=0.9, miou=0.5)  # a fold validated by the old rule beside the rescored ones
     with pytest.raises(ValueError, match="rescore"):
         report(out)
+    with pytest.raises(SystemExit):  # the command says so in a sentence
+        crossval_main(["report", "--out", str(out)])
