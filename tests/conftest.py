@@ -36,6 +36,17 @@ def encode(array: np.ndarray, fmt: str = "PNG", **params: object) -> bytes:
     return buffer.getvalue()
 
 
+def labelled_folder(root: Path, names: tuple[str, ...] = ("cc05",)) -> Path:
+    """A labelled folder in the real data's layout (images/, masks/) holding the shipped sample
+    photo and its mask once under each of `names`."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for name in names:
+        (root / "images" / f"{name}.jpg").write_bytes((DATA / "cc05.jpg").read_bytes())
+        (root / "masks" / f"{name}.png").write_bytes((DATA / "cc05_mask.png").read_bytes())
+    return root
+
+
 @pytest.fixture(scope="session")
 def core_jpeg() -> bytes:
     """A real core photograph (JPEG bytes), shipped in tests/data."""

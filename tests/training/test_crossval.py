@@ -163,17 +163,12 @@ def test_rescore_judges_finished_folds_again_and_the_report_refuses_mixed_rules(
     from PIL import Image
 
     from pipelines.model import ModelConfig, build_network, save_checkpoint
-    from tests.conftest import DATA, SMALL_MODEL
+    from tests.conftest import DATA, SMALL_MODEL, labelled_folder
     from training.crossval import main as crossval_main
     from training.crossval import rescore
     from training.datasets import JUDGING
 
-    data = tmp_path / "data"
-    (data / "images").mkdir(parents=True)
-    (data / "masks").mkdir()
-    for name in ("p0", "p1"):
-        (data / "images" / f"{name}.jpg").write_bytes((DATA / "cc05.jpg").read_bytes())
-        (data / "masks" / f"{name}.png").write_bytes((DATA / "cc05_mask.png").read_bytes())
+    data = labelled_folder(tmp_path / "data", ("p0", "p1"))
     manifest = {"photos": [{"id": "p0", "label_quality": "partial"}, {"id": "p1", "label_quality": "complete"}]}
     (data / "manifest.json").write_text(json.dumps(manifest))
     out = tmp_path / "cv"

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from pipelines.model import ModelConfig, build_network, save_checkpoint
-from tests.conftest import DATA, SMALL_MODEL
+from tests.conftest import DATA, SMALL_MODEL, labelled_folder
 from training.evaluate import ERROR_COLOURS, error_map
 from training.evaluate import main as evaluate_main
 from training.metrics import IGNORE_ID
@@ -26,12 +26,7 @@ def test_error_map_colours_each_kind_of_mistake():
 
 
 def test_the_command_reports_each_image_and_writes_overlays(tmp_path, capsys):
-    folder = tmp_path / "data"
-    (folder / "images").mkdir(parents=True)
-    (folder / "masks").mkdir()
-    for name in ("a", "b"):
-        (folder / "images" / f"{name}.jpg").write_bytes((DATA / "cc05.jpg").read_bytes())
-        (folder / "masks" / f"{name}.png").write_bytes((DATA / "cc05_mask.png").read_bytes())
+    folder = labelled_folder(tmp_path / "data", ("a", "b"))
     config = ModelConfig(**SMALL_MODEL)
     save_checkpoint(tmp_path / "ckpt", config, build_network(config))
     evaluate_main(

@@ -4,7 +4,7 @@ import re
 import pytest
 
 from pipelines.model import load_checkpoint
-from tests.conftest import DATA, SMALL_MODEL
+from tests.conftest import SMALL_MODEL, labelled_folder
 from training.train import main as train_main
 from training.train import parse_args, train
 
@@ -13,11 +13,7 @@ pytestmark = pytest.mark.slow  # each test trains a network for a few steps
 
 def test_a_few_training_steps_write_a_loadable_checkpoint(tmp_path):
     # a labelled folder in the real data's layout, made of the shipped sample
-    folder = tmp_path / "data"
-    (folder / "images").mkdir(parents=True)
-    (folder / "masks").mkdir()
-    (folder / "images" / "cc05.jpg").write_bytes((DATA / "cc05.jpg").read_bytes())
-    (folder / "masks" / "cc05.png").write_bytes((DATA / "cc05_mask.png").read_bytes())
+    folder = labelled_folder(tmp_path / "data")
     model_json = '{"architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}, "tile_size": 128, "tile_overlap": 32}'
     train_main(
         [
@@ -229,11 +225,7 @@ def test_photos_larger_than_an_inherited_working_size_are_trained_on_at_it(tmp_p
     # the start checkpoint segments photos at a shorter side of at most 100 px; cc05 is 154 x 1,600
     start = ModelConfig(**SMALL_MODEL, max_short_side=100)
     save_checkpoint(tmp_path / "start", start, build_network(start))
-    folder = tmp_path / "data"
-    (folder / "images").mkdir(parents=True)
-    (folder / "masks").mkdir()
-    (folder / "images" / "cc05.jpg").write_bytes((DATA / "cc05.jpg").read_bytes())
-    (folder / "masks" / "cc05.png").write_bytes((DATA / "cc05_mask.png").read_bytes())
+    folder = labelled_folder(tmp_path / "data")
     train_main(
         [
             "--out",
