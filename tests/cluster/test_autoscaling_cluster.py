@@ -55,7 +55,10 @@ def burst(deployed: tuple[LocalCluster, str, dict[str, Any]]) -> Burst:
 
 
 def serving_version(base: str) -> str:
-    return str(requests.get(f"{base}/ready", timeout=30).json()["model"]["version"])
+    """The model version /ready names; "" while it answers 503 (its 10 s look at the Segmenter can
+    time out while a replica loads the new model on a loaded machine): not the new version yet."""
+    response = requests.get(f"{base}/ready", timeout=30)
+    return str(response.json()["model"]["version"]) if response.status_code == 200 else ""
 
 
 def segmenter_healthy(cluster: Any) -> bool:
