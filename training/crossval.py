@@ -153,16 +153,16 @@ def rescore(out: str | Path, data: str | Path) -> list[str]:
     them now (`training.datasets.judged_labels`), writing the figures into the checkpoint's
     config.json in place of its run's last validation; returns the folds rescored."""
     from pipelines.model import load_checkpoint, update_config
-    from training.datasets import JUDGING, judged_labels, load_folder, partially_labelled
-    from training.evaluate import evaluate_items
+    from training.datasets import judged_labels, load_folder, partially_labelled
+    from training.evaluate import stored_figures
+    from training.train import validate
 
     partial = partially_labelled(data)
     rescored = []
     for checkpoint, holdout in finished_folds(out):
         model = load_checkpoint(checkpoint, engine="torch")
         items = [judged_labels(item, item.name in partial) for item in load_folder(data, names=set(holdout))]
-        figures = evaluate_items(model, items, model.config.class_table)
-        figures = {k: v for k, v in figures.items() if k != "confusion_matrix"} | {"judging": JUDGING}
+        figures = stored_figures(validate(model.network, model.config, model.device, items, [])["real_holdout"])
         metrics = (checkpoint_config(checkpoint) or {}).get("metrics", {})
         update_config(checkpoint, {"metrics": metrics | {"real_holdout": figures}})
         rescored.append(checkpoint.parent.name)

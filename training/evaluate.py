@@ -95,6 +95,11 @@ def evaluate_items(
     return report
 
 
+def stored_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation report as a checkpoint's config.json keeps it: without the confusion matrix."""
+    return {k: v for k, v in report.items() if k != "confusion_matrix"}
+
+
 def format_report(report: dict[str, Any]) -> str:
     """An evaluation report as text: per-class IoU, mIoU, rock-vs-background IoU."""
     lines = [f"{'class':<40} {'IoU':>7} {'pixels':>12}"]

@@ -47,7 +47,7 @@ from training.datasets import (
     random_crop,
     synthetic_item,
 )
-from training.evaluate import evaluate_items
+from training.evaluate import evaluate_items, stored_figures
 from training.metrics import IGNORE_ID
 from training.synthetic import TRAINING_SEEDS_BELOW
 
@@ -363,7 +363,7 @@ def _write(
         "synthetic_validation_seed": SYNTHETIC_VALIDATION_SEED,
         **provenance,
     }
-    model_config.metrics = {k: {m: v for m, v in report.items() if m != "confusion_matrix"} for k, report in metrics.items()}
+    model_config.metrics = {k: stored_figures(report) for k, report in metrics.items()}
     written = [save_checkpoint(out / "checkpoint", model_config, network)]
     if config.keep_checkpoints:
         written.append(save_checkpoint(out / "checkpoints" / f"step-{step:06d}", model_config, network))
