@@ -24,6 +24,9 @@ from pipelines.errors import CheckpointError
 from pipelines.exposure import AutoExposure
 from pipelines.refine import GuidedFilter
 
+# how a network is run on a photo, not what it learned: one checkpoint's may be tried on another's weights
+INFERENCE_SETTINGS = ("max_short_side", "scales", "guided_filter", "auto_exposure")
+
 
 @dataclass
 class ModelConfig:
@@ -94,6 +97,15 @@ class LoadedModel:
     def uncalibrated(self) -> LoadedModel:
         """The same model with the confidence as the network gives it (no calibration table)."""
         return replace(self, config=replace(self.config, confidence_calibration=None))
+
+    def with_settings_of(self, source: ModelConfig) -> LoadedModel:
+        """The same network run on photos as `source`'s checkpoint runs them: its working size,
+        scale search, guided filter and auto-exposure (a cross-validation fold scored with the
+        settings the shipped model has)."""
+        settings = {key: getattr(source, key) for key in INFERENCE_SETTINGS}
+        config = replace(self.config, **json.loads(json.dumps(settings)))  # a copy, not shared lists
+        refine, exposure = GuidedFilter.from_config(config.guided_filter), AutoExposure.from_config(config.auto_exposure)
+        return replace(self, config=config, refine=refine, exposure=exposure)
 
     @property
     def refinement(self) -> dict[str, Any] | None:

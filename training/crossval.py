@@ -5,6 +5,8 @@
         [--fold 2] -- --steps 2400 --batch-size 8 --crop 256 --hue-jitter 0.05 ...  # train.py's options
     python -m training.crossval report --out var/cv/r1 [--recorded docs/crossval-r1.json] [--markdown] [--json F]
     python -m training.crossval rescore --data ../shared/data/real_cores --out var/cv/r1   # judge finished folds again
+    python -m training.crossval rescore --data ../shared/data/real_cores --out var/cv/r1 \
+        --settings-from models/lithoseg-default          # ... also with the shipped model's inference settings
 
 Folds are balanced across the photo sources (the handheld `cc*` and the drone `dji*` photos of
 the data's manifest `subset`): each source's photos, in id order, are dealt round-robin, the
@@ -16,7 +18,8 @@ pretraining, say; a checkpoint trained on any held-out photo is refused);
 each run's last validation is the fold's score on its held-out photos, measured as the service
 segments them with the fold checkpoint's own inference settings (a fresh checkpoint's: one pass at
 the photo's size, without the shipped model's scale search, guided filter and auto-exposure;
-docs/crossval.md), partially labelled photos judged on their labelled pixels only
+docs/crossval.md; `rescore --settings-from` scores them with another checkpoint's settings too,
+reported beside), partially labelled photos judged on their labelled pixels only
 (`training.datasets.judged_labels`; `rescore` applies it to folds validated before). `report` gives
 per-fold rock-vs-background IoU and mIoU over the rock classes present, with their mean, spread
 (population standard deviation) and the worst fold.
@@ -35,6 +38,7 @@ from pipelines.checkpoint_files import CONFIG_FILE
 
 FIGURES = ("rock_vs_background_iou", "miou_rock_present")
 EVERY_PIXEL = "every pixel"  # how a fold validated before `judging` was recorded
+WITH_SETTINGS = "real_holdout_with_settings"  # the held-out figures with another checkpoint's inference settings
 
 
 def photo_sources(folder: str | Path) -> dict[str, str]:
@@ -131,7 +135,8 @@ def check_init_unseen(init: Path, holdout: list[str]) -> None:
 
 
 def fold_metrics(directory: Path) -> dict[str, Any] | None:
-    """A finished fold's held-out figures from its run's last validation, or None."""
+    """A finished fold's held-out figures from its run's last validation, or None; `with_settings`:
+    those with another checkpoint's inference settings where `rescore --settings-from` measured them."""
     config = checkpoint_config(directory / "checkpoint")
     if config is None:
         return None
@@ -139,32 +144,41 @@ def fold_metrics(directory: Path) -> dict[str, Any] | None:
     if real is None:
         return None
     training = config.get("training", {})
+    other = config["metrics"].get(WITH_SETTINGS)
     return {
         "holdout": training.get("recipe", {}).get("holdout", []),
         "steps": training.get("steps_done"),
         **{figure: real[figure] for figure in FIGURES},
         "judging": real.get("judging", EVERY_PIXEL),
         "synthetic_holdout": {figure: config["metrics"].get("synthetic_holdout", {}).get(figure) for figure in FIGURES},
+        "with_settings": None if other is None else {key: other[key] for key in (*FIGURES, "judging", "settings_from", "settings")},
     }
 
 
-def rescore(out: str | Path, data: str | Path) -> list[str]:
+def rescore(out: str | Path, data: str | Path, settings_from: str | Path | None = None) -> list[str]:
     """Judge every finished fold's checkpoint again on its held-out photos as validation judges
     them now (`training.datasets.judged_labels`), writing the figures into the checkpoint's
-    config.json in place of its run's last validation; returns the folds rescored."""
-    from pipelines.model import load_checkpoint, update_config
+    config.json in place of its run's last validation; with `settings_from` (a checkpoint
+    directory), also with that checkpoint's inference settings (`pipelines.model.INFERENCE_SETTINGS`),
+    written beside as `real_holdout_with_settings`. Returns the folds rescored."""
+    from pipelines.model import INFERENCE_SETTINGS, load_checkpoint, read_config, update_config
     from training.datasets import judged_labels, load_folder, partially_labelled
     from training.evaluate import stored_figures
-    from training.train import validate
+    from training.train import validate_model
 
+    source = None if settings_from is None else read_config(settings_from)
     partial = partially_labelled(data)
     rescored = []
     for checkpoint, holdout in finished_folds(out):
         model = load_checkpoint(checkpoint, engine="torch")
         items = [judged_labels(item, item.name in partial) for item in load_folder(data, names=set(holdout))]
-        figures = stored_figures(validate(model.network, model.config, model.device, items, [])["real_holdout"])
         metrics = (checkpoint_config(checkpoint) or {}).get("metrics", {})
-        update_config(checkpoint, {"metrics": metrics | {"real_holdout": figures}})
+        metrics["real_holdout"] = stored_figures(validate_model(model, items, [])["real_holdout"])
+        if source is not None:
+            figures = stored_figures(validate_model(model.with_settings_of(source), items, [])["real_holdout"])
+            settings = {key: getattr(source, key) for key in INFERENCE_SETTINGS}
+            metrics[WITH_SETTINGS] = figures | {"settings_from": str(settings_from), "settings": settings}
+        update_config(checkpoint, {"metrics": metrics})
         rescored.append(checkpoint.parent.name)
     return rescored
 
@@ -234,41 +248,63 @@ def report(out: str | Path, recorded: dict[str, Any] | None = None) -> dict[str,
             "The finished folds were judged by different rules (" + "; ".join(sorted(judging)) + "): "
             "run `crossval rescore` on them before comparing."
         )
-    summary: dict[str, Any] = {"folds": rows, "complete": len(done), "of": len(rows)}
-    for figure in FIGURES:
-        values = [row[figure] for row in done.values()]
-        if values:
-            # unrounded, so that the text gives the same digits for a fold as the table above it
-            summary[figure] = {"mean": statistics.fmean(values), "std": statistics.pstdev(values), "min": min(values), "max": max(values)}
+    summary: dict[str, Any] = {"folds": rows, "complete": len(done), "of": len(rows), **spread(list(done.values()))}
+    others = [row["with_settings"] for row in done.values() if row.get("with_settings")]
+    if others:
+        if len({json.dumps([other["settings"], other["judging"]], sort_keys=True) for other in others}) > 1:
+            raise ValueError(
+                "The folds were scored with different inference settings or judging rules: rescore them all with one --settings-from."
+            )
+        summary["with_settings"] = {"complete": len(others), "settings_from": others[0]["settings_from"], **spread(others)}
     summary["recipe"] = recipe
     return summary
 
 
+def spread(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's mean, spread (population sd), worst and best over the rows that have it,
+    unrounded, so that the text gives the same digits for a fold as the table above it."""
+    summary = {}
+    for figure in FIGURES:
+        values = [row[figure] for row in rows]
+        if values:
+            summary[figure] = {"mean": statistics.fmean(values), "std": statistics.pstdev(values), "min": min(values), "max": max(values)}
+    return summary
+
+
 def markdown(summary: dict[str, Any]) -> str:
-    """The report as a markdown table."""
-    lines = ["| fold | held-out photos | steps | rock-vs-background IoU | mIoU (rock classes present) |", "|---|---|---|---|---|"]
+    """The report as a markdown table, with columns for another checkpoint's inference settings
+    where `rescore --settings-from` measured them."""
+    other = summary.get("with_settings")
+    header = "| fold | held-out photos | steps | rock-vs-background IoU | mIoU (rock classes present) |"
+    if other:
+        header += f" rock-vs-bg IoU, {other['settings_from']} settings | mIoU, those settings |"
+    lines = [header, "|---" * header.count(" |") + "|"]
     steps = summary["recipe"].get("steps", 0) if isinstance(summary["recipe"], dict) else 0
     for name, row in summary["folds"].items():
         if row is None:
-            lines.append(f"| {name} | | | not finished | |")
-        elif (row.get("steps") or 0) < steps:
-            lines.append(
-                f"| {name} | {', '.join(row['holdout'])} | {row['steps']} of {steps}, not finished | "
-                f"({row['rock_vs_background_iou']:.3f}) | ({row['miou_rock_present']:.3f}) |"
-            )
-        else:
-            lines.append(
-                f"| {name} | {', '.join(row['holdout'])} | {row['steps']} | "
-                f"{row['rock_vs_background_iou']:.3f} | {row['miou_rock_present']:.3f} |"
-            )
+            lines.append(f"| {name} | | | not finished | |" + (" | |" if other else ""))
+            continue
+        finished = (row.get("steps") or 0) >= steps
+        cells = [", ".join(row["holdout"]), str(row["steps"]) if finished else f"{row['steps']} of {steps}, not finished"]
+        cells += [f"{row[f]:.3f}" if finished else f"({row[f]:.3f})" for f in FIGURES]
+        if other:
+            cells += [f"{row['with_settings'][f]:.3f}" if row.get("with_settings") else "" for f in FIGURES]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for figure, label in zip(FIGURES, ("rock-vs-background IoU", "mIoU"), strict=True):
-        if figure in summary:
-            f = summary[figure]
-            lines.append(
-                f"\n{label}: mean {f['mean']:.3f}, spread (sd) {f['std']:.3f}, worst fold "
-                f"{f['min']:.3f}, best {f['max']:.3f} ({summary['complete']} of {summary['of']} folds)"
-            )
+        lines += spread_line(summary, figure, label, summary["complete"], summary["of"])
+    if other:
+        for figure, label in zip(FIGURES, ("rock-vs-background IoU", "mIoU"), strict=True):
+            lines += spread_line(other, figure, f"with {other['settings_from']}'s settings, {label}", other["complete"], summary["of"])
     return "\n".join(lines)
+
+
+def spread_line(summary: dict[str, Any], figure: str, label: str, complete: int, of: int) -> list[str]:
+    """A figure's mean, spread and worst and best fold as a sentence (none where no fold has it)."""
+    if figure not in summary:
+        return []
+    f = summary[figure]
+    figures = f"mean {f['mean']:.3f}, spread (sd) {f['std']:.3f}, worst fold {f['min']:.3f}, best {f['max']:.3f}"
+    return [f"\n{label}: {figures} ({complete} of {of} folds)"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -296,9 +332,10 @@ def main(argv: list[str] | None = None) -> None:
     again = sub.add_parser("rescore", help="judge the finished folds' checkpoints again as validation judges now")
     again.add_argument("--data", required=True)
     again.add_argument("--out", required=True)
+    again.add_argument("--settings-from", help="a checkpoint directory: also score with its inference settings (the shipped model's, say)")
     args = parser.parse_args(argv)
     if args.command == "rescore":
-        for name in rescore(args.out, args.data):
+        for name in rescore(args.out, args.data, args.settings_from):
             print(f"{name}: rescored")
         print(markdown(report(args.out)))
         return

@@ -33,7 +33,8 @@ from PIL import Image
 
 from pipelines.classes import ClassTable
 from pipelines.engines import ENGINES
-from pipelines.model import LoadedModel, load_checkpoint
+from pipelines.errors import CheckpointError
+from pipelines.model import LoadedModel, load_checkpoint, read_config
 from pipelines.segment import segment_image
 from training.datasets import DatasetError, LabelledImage, expose_item, ignore_regions, load_folder, rescale_item, synthetic_item
 from training.metrics import IGNORE_ID, ConfusionMatrix
@@ -171,12 +172,21 @@ def main(argv: list[str] | None = None) -> None:
         "--no-auto-exposure", action="store_true", help="segment the photos as they are, without the checkpoint's auto_exposure"
     )
     parser.add_argument(
+        "--settings-from",
+        help="a checkpoint directory: run the network with its inference settings (working size, scales, guided filter, auto-exposure)",
+    )
+    parser.add_argument(
         "--engine", default=None, choices=ENGINES, help="what runs the network (default: the checkpoint's engine; see pipelines/engines.py)"
     )
     args = parser.parse_args(argv)
     model = load_checkpoint(args.model, engine=args.engine)
     if model.engine is not None and model.engine.fallback_reason:
         print(f"engine: {model.engine.name} ({args.engine or model.config.engine} is not available: {model.engine.fallback_reason})")
+    if args.settings_from:
+        try:
+            model = model.with_settings_of(read_config(args.settings_from))
+        except CheckpointError as exc:
+            parser.error(str(exc))
     if args.no_guided_filter:
         model.refine = None
     if args.no_auto_exposure:
@@ -207,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     report = evaluate_items(model, items, model.config.class_table, Path(args.overlays) if args.overlays else None, native=args.native)
     if args.ignore_regions:
         report["ignore_regions"] = args.ignore_regions
-    report["rescale"], report["native_resolution"] = args.rescale, args.native
+    report["rescale"], report["native_resolution"], report["settings_from"] = args.rescale, args.native, args.settings_from
     report["guided_filter"], report["auto_exposure"], report["exposure"] = model.refinement, model.auto_exposure, args.exposure
     report["model"] = {"path": str(args.model), "name": model.config.name, "version": model.config.version}
     report["engine"] = model.engine.name if model.engine else "torch"

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pipelines.classes import BACKGROUND_ID
 from pipelines.gate import GateBank
-from pipelines.model import ModelConfig, build_network, normalise, read_config, save_checkpoint, select_device
+from pipelines.model import LoadedModel, ModelConfig, build_network, normalise, read_config, save_checkpoint, select_device
 from pipelines.pretrained import load_imagenet_encoder
 from training.datasets import (
     JUDGING,
@@ -170,16 +170,19 @@ def validate(
     synthetic_val: list[LabelledImage],
 ) -> dict[str, Any]:
     """Score the network on held-out images as the service segments them."""
-    from pipelines.model import LoadedModel
-
     network.eval()
-    loaded = LoadedModel(model_config, network, device)
+    metrics = validate_model(LoadedModel(model_config, network, device), real_val, synthetic_val)
+    network.train()
+    return metrics
+
+
+def validate_model(model: LoadedModel, real_val: list[LabelledImage], synthetic_val: list[LabelledImage]) -> dict[str, Any]:
+    """A loaded model's figures on held-out real photos (judged by `JUDGING`) and synthetic images."""
     metrics: dict[str, Any] = {}
     if real_val:
-        metrics["real_holdout"] = evaluate_items(loaded, real_val, model_config.class_table) | {"judging": JUDGING}
+        metrics["real_holdout"] = evaluate_items(model, real_val, model.config.class_table) | {"judging": JUDGING}
     if synthetic_val:
-        metrics["synthetic_holdout"] = evaluate_items(loaded, synthetic_val, model_config.class_table)
-    network.train()
+        metrics["synthetic_holdout"] = evaluate_items(model, synthetic_val, model.config.class_table)
     return metrics
 
 

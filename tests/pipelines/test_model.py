@@ -72,6 +72,25 @@ def test_of_the_checkpoint_scales_the_most_confident_segmentation_is_kept(tmp_pa
     assert np.array_equal(chosen.class_ids, expected.class_ids) and np.array_equal(chosen.confidence, expected.confidence)
 
 
+def test_a_checkpoint_runs_with_another_checkpoints_inference_settings_as_if_they_were_its_own(tmp_path):
+    weights = ModelConfig(**SMALL_MODEL)
+    save_checkpoint(tmp_path / "fold", weights, build_network(weights))
+    settings = {"max_short_side": 60, "scales": [1.0, 0.6], "guided_filter": {"kernel_size": 5, "eps": 0.01, "subsample": 1},
+                "auto_exposure": {"target": 175.0, "max_gain": 3.0, "percentile": 99.0}}  # fmt: skip
+    save_checkpoint(tmp_path / "same", ModelConfig(**SMALL_MODEL, **settings), build_network(weights))
+    (tmp_path / "same" / "model.safetensors").write_bytes((tmp_path / "fold" / "model.safetensors").read_bytes())
+    fold = load_checkpoint(tmp_path / "fold", "cpu")
+    borrowed = fold.with_settings_of(ModelConfig(**SMALL_MODEL, **settings))
+    own = load_checkpoint(tmp_path / "same", "cpu")  # the fold's weights with those settings in its own config.json
+    assert fold.refine is None and fold.exposure is None and fold.config.scales is None  # the fold itself unchanged
+    assert borrowed.refinement == own.refinement and borrowed.auto_exposure == own.auto_exposure
+    image = np.random.default_rng(2).integers(0, 256, (150, 200, 3), np.uint8)
+    image[:, :100] //= 3  # a dark half, for the auto-exposure to act on
+    mine, theirs = segment_image(borrowed, image), segment_image(own, image)
+    assert np.array_equal(mine.class_ids, theirs.class_ids) and np.array_equal(mine.confidence, theirs.confidence)
+    assert not np.array_equal(mine.confidence, segment_image(fold, image).confidence)
+
+
 def test_missing_or_mismatched_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="no config.json"):
         load_checkpoint(tmp_path, "cpu")

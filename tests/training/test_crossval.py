@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from training.crossval import (
     check_init_unseen,
@@ -191,4 +192,49 @@ def test_rescore_judges_finished_folds_again_and_the_report_refuses_mixed_rules(
     with pytest.raises(ValueError, match="rescore"):
         report(out)
     with pytest.raises(SystemExit):  # the command says so in a sentence
+        crossval_main(["report", "--out", str(out)])
+
+
+def test_rescore_with_the_shipped_settings_reports_them_beside_the_folds_own(tmp_path):
+    from pipelines.model import ModelConfig, build_network, save_checkpoint
+    from tests.conftest import SMALL_MODEL, labelled_folder
+    from training.crossval import main as crossval_main
+    from training.crossval import rescore
+
+    torch.manual_seed(0)
+    network = build_network(ModelConfig(**SMALL_MODEL))
+    with torch.no_grad():  # an untrained network says one class everywhere; sharpened, its answer follows the pixels
+        network.segmentation_head[0].weight *= 100
+    data = labelled_folder(tmp_path / "data", ("p0", "p1"))
+    out = tmp_path / "cv"
+    for index in (0, 1):
+        checkpoint = write_fold(out, index)
+        config = {**ModelConfig(**SMALL_MODEL).to_dict(), **json.loads((checkpoint / "config.json").read_text())}
+        save_checkpoint(checkpoint, ModelConfig.from_dict(config), network)
+    refine = {"kernel_size": 5, "eps": 0.01, "subsample": 1}
+    shipped = ModelConfig(**SMALL_MODEL, max_short_side=200, scales=[1.0, 0.5], guided_filter=refine)
+    save_checkpoint(tmp_path / "shipped", shipped, build_network(shipped))
+
+    assert rescore(out, data, tmp_path / "shipped") == ["fold0", "fold1"]
+    summary = report(out)
+    row = summary["folds"]["fold0"]
+    assert row["with_settings"]["settings"]["scales"] == [1.0, 0.5] and row["with_settings"]["settings_from"] == str(tmp_path / "shipped")
+    figures = ("rock_vs_background_iou", "miou_rock_present")
+    assert [row["with_settings"][f] for f in figures] != [row[f] for f in figures]  # another way of segmenting, other figures
+    fold_config = json.loads((out / "fold0" / "checkpoint" / "config.json").read_text())
+    assert fold_config["scales"] is None and fold_config["guided_filter"] is None  # the fold's own settings untouched
+    assert summary["with_settings"]["complete"] == 2
+    assert summary["with_settings"]["rock_vs_background_iou"]["min"] == min(
+        summary["folds"][f]["with_settings"]["rock_vs_background_iou"] for f in ("fold0", "fold1")
+    )
+    text = markdown(summary)
+    assert "settings |" in text.splitlines()[0] and f"| {row['with_settings']['rock_vs_background_iou']:.3f} |" in text.splitlines()[2]
+    assert "shipped's settings, rock-vs-background IoU: mean" in text
+
+    other = json.loads((out / "fold1" / "checkpoint" / "config.json").read_text())
+    other["metrics"]["real_holdout_with_settings"]["settings"]["scales"] = [1.0]  # one fold scored with other settings
+    (out / "fold1" / "checkpoint" / "config.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="different inference settings"):
+        report(out)
+    with pytest.raises(SystemExit):
         crossval_main(["report", "--out", str(out)])
