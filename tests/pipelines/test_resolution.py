@@ -95,13 +95,28 @@ def test_a_segmentation_that_lost_the_rock_is_never_kept_however_sure():
     chooser.offer(0, working)
     assert chooser.best is working
     chooser = MostConfident()
-    chooser.offer(0, segmentation(200, 8))
-    chooser.offer(1, kept := segmentation(210, 5))  # 5/8 of the rock: still a candidate
+    chooser.offer(0, segmentation(200, 4))
+    chooser.offer(2, segmentation(190, 8))
+    chooser.offer(1, kept := segmentation(210, 5))  # 5/8 of the most rock: still a candidate
     assert chooser.best is kept
     chooser = MostConfident()  # a picture without rock: every candidate counts
     chooser.offer(0, segmentation(200, 0))
     chooser.offer(1, calm := segmentation(240, 0))
     assert chooser.best is calm
+
+
+def test_a_segmentation_that_lost_a_quarter_of_the_working_sizes_rock_is_never_kept():
+    # a photo like the training photos shrunk to a third: a little surer, a third of the core gone
+    for order in itertools.permutations((0, 1, 2)):
+        chooser = MostConfident()
+        candidates = {0: (working := segmentation(200, 8)), 1: segmentation(190, 7), 2: segmentation(210, 5)}
+        for index in order:
+            chooser.offer(index, candidates[index])
+        assert chooser.best is working, order
+    chooser = MostConfident()
+    chooser.offer(0, segmentation(200, 8))
+    chooser.offer(1, kept := segmentation(210, 7))  # seven eighths of it: still a candidate
+    assert chooser.best is kept
 
 
 def test_a_segmentation_that_calls_everything_rock_is_never_kept_however_sure():
