@@ -16,15 +16,16 @@ it smaller than any training photo did. So a checkpoint may also name `scales`, 
 working size to try (the shipped model: 1.4, 1, 0.7, 0.5, 0.35, 0.25); the image is segmented at
 each and the segmentation with the highest mean confidence kept. A network is least sure of
 itself at sizes it does not know: on the held-out photos enlarged twice this picks a reduced size
-for all five and recovers their own-size accuracy. Three guards: a factor above 1 is tried only
+for all five and recovers their own-size accuracy. Four guards: a factor above 1 is tried only
 while the enlarged image stays within a 4:3 photo's frame at `max_short_side` (no image is
 segmented larger than the largest training photo, and scans are never enlarged); a segmentation
-that has lost much of the rock the others see, or a quarter of the rock seen at the working size,
-is never kept, since calling everything background is a confident answer too (on photos the
-network never saw, the cross-validation folds, a pass at a quarter of the size was sometimes a
-little surer than the working size and had lost a third of the core; docs/crossval.md); nor is
-one that calls the whole picture rock where another sees background, which is the other
-confident answer of a network shown core far too small (MODEL_CARD.md, "Photo resolution").
+that has lost much of the rock the others see is never kept, since calling everything
+background is a confident answer too; nor is one that has lost a quarter of the rock seen at the
+working size without being clearly surer (on photos the network never saw, the cross-validation
+folds, a pass at a quarter of the size was a little surer and had lost a third of the core;
+docs/experiments/photo-resolution.md); nor is one that calls the whole picture rock where
+another sees background, which is the other confident answer of a network shown core far too
+small (MODEL_CARD.md, "Photo resolution").
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def working_size(height: int, width: int, max_short_side: int | None) -> tuple[i
 MIN_SEARCH_SIDE = 128  # no candidate shrinks an image's shorter side below this
 PHOTO_ASPECT = 4 / 3  # an enlarged image stays within a camera photo's frame at the cap
 ROCK_KEPT = 0.5  # a candidate with under half the rock cover of the one with most is out
-WORKING_ROCK_KEPT = 0.75  # ...and so is one with under three quarters of the working size's
+WORKING_ROCK_KEPT = 0.75  # ...and so is one with under three quarters of the working size's,
+WORKING_SURER = 0.03  # ...unless its mean confidence is this much higher (a close-up's working size over-calls rock)
 WHOLE_ROCK = 0.99  # a candidate giving this share of the picture or more to rock is out...
 SOME_BACKGROUND = 0.1  # ...once another gives at least this share to the background
 
@@ -100,9 +102,9 @@ class MostConfident:
     """Keeps the surest of the segmentations of one image at the sizes of `segmentation_sizes`,
     offered in any order with their index in that list. A network shown core too small for it
     calls the pieces background, or the whole picture rock, and is sure of either; so one whose
-    rock covers less than ROCK_KEPT of the largest rock cover offered, or less than
-    WORKING_ROCK_KEPT of the working size's, is out, and so is one that gives WHOLE_ROCK of the
-    picture to rock while another gives SOME_BACKGROUND to the background.
+    rock covers less than ROCK_KEPT of the largest rock cover offered is out, and so is one under
+    WORKING_ROCK_KEPT of the working size's that is not WORKING_SURER surer than it, and one that
+    gives WHOLE_ROCK of the picture to rock while another gives SOME_BACKGROUND to the background.
     If that leaves none, the working size's (index 0) is kept: the answer without a search. Ties
     go to the lower index (the working size first), so the service and `segment_image` choose
     alike whatever order passes finish in. Holds only the segmentations that can still be chosen,
@@ -120,7 +122,7 @@ class MostConfident:
         if index == 0:
             self._working = segmentation
         candidates = [*self._candidates, (key, rock, segmentation)]
-        working_rock = 0.0 if self._working is None else rock_cover(self._working)
+        working = (0.0, 0.0) if self._working is None else (rock_cover(self._working), mean_confidence(self._working))
         # out for good: too little rock, or all rock beside one with background (the largest cover
         # only grows, the smallest only shrinks, the working size's is fixed once offered); or
         # beaten on both counts by one that is never out for all rock
@@ -128,7 +130,7 @@ class MostConfident:
             c
             for c in candidates
             if c[1] >= ROCK_KEPT * self._most_rock
-            and c[1] >= WORKING_ROCK_KEPT * working_rock
+            and (c[1] >= WORKING_ROCK_KEPT * working[0] or c[0][0] >= working[1] + WORKING_SURER)
             and not (c[1] >= WHOLE_ROCK and self._least_rock <= 1.0 - SOME_BACKGROUND)
             and not any(o[0] > c[0] and c[1] <= o[1] < WHOLE_ROCK for o in candidates)
         ]
