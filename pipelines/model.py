@@ -69,6 +69,10 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def inference_settings(self) -> dict[str, Any]:
+        """How this checkpoint runs its network on a photo (`INFERENCE_SETTINGS`), a copy."""
+        return json.loads(json.dumps({key: getattr(self, key) for key in INFERENCE_SETTINGS}))
+
 
 @dataclass
 class LoadedModel:
@@ -102,8 +106,7 @@ class LoadedModel:
         """The same network run on photos as `source`'s checkpoint runs them: its working size,
         scale search, guided filter and auto-exposure (a cross-validation fold scored with the
         settings the shipped model has)."""
-        settings = {key: getattr(source, key) for key in INFERENCE_SETTINGS}
-        config = replace(self.config, **json.loads(json.dumps(settings)))  # a copy, not shared lists
+        config = replace(self.config, **source.inference_settings())
         refine, exposure = GuidedFilter.from_config(config.guided_filter), AutoExposure.from_config(config.auto_exposure)
         return replace(self, config=config, refine=refine, exposure=exposure)
 

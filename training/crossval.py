@@ -161,7 +161,7 @@ def rescore(out: str | Path, data: str | Path, settings_from: str | Path | None 
     config.json in place of its run's last validation; with `settings_from` (a checkpoint
     directory), also with that checkpoint's inference settings (`pipelines.model.INFERENCE_SETTINGS`),
     written beside as `real_holdout_with_settings`. Returns the folds rescored."""
-    from pipelines.model import INFERENCE_SETTINGS, load_checkpoint, read_config, update_config
+    from pipelines.model import load_checkpoint, read_config, update_config
     from training.datasets import judged_labels, load_folder, partially_labelled
     from training.evaluate import stored_figures
     from training.train import validate_model
@@ -176,8 +176,7 @@ def rescore(out: str | Path, data: str | Path, settings_from: str | Path | None 
         metrics["real_holdout"] = stored_figures(validate_model(model, items, [])["real_holdout"])
         if source is not None:
             figures = stored_figures(validate_model(model.with_settings_of(source), items, [])["real_holdout"])
-            settings = {key: getattr(source, key) for key in INFERENCE_SETTINGS}
-            metrics[WITH_SETTINGS] = figures | {"settings_from": str(settings_from), "settings": settings}
+            metrics[WITH_SETTINGS] = figures | {"settings_from": str(settings_from), "settings": source.inference_settings()}
         update_config(checkpoint, {"metrics": metrics})
         rescored.append(checkpoint.parent.name)
     return rescored
