@@ -115,14 +115,15 @@ class MostConfident:
         self._most_rock = 0.0
         self._least_rock = 1.0
         self._working: Segmentation | None = None
+        self._working_figures = (0.0, 0.0)  # the working size's (rock cover, mean confidence) once offered
 
     def offer(self, index: int, segmentation: Segmentation) -> None:
         key, rock = (mean_confidence(segmentation), -index), rock_cover(segmentation)
         self._most_rock, self._least_rock = max(self._most_rock, rock), min(self._least_rock, rock)
         if index == 0:
-            self._working = segmentation
+            self._working, self._working_figures = segmentation, (rock, key[0])
         candidates = [*self._candidates, (key, rock, segmentation)]
-        working = (0.0, 0.0) if self._working is None else (rock_cover(self._working), mean_confidence(self._working))
+        working = self._working_figures
         # out for good: too little rock, or all rock beside one with background (the largest cover
         # only grows, the smallest only shrinks, the working size's is fixed once offered); or
         # beaten on both counts by one that is never out for all rock
