@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import socket
@@ -45,6 +46,19 @@ def labelled_folder(root: Path, names: tuple[str, ...] = ("cc05",)) -> Path:
         (root / "images" / f"{name}.jpg").write_bytes((DATA / "cc05.jpg").read_bytes())
         (root / "masks" / f"{name}.png").write_bytes((DATA / "cc05_mask.png").read_bytes())
     return root
+
+
+# options that train SMALL_MODEL from random weights (no pretrained encoder)
+SMALL_FROM_SCRATCH = ("--pretrained", "none", "--model-json", json.dumps(SMALL_MODEL))
+
+
+def train_briefly(out: Path, *options: str, steps: int = 1, val_synthetic: int = 1) -> None:
+    """Run `training.train`'s command in process for `steps` steps of two 96² crops into `out`,
+    validating once, at the end, on `val_synthetic` synthetic cores; `options` add to these."""
+    from training.train import main
+
+    common = ["--batch-size", "2", "--crop", "96", "--val-every", str(steps), "--val-synthetic", str(val_synthetic)]
+    main(["--out", str(out), "--steps", str(steps), *common, "--workers", "0", *options])
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,9 @@ from PIL import Image
 
 from deployments.jobs import mask_key, overlay_key, record_key, upload_key
 from pipelines.tiling import plan_tiles
-from tests.conftest import encode
+from tests.conftest import encode, train_briefly
 from tests.service import KEY_A, run_service
 from training.synthetic import generate_sample
-from training.train import main as train_main
 
 pytestmark = pytest.mark.slow
 
@@ -38,28 +37,7 @@ def s3_service(serve_port, s3_server, tmp_path_factory):
     client = boto3.client("s3", endpoint_url=s3_server)
     client.create_bucket(Bucket=bucket)
     run_dir = tmp_path_factory.mktemp("tiny")
-    train_main(
-        [
-            "--out",
-            str(run_dir),
-            "--steps",
-            "2",
-            "--batch-size",
-            "2",
-            "--crop",
-            "96",
-            "--val-every",
-            "2",
-            "--val-synthetic",
-            "1",
-            "--workers",
-            "0",
-            "--pretrained",
-            "none",
-            "--model-json",
-            json.dumps(TINY_MODEL),
-        ]
-    )
+    train_briefly(run_dir, "--pretrained", "none", "--model-json", json.dumps(TINY_MODEL), steps=2)
     for name in ("config.json", "model.safetensors"):
         client.upload_file(str(run_dir / "checkpoint" / name), bucket, f"models/tiny/{name}")
     with run_service(

@@ -4,8 +4,7 @@ import re
 import pytest
 
 from pipelines.model import load_checkpoint
-from tests.conftest import SMALL_MODEL, labelled_folder
-from training.train import main as train_main
+from tests.conftest import SMALL_FROM_SCRATCH, SMALL_MODEL, labelled_folder, train_briefly
 from training.train import parse_args, train
 
 pytestmark = pytest.mark.slow  # each test trains a network for a few steps
@@ -14,61 +13,12 @@ pytestmark = pytest.mark.slow  # each test trains a network for a few steps
 def test_a_few_training_steps_write_a_loadable_checkpoint(tmp_path):
     # a labelled folder in the real data's layout, made of the shipped sample
     folder = labelled_folder(tmp_path / "data")
-    model_json = '{"architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}, "tile_size": 128, "tile_overlap": 32}'
-    train_main(
-        [
-            "--out",
-            str(tmp_path / "run"),
-            "--data",
-            str(folder),
-            "--steps",
-            "3",
-            "--batch-size",
-            "2",
-            "--crop",
-            "96",
-            "--val-every",
-            "3",
-            "--val-synthetic",
-            "1",
-            "--workers",
-            "0",
-            "--pretrained",
-            "none",
-            "--model-json",
-            model_json,
-        ]
-    )
+    train_briefly(tmp_path / "run", "--data", str(folder), *SMALL_FROM_SCRATCH, steps=3)
     model = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu")
     assert model.config.training["steps_done"] == 3
     assert "synthetic_holdout" in model.config.metrics
     # resumable: asking for more steps continues from the saved state
-    train_main(
-        [
-            "--out",
-            str(tmp_path / "run"),
-            "--data",
-            str(folder),
-            "--steps",
-            "4",
-            "--batch-size",
-            "2",
-            "--crop",
-            "96",
-            "--val-every",
-            "4",
-            "--val-synthetic",
-            "1",
-            "--workers",
-            "0",
-            "--pretrained",
-            "none",
-            "--model-json",
-            model_json,
-            "--resume",
-            "--keep-checkpoints",
-        ]
-    )
+    train_briefly(tmp_path / "run", "--data", str(folder), "--resume", "--keep-checkpoints", *SMALL_FROM_SCRATCH, steps=4)
     assert load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.training["steps_done"] == 4
     # --keep-checkpoints keeps this validation's checkpoint beside the latest one
     assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["step-000004"]
@@ -79,31 +29,7 @@ def test_with_ema_the_checkpoint_holds_the_averaged_weights_not_the_last_step(tm
     import torch
     from safetensors.torch import load_file
 
-    model_json = '{"architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}, "tile_size": 128, "tile_overlap": 32}'
-    train_main(
-        [
-            "--out",
-            str(tmp_path / "run"),
-            "--steps",
-            "3",
-            "--batch-size",
-            "2",
-            "--crop",
-            "96",
-            "--ema",
-            "0.5",
-            "--val-every",
-            "3",
-            "--val-synthetic",
-            "1",
-            "--workers",
-            "0",
-            "--pretrained",
-            "none",
-            "--model-json",
-            model_json,
-        ]
-    )
+    train_briefly(tmp_path / "run", "--ema", "0.5", *SMALL_FROM_SCRATCH, steps=3)
     shipped = load_file(str(tmp_path / "run" / "checkpoint" / "model.safetensors"))
     state = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
     averaged = {k.removeprefix("module."): v for k, v in state["averaged"].items() if k.startswith("module.")}
@@ -114,32 +40,10 @@ def test_with_ema_the_checkpoint_holds_the_averaged_weights_not_the_last_step(tm
 
 def test_a_run_started_from_a_checkpoint_names_that_checkpoint_and_its_version(tmp_path):
     from pipelines.model import ModelConfig, build_network, save_checkpoint
-    from tests.conftest import SMALL_MODEL
 
     start = ModelConfig(**SMALL_MODEL, name="lithoseg-test", version="7")
     save_checkpoint(tmp_path / "start", start, build_network(start))
-    train_main(
-        [
-            "--out",
-            str(tmp_path / "run"),
-            "--init",
-            str(tmp_path / "start"),
-            "--steps",
-            "1",
-            "--batch-size",
-            "2",
-            "--crop",
-            "96",
-            "--val-every",
-            "1",
-            "--val-synthetic",
-            "1",
-            "--workers",
-            "0",
-            "--model-json",
-            json.dumps(SMALL_MODEL),
-        ]
-    )
+    train_briefly(tmp_path / "run", "--init", str(tmp_path / "start"), "--model-json", json.dumps(SMALL_MODEL))
     training = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.training
     assert training["initialised_from"] == {"path": str(tmp_path / "start"), "name": "lithoseg-test", "version": "7"}
 
@@ -149,32 +53,11 @@ def test_a_run_started_from_a_checkpoint_keeps_its_content_gate(tmp_path):
 
     from pipelines.gate import BANK_FILE, GateBank
     from pipelines.model import ModelConfig, build_network, save_checkpoint
-    from tests.conftest import SMALL_MODEL
 
     start = ModelConfig(**SMALL_MODEL)
     save_checkpoint(tmp_path / "start", start, build_network(start))
     GateBank(np.eye(3, dtype=np.float16), np.array(["p", "q", "r"]), 0.42).save(tmp_path / "start")
-    train_main(
-        [
-            "--out",
-            str(tmp_path / "run"),
-            "--init",
-            str(tmp_path / "start"),
-            "--steps",
-            "1",
-            "--batch-size",
-            "2",
-            "--crop",
-            "96",
-            "--val-every",
-            "1",
-            "--val-synthetic",
-            "0",
-            "--workers",
-            "0",
-            "--keep-checkpoints",
-        ]
-    )
+    train_briefly(tmp_path / "run", "--init", str(tmp_path / "start"), "--keep-checkpoints", val_synthetic=0)
     bank = (tmp_path / "start" / BANK_FILE).read_bytes()  # embeddings of the fixed ImageNet encoder: still valid
     assert (tmp_path / "run" / "checkpoint" / BANK_FILE).read_bytes() == bank
     assert (tmp_path / "run" / "checkpoints" / "step-000001" / BANK_FILE).read_bytes() == bank
@@ -191,28 +74,7 @@ def test_a_run_started_from_a_checkpoint_keeps_its_architecture(tmp_path):
         version="3",
     )
     save_checkpoint(tmp_path / "start", start, build_network(start))
-    train_main(
-        [
-            "--out",
-            str(tmp_path / "run"),
-            "--init",
-            str(tmp_path / "start"),
-            "--steps",
-            "1",
-            "--batch-size",
-            "2",
-            "--crop",
-            "96",
-            "--val-every",
-            "1",
-            "--val-synthetic",
-            "1",
-            "--workers",
-            "0",
-            "--model-json",
-            json.dumps({"tile_overlap": 16}),
-        ]
-    )
+    train_briefly(tmp_path / "run", "--init", str(tmp_path / "start"), "--model-json", json.dumps({"tile_overlap": 16}))
     config = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config
     assert (config.architecture, config.architecture_kwargs["decoder_pyramid_channels"], config.tile_size) == ("FPN", 32, 128)
     assert config.tile_overlap == 16 and config.version != "3"
@@ -220,34 +82,12 @@ def test_a_run_started_from_a_checkpoint_keeps_its_architecture(tmp_path):
 
 def test_photos_larger_than_an_inherited_working_size_are_trained_on_at_it(tmp_path, capsys):
     from pipelines.model import ModelConfig, build_network, save_checkpoint
-    from tests.conftest import SMALL_MODEL
 
     # the start checkpoint segments photos at a shorter side of at most 100 px; cc05 is 154 x 1,600
     start = ModelConfig(**SMALL_MODEL, max_short_side=100)
     save_checkpoint(tmp_path / "start", start, build_network(start))
     folder = labelled_folder(tmp_path / "data")
-    train_main(
-        [
-            "--out",
-            str(tmp_path / "run"),
-            "--init",
-            str(tmp_path / "start"),
-            "--data",
-            str(folder),
-            "--steps",
-            "1",
-            "--batch-size",
-            "2",
-            "--crop",
-            "96",
-            "--val-every",
-            "1",
-            "--val-synthetic",
-            "1",
-            "--workers",
-            "0",
-        ]
-    )
+    train_briefly(tmp_path / "run", "--init", str(tmp_path / "start"), "--data", str(folder))
     out = capsys.readouterr().out
     assert "1 training photo(s) scaled down to a shorter side of 100 px, as the service will segment them: cc05" in out
     assert re.search(r"step 1/1 loss [0-9.]+ lr \S+ [0-9.]+ crops/s, about 0 s left", out)  # progress, with the time left
@@ -269,31 +109,7 @@ def test_the_rock_logit_is_the_log_odds_of_any_rock_class():
 
 
 def test_the_rock_loss_trains(tmp_path):
-    model_json = '{"architecture_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}, "tile_size": 128, "tile_overlap": 32}'
-    train_main(
-        [
-            "--out",
-            str(tmp_path / "run"),
-            "--steps",
-            "2",
-            "--batch-size",
-            "2",
-            "--crop",
-            "96",
-            "--rock-loss",
-            "1",
-            "--val-every",
-            "2",
-            "--val-synthetic",
-            "1",
-            "--workers",
-            "0",
-            "--pretrained",
-            "none",
-            "--model-json",
-            model_json,
-        ]
-    )
+    train_briefly(tmp_path / "run", "--rock-loss", "1", *SMALL_FROM_SCRATCH, steps=2)
     training = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.training
     assert training["steps_done"] == 2 and training["recipe"]["rock_loss"] == 1
 
