@@ -13,7 +13,8 @@ for them), measured leave-one-photo-out
 (fitted on the other photos, scored on the one left out), so the "after" figure is not scored on
 the photos it was fitted on. `--folds` pools the cross-validation's folds instead: each photo is
 segmented by the fold model that never saw it, so every labelled photo counts (the fit is then for
-a model trained with that recipe). `--write` stores the fit on all the photos in the checkpoint's
+a model trained with that recipe; `--settings-from` segments with the inference settings that model
+ships with). `--write` stores the fit on all the photos in the checkpoint's
 config.json (`confidence_calibration`); `--doc` writes the report `<doc>.json` and the
 reliability diagram `<doc>.svg`.
 """
@@ -167,7 +168,7 @@ def svg(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m training.calibration`: measure, fit and (with --write) store the calibration."""
-    from pipelines.model import load_checkpoint, update_config
+    from pipelines.model import load_checkpoint, read_config, update_config
     from training.crossval import finished_folds
     from training.datasets import load_folder
 
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--only", help="photo ids (held out from training), comma-separated")
     parser.add_argument("--folds", help="a cross-validation run (training.crossval --out): each fold's model on its held-out photos")
+    parser.add_argument("--settings-from", help="with --folds: segment with this checkpoint's inference settings (the fit's model)")
     parser.add_argument("--exclude", default="", help="with --folds: photo ids kept out of the fit (those a checkpoint is scored on)")
     parser.add_argument("--method", choices=sorted(FITS), default="isotonic", help="isotonic (256 free levels) or power (p**a)")
     parser.add_argument("--write", action="store_true", help="store the fit in --model's config.json")
@@ -192,7 +194,10 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"No fold under {args.folds} has run all its steps.")
         excluded = set(filter(None, args.exclude.split(",")))
         kept = [(checkpoint, set(ids) - excluded) for checkpoint, ids in folds if set(ids) - excluded]
-        per_fold = [pairs(load_checkpoint(checkpoint), load_folder(args.data, ids)) for checkpoint, ids in kept]
+        settings = read_config(args.settings_from) if args.settings_from else None
+        models = [load_checkpoint(checkpoint) for checkpoint, _ in kept]
+        models = [m.with_settings_of(settings) if settings else m for m in models]
+        per_fold = [pairs(model, load_folder(args.data, ids)) for model, (_, ids) in zip(models, kept, strict=True)]
         per_photo = [p for photos in per_fold for p in photos]
         groups = [fold for fold, photos in enumerate(per_fold) for _ in photos]  # a fold's photos left out together
     else:

@@ -7,6 +7,8 @@
     python -m training.crossval rescore --data ../shared/data/real_cores --out var/cv/r1   # judge finished folds again
     python -m training.crossval rescore --data ../shared/data/real_cores --out var/cv/r1 \
         --settings-from models/lithoseg-default          # ... also with the shipped model's inference settings
+    python -m training.crossval attach --out var/cv/r1 --model var/runs/r1-all/checkpoint \
+        --settings-from models/lithoseg-default          # the folds' figures into the recipe's all-photo model
 
 Folds are balanced across the photo sources (the handheld `cc*` and the drone `dji*` photos of
 the data's manifest `subset`): each source's photos, in id order, are dealt round-robin, the
@@ -149,9 +151,21 @@ def fold_metrics(directory: Path) -> dict[str, Any] | None:
         "holdout": training.get("recipe", {}).get("holdout", []),
         "steps": training.get("steps_done"),
         **{figure: real[figure] for figure in FIGURES},
+        "per_class": present_classes(real),
         "judging": real.get("judging", EVERY_PIXEL),
         "synthetic_holdout": {figure: config["metrics"].get("synthetic_holdout", {}).get(figure) for figure in FIGURES},
-        "with_settings": None if other is None else {key: other[key] for key in (*FIGURES, "judging", "settings_from", "settings")},
+        "with_settings": None
+        if other is None
+        else {key: other[key] for key in (*FIGURES, "judging", "settings_from", "settings")} | {"per_class": present_classes(other)},
+    }
+
+
+def present_classes(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Class name -> {"iou", "pixels"} for the rock classes an evaluation's photos held."""
+    return {
+        name: {"iou": row["iou"], "pixels": row["pixels"]}
+        for name, row in figures.get("per_class", {}).items()
+        if name != "background" and row.get("pixels", 0) > 0
     }
 
 
@@ -306,8 +320,64 @@ def spread_line(summary: dict[str, Any], figure: str, label: str, complete: int,
     return [f"\n{label}: {figures} ({complete} of {of} folds)"]
 
 
+def attach(summary: dict[str, Any], model: str | Path, settings_from: str | Path | None, run: str, k: int) -> dict[str, Any]:
+    """Give a checkpoint trained on every photo with the folds' recipe the folds' figures as its
+    real-photo metrics (`metrics.real_holdout`: the mean over the folds of rock-vs-background IoU,
+    mIoU and each rock class's IoU, its pixels summed, and the folds themselves), since no photo is
+    left to score it on; with `settings_from`, the figures measured with that checkpoint's
+    inference settings (`rescore --settings-from`), and those settings written into the checkpoint
+    too. The service then reports a class as validated on real photos with its cross-validated IoU.
+    Returns the figures written."""
+    from pipelines.model import read_config, update_config
+
+    config = checkpoint_config(Path(model))
+    recipe = (config or {}).get("training", {}).get("recipe")
+    if recipe is None:
+        raise ValueError(f"{model} has no training record to compare with the folds' recipe.")
+    if recipe.get("holdout"):
+        raise ValueError(f"{model} held out {', '.join(recipe['holdout'])}; only a model trained on every photo takes the folds' figures.")
+    mine = dict(recipe)
+    mine.pop("holdout", None)
+    if not isinstance(summary["recipe"], dict) or same_recipe(json.dumps(mine)) != same_recipe(json.dumps(summary["recipe"])):
+        raise ValueError(f"{model} was trained with another recipe than the folds'; their figures are not its figures.")
+    done = [(name, row) for name, row in summary["folds"].items() if row is not None and row["steps"] >= summary["recipe"].get("steps", 0)]
+    settings = None
+    if settings_from is not None:
+        settings = read_config(settings_from).inference_settings()
+        scored = [(name, row.get("with_settings")) for name, row in done]
+        if not done or any(other is None or other["settings"] != settings for _, other in scored):
+            raise ValueError(f"Not every finished fold was scored with {settings_from}'s settings: run `rescore --settings-from` first.")
+        done = scored
+    if not done:
+        raise ValueError("No fold has run all its steps.")
+    missing = [name for name, row in done if "per_class" not in row]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} lack per-class figures (a report from before they were kept): rescore them.")
+    classes = sorted({c for _, row in done for c in row["per_class"]})
+    per_class = {}
+    for name in classes:
+        rows = [row["per_class"][name] for _, row in done if name in row["per_class"]]
+        per_class[name] = {"iou": statistics.fmean(r["iou"] for r in rows), "pixels": sum(r["pixels"] for r in rows), "folds": len(rows)}
+    figures = {
+        **{figure: statistics.fmean(row[figure] for _, row in done) for figure in FIGURES},
+        "per_class": per_class,
+        "judging": done[0][1]["judging"],
+        "cross_validated": {
+            "run": run,
+            "complete": len(done),
+            "of": k,
+            "settings_from": None if settings_from is None else str(settings_from),
+            "folds": {name: {"holdout": summary["folds"][name]["holdout"], **{f: row[f] for f in FIGURES}} for name, row in done},
+        },
+    }
+    metrics = dict((config or {}).get("metrics", {}))
+    metrics["real_holdout"] = figures
+    update_config(model, {"metrics": metrics, **(settings or {})})
+    return figures
+
+
 def main(argv: list[str] | None = None) -> None:
-    """`python -m training.crossval folds|run|report|rescore`."""
+    """`python -m training.crossval folds|run|report|rescore|attach`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     train_args: list[str] = []
     if "--" in argv:
@@ -332,7 +402,25 @@ def main(argv: list[str] | None = None) -> None:
     again.add_argument("--data", required=True)
     again.add_argument("--out", required=True)
     again.add_argument("--settings-from", help="a checkpoint directory: also score with its inference settings (the shipped model's, say)")
+    give = sub.add_parser("attach", help="give the folds' recipe trained on every photo their figures as its real-photo metrics")
+    give.add_argument("--out", required=True)
+    give.add_argument("--model", required=True, help="the checkpoint directory trained on every photo")
+    give.add_argument("--settings-from", help="take the figures measured with this checkpoint's inference settings, and the settings too")
+    give.add_argument("--recorded", help="an earlier report of this recipe (docs/crossval-*.json): its folds fill in those not run here")
+    give.add_argument("--k", type=int, default=5)
     args = parser.parse_args(argv)
+    if args.command == "attach":
+        try:
+            summary = report(args.out, json.loads(Path(args.recorded).read_text()) if args.recorded else None)
+            figures = attach(summary, args.model, args.settings_from, args.out, args.k)
+        except ValueError as exc:
+            parser.error(str(exc))
+        folds = figures["cross_validated"]
+        print(f"{args.model}: real-photo figures of {folds['complete']} of {folds['of']} folds: rock-vs-background IoU "
+              f"{figures['rock_vs_background_iou']:.3f}, mIoU {figures['miou_rock_present']:.3f}")  # fmt: skip
+        for name, row in figures["per_class"].items():
+            print(f"  {name}: IoU {row['iou']:.3f} over {row['folds']} fold(s)")
+        return
     if args.command == "rescore":
         for name in rescore(args.out, args.data, args.settings_from):
             print(f"{name}: rescored")

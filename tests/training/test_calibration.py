@@ -65,3 +65,33 @@ def test_a_checkpoints_table_maps_the_confidence_and_never_the_classes():
     assert calibrated(segmentation, None) is segmentation
     with pytest.raises(ValueError, match="256 entries"):
         calibrated(segmentation, [0, 1, 2])
+
+
+def test_a_fit_on_the_folds_segments_with_the_settings_of_the_model_it_is_for(tmp_path, monkeypatch):
+    import json
+
+    import training.calibration as calibration
+    from pipelines.model import ModelConfig, build_network, read_config, save_checkpoint
+    from tests.conftest import SMALL_MODEL, labelled_folder
+    from tests.training.test_crossval import write_fold
+
+    data = labelled_folder(tmp_path / "data", ("p0", "p1"))
+    out = tmp_path / "cv"
+    for index in (0, 1):
+        checkpoint = write_fold(out, index)
+        config = {**ModelConfig(**SMALL_MODEL).to_dict(), **json.loads((checkpoint / "config.json").read_text())}
+        save_checkpoint(checkpoint, ModelConfig.from_dict(config), build_network(ModelConfig(**SMALL_MODEL)))
+    shipped = ModelConfig(**SMALL_MODEL, max_short_side=200, scales=[1.0, 0.5])
+    save_checkpoint(tmp_path / "all", shipped, build_network(shipped))
+    seen = []
+
+    def recorded_pairs(model, items):  # what each fold model segments with, and pairs 90 % sure but right 60 % of the time
+        seen.append((model.config.max_short_side, model.config.scales, [item.name for item in items]))
+        return [(np.full(1000, 230, np.uint8), np.arange(1000) % 10 < 6) for _ in items]
+
+    monkeypatch.setattr(calibration, "pairs", recorded_pairs)
+    model = str(tmp_path / "all")
+    calibration.main(["--folds", str(out), "--data", str(data), "--settings-from", model, "--model", model, "--write"])
+    assert seen == [(200, [1.0, 0.5], ["p0"]), (200, [1.0, 0.5], ["p1"])]
+    table = read_config(tmp_path / "all").confidence_calibration
+    assert table is not None and abs(table[230] - 0.6 * 255) <= 1

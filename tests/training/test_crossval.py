@@ -238,3 +238,68 @@ def test_rescore_with_the_shipped_settings_reports_them_beside_the_folds_own(tmp
         report(out)
     with pytest.raises(SystemExit):
         crossval_main(["report", "--out", str(out)])
+
+
+def test_attach_gives_a_model_trained_on_every_photo_the_folds_figures_and_settings(tmp_path):
+    from pipelines.model import ModelConfig
+    from pipelines.validation import validated_classes
+    from tests.conftest import SMALL_MODEL
+    from training.crossval import attach
+    from training.crossval import main as crossval_main
+
+    settings = {"max_short_side": 200, "scales": [1.0, 0.5], "guided_filter": None, "auto_exposure": None}
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "config.json").write_text(json.dumps(ModelConfig(**SMALL_MODEL, **settings).to_dict()))
+    out, recipe = tmp_path / "cv", {"steps": 10, "lr": 0.001}
+    per_fold = [{"sandstone": (0.4, 100), "limestone": (0.9, 50)}, {"sandstone": (0.6, 300)}]
+    for index, classes in enumerate(per_fold):
+        checkpoint = write_fold(out, index, rock=0.8 + index / 10, recipe=recipe)
+        config = json.loads((checkpoint / "config.json").read_text())
+        per_class = {"background": {"iou": 0.95, "pixels": 999}} | {n: {"iou": i, "pixels": p} for n, (i, p) in classes.items()}
+        own = config["metrics"]["real_holdout"]
+        config["metrics"]["real_holdout"] = own | {"per_class": per_class, "judging": "rule"}
+        config["metrics"]["real_holdout_with_settings"] = own | {
+            "rock_vs_background_iou": own["rock_vs_background_iou"] + 0.01,
+            "per_class": per_class,
+            "judging": "rule",
+            "settings_from": str(shipped),
+            "settings": settings,
+        }
+        (checkpoint / "config.json").write_text(json.dumps(config))
+    write_fold(out, 2, steps_done=5, recipe=recipe)  # still training: not counted
+    model = tmp_path / "all" / "checkpoint"
+    model.mkdir(parents=True)
+    everything = {**ModelConfig(**SMALL_MODEL).to_dict(), "training": {"steps_done": 10, "recipe": {**recipe, "holdout": []}}}
+    (model / "config.json").write_text(json.dumps(everything))
+
+    figures = attach(report(out), model, shipped, str(out), 5)
+    assert figures["rock_vs_background_iou"] == pytest.approx(0.86)  # the mean of 0.81 and 0.91, with the shipped settings
+    assert figures["per_class"]["sandstone"] == {"iou": pytest.approx(0.5), "pixels": 400, "folds": 2}
+    assert figures["per_class"]["limestone"] == {"iou": 0.9, "pixels": 50, "folds": 1}
+    assert figures["cross_validated"]["complete"] == 2 and figures["cross_validated"]["of"] == 5
+    written = json.loads((model / "config.json").read_text())
+    assert written["scales"] == [1.0, 0.5] and written["max_short_side"] == 200  # the settings the figures were measured with
+    assert written["training"]["recipe"]["holdout"] == []  # the rest of the config kept
+    assert validated_classes(written["metrics"]) == {
+        "limestone": {"real_iou": 0.9, "real_pixels": 50},
+        "sandstone": {"real_iou": 0.5, "real_pixels": 400},
+    }
+
+    held_out = json.loads(json.dumps(everything))
+    held_out["training"]["recipe"]["holdout"] = ["p0"]
+    (model / "config.json").write_text(json.dumps(held_out))
+    with pytest.raises(ValueError, match="held out p0"):
+        attach(report(out), model, shipped, str(out), 5)
+    other = json.loads(json.dumps(everything))
+    other["training"]["recipe"]["lr"] = 0.01
+    (model / "config.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="another recipe"):
+        attach(report(out), model, shipped, str(out), 5)
+    (model / "config.json").write_text(json.dumps(everything))
+    (shipped / "config.json").write_text(json.dumps(ModelConfig(**SMALL_MODEL, **(settings | {"scales": [1.0]})).to_dict()))
+    with pytest.raises(ValueError, match="rescore --settings-from"):
+        attach(report(out), model, shipped, str(out), 5)
+    with pytest.raises(SystemExit):  # the command says so in a sentence
+        crossval_main(["attach", "--out", str(out), "--model", str(model), "--settings-from", str(shipped)])
+    assert attach(report(out), model, None, str(out), 5)["rock_vs_background_iou"] == pytest.approx(0.85)  # the folds' own settings
