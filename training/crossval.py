@@ -411,8 +411,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "attach":
         try:
-            summary = report(args.out, json.loads(Path(args.recorded).read_text()) if args.recorded else None)
-            figures = attach(summary, args.model, args.settings_from, args.out, args.k)
+            folds_run = report(args.out, json.loads(Path(args.recorded).read_text()) if args.recorded else None)
+            figures = attach(folds_run, args.model, args.settings_from, args.out, args.k)
         except ValueError as exc:
             parser.error(str(exc))
         folds = figures["cross_validated"]
