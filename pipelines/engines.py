@@ -20,11 +20,12 @@ Parity before speed: an engine is used only if its argmax agrees with PyTorch FP
 INT8 export only if its held-out checks passed (at most 0.01 rock-vs-background IoU and 0.02 mIoU
 lost). bf16 is held to the FP32 bar; its held-out figures are in the model card.
 
-Artefacts are built once per checkpoint, never per request: an export is written beside the
-checkpoint (`engines/` in its directory) or, where that is read-only, under
-`~/.cache/lithoseg/engines/<hash of the weights>/`, with the parity measured when it was built
-(`parity.json`); an INT8 export is built offline and shipped beside its checkpoint with the
-held-out checks it passed (`<engine>.checks.json`). OpenVINO takes tiles of every size (it
+Artefacts are built once per checkpoint's weights, never per request: an export is written beside
+the checkpoint (`engines/<hash of the weights>/` in its directory) or, where that is read-only,
+under `~/.cache/lithoseg/engines/<hash of the weights>/`, with the parity measured when it was built
+(`parity.json`); an INT8 export is built offline. A reduced-precision engine's held-out checks
+(`engines/<engine>.checks.json`, shipped with the checkpoint) name the weights they were measured
+with, and count for those weights only. OpenVINO takes tiles of every size (it
 compiles the export for each new shape); ONNX Runtime and TensorRT only the export's, and a tile
 of another shape (the coarse passes of the scale search, a small picture) runs on the reference
 engine. An engine whose runtime is
@@ -131,19 +132,42 @@ def weights_digest(checkpoint: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def artefact_dir(checkpoint: Path) -> Path:
-    """Where a checkpoint's engine artefacts live: beside it if writable, else in the user's cache."""
-    beside = checkpoint / ENGINES_DIR
+def artefact_dir(checkpoint: Path, digest: str | None = None) -> Path:
+    """Where engines built from a checkpoint's present weights live: `engines/<digest>/` beside it
+    if writable, else `~/.cache/lithoseg/engines/<digest>/` (`digest`: `weights_digest`, where the
+    caller has it already). Keyed by the weights, so that an export of weights trained since (a
+    checkpoint folder written again) is never taken for these weights' own."""
+    digest = digest or weights_digest(checkpoint)
+    beside = checkpoint / ENGINES_DIR / digest
     try:
-        beside.mkdir(exist_ok=True)
+        beside.mkdir(parents=True, exist_ok=True)
         probe = beside / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
         return beside
     except OSError:
-        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lithoseg" / "engines" / weights_digest(checkpoint)
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lithoseg" / "engines" / digest
         cache.mkdir(parents=True, exist_ok=True)
         return cache
+
+
+def checks_paths(checkpoint: Path, digest: str | None = None) -> list[Path]:
+    """Where a checkpoint's held-out checks are looked for, in order: beside it (`engines/`, shipped
+    with it), then among its built artefacts (where `check` writes when the folder is read-only)."""
+    return [checkpoint / ENGINES_DIR, artefact_dir(checkpoint, digest)]
+
+
+def read_checks(checkpoint: Path, name: str, digest: str) -> dict[str, Any]:
+    """The held-out checks engine `name` passed or failed with these weights (`digest`); `{}` when
+    never checked. A check of other weights (the folder trained again since) does not count."""
+    found = [json.loads(p.read_text()) for d in checks_paths(checkpoint, digest) if (p := d / checks_file(name)).is_file()]
+    for checks in found:
+        if checks.get("weights") == digest:
+            return checks
+    if found:
+        again = "run python -m training.engine_checks check again"
+        return {"accepted": False, "reason": f"checked with other weights than these ({digest}): {again}"}
+    return {}
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -416,17 +440,18 @@ def _build(
 ) -> Engine:  # fmt: skip
     if name == "torch-compile":
         return compile_engine(network, device, tile_size, torch.float16)
-    directory = artefact_dir(checkpoint)
+    digest = weights_digest(checkpoint)
+    directory = artefact_dir(checkpoint, digest)
     if name in REDUCED_PRECISION:
-        found = [d / checks_file(name) for d in (directory, checkpoint / ENGINES_DIR) if (d / checks_file(name)).is_file()]
-        checks = json.loads(found[0].read_text()) if found else {}
+        checks = read_checks(checkpoint, name, digest)
         if not checks.get("accepted"):
             reason = checks.get("reason", f"not checked: python -m training.engine_checks check --engine {name}")
             raise EngineUnavailable(f"it has not passed the held-out checks ({reason})")
     if name == "onnxruntime-int8":
         if device.type != "cpu":
             raise EngineUnavailable("INT8 through ONNX Runtime is the CPU path")
-        path = next((d / INT8_FILE for d in (directory, checkpoint / ENGINES_DIR) if (d / INT8_FILE).is_file()), None)
+        shipped = checkpoint / ENGINES_DIR / digest  # an export shipped in a read-only checkpoint folder
+        path = next((d / INT8_FILE for d in (directory, shipped) if (d / INT8_FILE).is_file()), None)
         if path is None:
             raise EngineUnavailable(
                 f"no {INT8_FILE} for this checkpoint (python -m training.engine_checks check --engine onnxruntime-int8 builds it)"

@@ -4,9 +4,10 @@
         --data ../shared/data/real_cores --holdout cc05,cc26,dji0045,dji0049,dji0059
 
 An engine that computes in less than FP32 (INT8 from post-training quantization, bf16) is used by
-`auto` only if the checks written here beside the checkpoint (`engines/<engine>.checks.json`)
-say it loses at most `MAX_ROCK_IOU_LOSS` rock-vs-background IoU and `MAX_MIOU_LOSS` mIoU against
-FP32 on held-out photos and held-out synthetic cores (`pipelines/engines.py` reads them).
+`auto` only if the checks written here beside the checkpoint (`engines/<engine>.checks.json`,
+naming the weights they were measured with) say it loses at most `MAX_ROCK_IOU_LOSS`
+rock-vs-background IoU and `MAX_MIOU_LOSS` mIoU against FP32 on held-out photos and held-out
+synthetic cores (`pipelines/engines.py` reads them, for those weights only).
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from pipelines.engines import (
     _atomic_write,
     artefact_dir,
     checks_file,
+    checks_paths,
     cpu_has_native_bf16,
     measure_parity,
     openvino_engine,
     ort_engine,
     parity_tiles,
+    weights_digest,
 )
 
 # -- INT8: post-training quantization, built offline ---------------------------------------------
@@ -149,9 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     def prepare(tiles: np.ndarray) -> torch.Tensor:
         return normalise(torch.from_numpy(np.array(tiles)), config, torch.device("cpu"))
 
-    directory = artefact_dir(checkpoint)
+    digest = weights_digest(checkpoint)
+    directory = artefact_dir(checkpoint, digest)
     candidate = load_checkpoint(checkpoint, "cpu", engine="torch")
-    entry: dict[str, Any] = {"engine": args.engine, "holdout": sorted(holdout)}
+    entry: dict[str, Any] = {"engine": args.engine, "weights": digest, "holdout": sorted(holdout)}
     if args.engine == "onnxruntime-int8":
         calibration = _calibration_tiles(args.data, holdout, config.tile_size, args.per_photo)
         out = quantize_int8(directory / FP32_FILE, directory / INT8_FILE, calibration, prepare)
@@ -171,8 +175,14 @@ def main(argv: list[str] | None = None) -> None:
     entry["argmax_agreement_with_fp32"] = round(
         measure_parity(fp32.engine, candidate.engine, [prepare(t[None]) for t in parity_tiles(config.tile_size)]), 4
     )
-    (directory / checks_file(args.engine)).write_text(json.dumps(entry, indent=1) + "\n")
-    print(json.dumps(entry, indent=1))
+    text = json.dumps(entry, indent=1) + "\n"
+    for folder in checks_paths(checkpoint, digest):  # beside the checkpoint, to ship with it, unless that is read-only
+        try:
+            (folder / checks_file(args.engine)).write_text(text)
+            break
+        except OSError:
+            continue
+    print(text, end="")
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def test_openvino_runs_tiles_of_every_size_as_pytorch_does():
 
 
 def test_the_export_is_built_once_and_its_parity_recorded(shipped_models):
-    directory = DEFAULT_MODEL / ENGINES_DIR
+    directory = engines.artefact_dir(DEFAULT_MODEL)
     export = directory / engines.FP32_FILE
     built = export.stat().st_mtime_ns
     load_checkpoint(DEFAULT_MODEL, "cpu", engine="onnxruntime", threads=1)
@@ -88,6 +88,27 @@ def test_artefacts_go_to_the_cache_when_the_checkpoint_folder_cannot_take_them(t
     assert directory == tmp_path / "cache" / "lithoseg" / "engines" / engines.weights_digest(checkpoint)
     assert load_checkpoint(checkpoint, "cpu", engine="onnxruntime", threads=1).engine.name == "onnxruntime"
     assert (directory / engines.FP32_FILE).is_file()
+
+
+def test_weights_trained_again_into_the_same_folder_never_run_through_the_old_export_or_checks(tmp_path):
+    config = ModelConfig(**SMALL_MODEL)
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(tmp_path / "ckpt", config, build_network(config))
+    first = load_checkpoint(checkpoint, "cpu", engine="onnxruntime", threads=1)
+    old = engines.artefact_dir(checkpoint)
+    assert (old / engines.FP32_FILE).is_file()
+    passed = {"engine": "openvino-bf16", "weights": engines.weights_digest(checkpoint), "accepted": True}
+    (checkpoint / ENGINES_DIR / engines.checks_file("openvino-bf16")).write_text(json.dumps(passed))  # the old weights passed
+    torch.manual_seed(1)
+    save_checkpoint(checkpoint, config, build_network(config))  # a run writes new weights over the folder
+    again = load_checkpoint(checkpoint, "cpu", engine="onnxruntime", threads=1)
+    assert engines.artefact_dir(checkpoint) != old and (engines.artefact_dir(checkpoint) / engines.FP32_FILE).is_file()
+    tile = torch.from_numpy(parity_tiles(128, 1)[0].transpose(2, 0, 1)[None].astype(np.float32) / 255)
+    with torch.inference_mode():  # the export of the new weights: PyTorch's answer, not the old network's
+        assert torch.allclose(again.engine(tile), again.network(tile), atol=1e-3)
+        assert not torch.allclose(again.engine(tile), first.engine(tile), atol=1e-3)
+    bf16 = load_checkpoint(checkpoint, "cpu", engine="openvino-bf16", threads=1)
+    assert bf16.engine.name == "torch" and "other weights" in bf16.engine.fallback_reason  # the old weights' pass does not carry over
 
 
 def test_engines_that_cannot_run_here_fall_back_to_pytorch_and_say_why(tmp_path, monkeypatch):
@@ -130,6 +151,7 @@ SHIPPED_CHECKS = sorted((DEFAULT_MODEL / ENGINES_DIR).glob("*.checks.json"))
 @pytest.mark.parametrize("path", SHIPPED_CHECKS, ids=lambda p: p.name)
 def test_a_reduced_precision_engine_is_used_only_within_the_held_out_bars(path):
     checks = json.loads(path.read_text())
+    assert checks["weights"] == engines.weights_digest(DEFAULT_MODEL)  # checked with the weights that ship
     within = all(
         group["fp32"]["rock_vs_background_iou"] - group["candidate"]["rock_vs_background_iou"] <= engines.MAX_ROCK_IOU_LOSS
         and group["fp32"]["miou_rock_present"] - group["candidate"]["miou_rock_present"] <= engines.MAX_MIOU_LOSS
