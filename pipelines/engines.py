@@ -53,6 +53,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipelines.checkpoint_files import CHECKED_ENGINES, ENGINES_DIR
+
 logger = logging.getLogger(__name__)
 
 ENGINES = (
@@ -70,10 +72,9 @@ ENGINES = (
 )
 CUDA_DTYPES = {"torch-fp16": torch.float16, "torch-bf16": torch.bfloat16, "torch-fp32": torch.float32}
 CPU_AUTO_ORDER = ("openvino-bf16", "onnxruntime-int8", "openvino", "onnxruntime")  # the first that runs and passes parity
-ENGINES_DIR = "engines"
 FP32_FILE = "model-fp32.onnx"
 INT8_FILE = "model-int8.onnx"
-REDUCED_PRECISION = ("onnxruntime-int8", "openvino-bf16")  # used only after held-out checks (`check`)
+REDUCED_PRECISION = CHECKED_ENGINES  # used only after held-out checks (`check`)
 MAX_ROCK_IOU_LOSS, MAX_MIOU_LOSS = 0.01, 0.02  # what a reduced-precision engine may lose on held-out images
 
 

@@ -45,7 +45,9 @@ def fetch_checkpoint(uri: str, s3_endpoint_url: str | None = None, cache_dir: st
         (target / name).write_bytes(store.get(name))
     for name in CHECKPOINT_EXTRAS:
         try:
-            (target / name).write_bytes(store.get(name))
+            found = store.get(name)
         except ObjectNotFound:
-            pass
+            continue
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_bytes(found)
     return target

@@ -104,7 +104,7 @@ def test_unknown_scheme_is_refused():
         open_store("ftp://host/path")
 
 
-def test_a_checkpoint_on_s3_is_fetched_with_its_gate_bank_when_it_has_one(s3_server, s3_bucket, tmp_path):
+def test_a_checkpoint_on_s3_is_fetched_with_its_gate_bank_and_engine_checks_when_it_has_them(s3_server, s3_bucket, tmp_path):
     from storage.factory import fetch_checkpoint
 
     store = open_store(f"s3://{s3_bucket}/models/mine", s3_server)
@@ -116,6 +116,10 @@ def test_a_checkpoint_on_s3_is_fetched_with_its_gate_bank_when_it_has_one(s3_ser
     store.put("gate.npz", b"bank")
     fetched = fetch_checkpoint(f"s3://{s3_bucket}/models/mine", s3_server, tmp_path / "with")
     assert (fetched / "gate.npz").read_bytes() == b"bank" and (fetched / "config.json").read_bytes() == b'{"name": "mine"}'
+    store.put("engines/openvino-bf16.checks.json", b'{"accepted": true}')  # what lets `auto` use bf16 on this model
+    checked = fetch_checkpoint(f"s3://{s3_bucket}/models/mine", s3_server, tmp_path / "checked")
+    assert (checked / "engines" / "openvino-bf16.checks.json").read_bytes() == b'{"accepted": true}'
+    assert not (checked / "engines" / "onnxruntime-int8.checks.json").exists()
 
     with pytest.raises(ObjectNotFound):  # a prefix with no checkpoint is not silently an empty one
         fetch_checkpoint(f"s3://{s3_bucket}/models/none", s3_server, tmp_path / "none")
