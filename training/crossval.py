@@ -221,15 +221,19 @@ def fold_recipe(directory: Path) -> str | None:
     return json.dumps(recipe, sort_keys=True)
 
 
+# train.py's options that say how a run goes, not what it trains: never a reason to call two runs two recipes
+HOW_IT_RUNS = ("out", "resume", "holdout", "threads", "workers", "val_every", "val_synthetic", "keep_checkpoints")
+
+
 def same_recipe(recipe_json: str) -> str:
     """A recipe with every option it does not name at its default (options added to train.py
-    since a fold ran, at their defaults, do not make it another recipe)."""
+    since a fold ran, at their defaults, do not make it another recipe), without `HOW_IT_RUNS`."""
     from dataclasses import asdict
 
     from training.train import DEFAULTS
 
-    defaults = {k: v for k, v in asdict(DEFAULTS).items() if k not in ("out", "resume", "holdout")}
-    return json.dumps({**defaults, **json.loads(recipe_json)}, sort_keys=True, default=str)
+    recipe = {**asdict(DEFAULTS), **json.loads(recipe_json)}
+    return json.dumps({k: v for k, v in recipe.items() if k not in HOW_IT_RUNS}, sort_keys=True, default=str)
 
 
 def report(out: str | Path, recorded: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -291,6 +291,10 @@ def test_attach_gives_a_model_trained_on_every_photo_the_folds_figures_and_setti
     (model / "config.json").write_text(json.dumps(held_out))
     with pytest.raises(ValueError, match="held out p0"):
         attach(report(out), model, shipped, str(out), 5)
+    elsewhere = json.loads(json.dumps(everything))
+    elsewhere["training"]["recipe"] |= {"threads": 16, "val_every": 1000}  # how it ran, not what it trained
+    (model / "config.json").write_text(json.dumps(elsewhere))
+    assert attach(report(out), model, shipped, str(out), 5)["per_class"]["sandstone"]["iou"] == pytest.approx(0.5)
     other = json.loads(json.dumps(everything))
     other["training"]["recipe"]["lr"] = 0.01
     (model / "config.json").write_text(json.dumps(other))
