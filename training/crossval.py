@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.checkpoint_files import CONFIG_FILE
+from training.datasets import EVERY_PIXEL
 
 FIGURES = ("rock_vs_background_iou", "miou_rock_present")
-EVERY_PIXEL = "every pixel"  # how a fold validated before `judging` was recorded
 WITH_SETTINGS = "real_holdout_with_settings"  # the held-out figures with another checkpoint's inference settings
 
 

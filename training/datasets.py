@@ -157,6 +157,7 @@ def dilate(binary: np.ndarray, radius: int) -> np.ndarray:
 
 JUDGED_EDGE = 8  # px of background still judged around a partially labelled photo's labelled rock
 JUDGING = f"every pixel, except background within the labels' box of partially labelled photos ({JUDGED_EDGE} px edge kept)"
+EVERY_PIXEL = "every pixel"  # the other rule: `evaluate --every-pixel`, and how folds validated before `judging` was recorded
 
 
 def judged_labels(item: LabelledImage, partial: bool) -> LabelledImage:

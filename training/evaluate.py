@@ -36,7 +36,19 @@ from pipelines.engines import ENGINES
 from pipelines.errors import CheckpointError
 from pipelines.model import LoadedModel, load_checkpoint, read_config
 from pipelines.segment import segment_image
-from training.datasets import DatasetError, LabelledImage, expose_item, ignore_regions, load_folder, rescale_item, synthetic_item
+from training.datasets import (
+    EVERY_PIXEL,
+    JUDGING,
+    DatasetError,
+    LabelledImage,
+    expose_item,
+    ignore_regions,
+    judged_labels,
+    load_folder,
+    partially_labelled,
+    rescale_item,
+    synthetic_item,
+)
 from training.metrics import IGNORE_ID, ConfusionMatrix
 from training.synthetic import TRAINING_SEEDS_BELOW
 
@@ -176,6 +188,11 @@ def main(argv: list[str] | None = None) -> None:
         help="a checkpoint directory: run the network with its inference settings (working size, scales, guided filter, auto-exposure)",
     )
     parser.add_argument(
+        "--every-pixel",
+        action="store_true",
+        help="judge every pixel of partially labelled photos too (rock their labels leave out then counts as false rock)",
+    )
+    parser.add_argument(
         "--engine", default=None, choices=ENGINES, help="what runs the network (default: the checkpoint's engine; see pipelines/engines.py)"
     )
     args = parser.parse_args(argv)
@@ -197,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
             items = load_folder(args.data, names=names)
         except DatasetError as exc:
             parser.error(str(exc))
+        partial = set() if args.every_pixel else partially_labelled(args.data)  # judged as validation and crossval judge
+        items = [judged_labels(item, item.name in partial) for item in items]
         if args.ignore_regions:
             regions = json.loads(Path(args.ignore_regions).read_text())["regions"]
             items = [ignore_regions(item, regions.get(item.name, [])) for item in items]
@@ -217,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     report = evaluate_items(model, items, model.config.class_table, Path(args.overlays) if args.overlays else None, native=args.native)
     if args.ignore_regions:
         report["ignore_regions"] = args.ignore_regions
+    if args.data:
+        report["judging"] = EVERY_PIXEL if args.every_pixel else JUDGING
     report["rescale"], report["native_resolution"], report["settings_from"] = args.rescale, args.native, args.settings_from
     report["guided_filter"], report["auto_exposure"], report["exposure"] = model.refinement, model.auto_exposure, args.exposure
     report["model"] = {"path": str(args.model), "name": model.config.name, "version": model.config.version}

@@ -62,3 +62,19 @@ def test_synthetic_images_from_another_seed_and_never_from_training_seeds(tmp_pa
     with pytest.raises(SystemExit):
         evaluate_main(["--model", str(tmp_path / "ckpt"), "--synthetic", "2", "--synthetic-seed", str(TRAINING_SEEDS_BELOW - 1)])
     assert "training draws the seeds below it" in capsys.readouterr().err
+
+
+def test_a_partially_labelled_photo_is_judged_as_validation_judges_it_unless_every_pixel_is_asked(tmp_path):
+    from training.datasets import EVERY_PIXEL, JUDGING
+
+    folder = labelled_folder(tmp_path / "data", ("p0",))
+    (folder / "manifest.json").write_text(json.dumps({"photos": [{"id": "p0", "label_quality": "partial"}]}))
+    config = ModelConfig(**SMALL_MODEL)
+    save_checkpoint(tmp_path / "ckpt", config, build_network(config))
+    reports = {}
+    for name, extra in (("judged", []), ("every", ["--every-pixel"])):
+        evaluate_main(["--model", str(tmp_path / "ckpt"), "--data", str(folder), "--json", str(tmp_path / f"{name}.json"), *extra])
+        reports[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    photo = Image.open(DATA / "cc05.jpg")
+    assert reports["every"]["pixels"] == photo.width * photo.height and reports["every"]["judging"] == EVERY_PIXEL
+    assert reports["judged"]["pixels"] < photo.width * photo.height and reports["judged"]["judging"] == JUDGING
