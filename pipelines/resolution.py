@@ -23,7 +23,9 @@ that has lost much of the rock the others see is never kept, since calling every
 background is a confident answer too; nor is one that has lost a quarter of the rock seen at the
 working size without being clearly surer (on photos the network never saw, the cross-validation
 folds, a pass at a quarter of the size was a little surer and had lost a third of the core;
-docs/experiments/photo-resolution.md); nor is one that calls the whole picture rock where
+docs/experiments/photo-resolution.md), nor one smaller than the working size that is not clearly
+surer (there, reductions a little surer than the working size were worse every time, clearly
+surer ones better); nor is one that calls the whole picture rock where
 another sees background, which is the other confident answer of a network shown core far too
 small (MODEL_CARD.md, "Photo resolution").
 """
@@ -58,7 +60,8 @@ MIN_SEARCH_SIDE = 128  # no candidate shrinks an image's shorter side below this
 PHOTO_ASPECT = 4 / 3  # an enlarged image stays within a camera photo's frame at the cap
 ROCK_KEPT = 0.5  # a candidate with under half the rock cover of the one with most is out
 WORKING_ROCK_KEPT = 0.75  # ...and so is one with under three quarters of the working size's,
-WORKING_SURER = 0.03  # ...unless its mean confidence is this much higher (a close-up's working size over-calls rock)
+WORKING_SURER = 0.03  # ...unless its mean confidence is this much higher (a close-up's working size over-calls rock);
+# and one smaller than the working size always needs that margin (a reduction a little surer lost detail, not doubt)
 WHOLE_ROCK = 0.99  # a candidate giving this share of the picture or more to rock is out...
 SOME_BACKGROUND = 0.1  # ...once another gives at least this share to the background
 
@@ -103,8 +106,9 @@ class MostConfident:
     offered in any order with their index in that list. A network shown core too small for it
     calls the pieces background, or the whole picture rock, and is sure of either; so one whose
     rock covers less than ROCK_KEPT of the largest rock cover offered is out, and so is one under
-    WORKING_ROCK_KEPT of the working size's that is not WORKING_SURER surer than it, and one that
-    gives WHOLE_ROCK of the picture to rock while another gives SOME_BACKGROUND to the background.
+    WORKING_ROCK_KEPT of the working size's that is not WORKING_SURER surer than it, and one smaller
+    than the working size that is not WORKING_SURER surer than it, and one that gives WHOLE_ROCK of
+    the picture to rock while another gives SOME_BACKGROUND to the background.
     If that leaves none, the working size's (index 0) is kept: the answer without a search. Ties
     go to the lower index (the working size first), so the service and `segment_image` choose
     alike whatever order passes finish in. Holds only the segmentations that can still be chosen,
@@ -115,23 +119,27 @@ class MostConfident:
         self._most_rock = 0.0
         self._least_rock = 1.0
         self._working: Segmentation | None = None
-        self._working_figures = (0.0, 0.0)  # the working size's (rock cover, mean confidence) once offered
+        self._working_figures = (0.0, 0.0, 0)  # the working size's (rock cover, mean confidence, pixels) once offered
 
     def offer(self, index: int, segmentation: Segmentation) -> None:
         key, rock = (mean_confidence(segmentation), -index), rock_cover(segmentation)
         self._most_rock, self._least_rock = max(self._most_rock, rock), min(self._least_rock, rock)
         if index == 0:
-            self._working, self._working_figures = segmentation, (rock, key[0])
+            self._working, self._working_figures = segmentation, (rock, key[0], segmentation.class_ids.size)
         candidates = [*self._candidates, (key, rock, segmentation)]
-        working = self._working_figures
+        working_rock, working_confidence, working_pixels = self._working_figures
         # out for good: too little rock, or all rock beside one with background (the largest cover
-        # only grows, the smallest only shrinks, the working size's is fixed once offered); or
+        # only grows, the smallest only shrinks, the working size's is fixed once offered); or, not
+        # clearly surer than the working size, too little of its rock or smaller than it; or
         # beaten on both counts by one that is never out for all rock
         self._candidates = [
             c
             for c in candidates
             if c[1] >= ROCK_KEPT * self._most_rock
-            and (c[1] >= WORKING_ROCK_KEPT * working[0] or c[0][0] >= working[1] + WORKING_SURER)
+            and (
+                (c[1] >= WORKING_ROCK_KEPT * working_rock and c[2].class_ids.size >= working_pixels)
+                or c[0][0] >= working_confidence + WORKING_SURER
+            )
             and not (c[1] >= WHOLE_ROCK and self._least_rock <= 1.0 - SOME_BACKGROUND)
             and not any(o[0] > c[0] and c[1] <= o[1] < WHOLE_ROCK for o in candidates)
         ]
