@@ -48,7 +48,7 @@ R4: dict[str, Any] = {
     "scene_fraction": 0.3,
     "packing_fraction": 0.3,
 }
-RUN = {"val_every": 600}  # how the run goes (not part of the recipe): a resumable state every 600 steps
+RUN: dict[str, Any] = {"val_every": 600}  # how the run goes (not part of the recipe): a resumable state every 600 steps
 
 
 def plan(out: Path, data: list[str], smoke: bool, threads: int) -> TrainConfig:
