@@ -344,7 +344,8 @@ def attach(summary: dict[str, Any], model: str | Path, settings_from: str | Path
     mine.pop("holdout", None)
     if not isinstance(summary["recipe"], dict) or same_recipe(json.dumps(mine)) != same_recipe(json.dumps(summary["recipe"])):
         raise ValueError(f"{model} was trained with another recipe than the folds'; their figures are not its figures.")
-    done = [(name, row) for name, row in summary["folds"].items() if row is not None and row["steps"] >= summary["recipe"].get("steps", 0)]
+    steps = summary["recipe"].get("steps", 0)
+    done = [(name, row) for name, row in summary["folds"].items() if row is not None and (row.get("steps") or 0) >= steps]
     settings = None
     if settings_from is not None:
         settings = read_config(settings_from).inference_settings()
