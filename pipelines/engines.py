@@ -39,6 +39,7 @@ it anyway).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -53,7 +54,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipelines.checkpoint_files import CHECKED_ENGINES, ENGINES_DIR
+from pipelines.checkpoint_files import CHECKED_ENGINES, ENGINES_DIR, WEIGHTS_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -125,9 +126,17 @@ def torch_engine(network: torch.nn.Module, device: torch.device, dtype: torch.dt
 
 
 def weights_digest(checkpoint: Path) -> str:
-    """A short digest of a checkpoint's weights: exports built from other weights are never reused."""
+    """A short digest of a checkpoint's weights: exports built from other weights are never reused.
+    Read once per version of the file (`auto` asks for it for every engine it tries)."""
+    weights = (checkpoint / WEIGHTS_FILE).resolve()
+    stat = weights.stat()
+    return _digest_of(str(weights), stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _digest_of(path: str, inode: int, mtime_ns: int, size: int) -> str:
     digest = hashlib.sha256()
-    with open(checkpoint / "model.safetensors", "rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]

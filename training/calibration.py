@@ -195,9 +195,12 @@ def main(argv: list[str] | None = None) -> None:
         excluded = set(filter(None, args.exclude.split(",")))
         kept = [(checkpoint, set(ids) - excluded) for checkpoint, ids in folds if set(ids) - excluded]
         settings = read_config(args.settings_from) if args.settings_from else None
-        models = [load_checkpoint(checkpoint) for checkpoint, _ in kept]
-        models = [m.with_settings_of(settings) if settings else m for m in models]
-        per_fold = [pairs(model, load_folder(args.data, ids)) for model, (_, ids) in zip(models, kept, strict=True)]
+
+        def fold_model(checkpoint: Path) -> Any:  # one fold's model at a time, run as the fit's model runs
+            model = load_checkpoint(checkpoint)
+            return model.with_settings_of(settings) if settings else model
+
+        per_fold = [pairs(fold_model(checkpoint), load_folder(args.data, ids)) for checkpoint, ids in kept]
         per_photo = [p for photos in per_fold for p in photos]
         groups = [fold for fold, photos in enumerate(per_fold) for _ in photos]  # a fold's photos left out together
     else:
