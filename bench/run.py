@@ -9,7 +9,9 @@ side by side in one run on this machine, printed as a table and written to var/b
 2. The naive server (`bench/naive_server.py`: one ASGI process, one image at a time) and then the
    service (`make serve`'s command, cold start timed) each get the same images from 1, 8 and 32
    concurrent clients; the service's clients submit and poll (long polls: `GET /job/{id}?wait=30`).
-   The images are synthetic core photos at the sizes of the real ones (PHOTO_SIZES, 8-12 tiles);
+   The images are synthetic core photos at the sizes of the real ones (PHOTO_SIZES, 25-45 tiles
+   each with every pass of the scale search), as many as fit the suite's time on this machine
+   (`bench/workload.py`: the full workload where the model is fast, fewer images where it is slow);
    `service_tiles_per_s` counts the tiles of finished jobs per second at concurrency 32. Then
    small pictures (768², 4 tiles, where per-job costs weigh most) at concurrency 32: `small`.
 3. `submit_p50_ms` / `submit_p99_ms`: POST /predict latency from 2 concurrent clients while big
@@ -44,6 +46,7 @@ import requests
 from bench import engines as engines_bench
 from bench.helpers import encode, free_port
 from bench.service_process import MemorySampler, ServiceProcess, tree_memory_mb
+from bench.workload import SUITE_BUDGET_S, Workload, mean_tiles, plan_workload, tiles_per_image
 from deployments.settings import DEFAULT_MODEL, REPO_ROOT
 from training.synthetic import generate_sample
 
@@ -70,6 +73,7 @@ def device_name() -> str:
 PHOTO_SIZES = ((1200, 1600), (1600, 1200), (800, 1600), (1600, 800))
 # Small pictures, 4 tiles each: where per-job costs weigh most (runs 1-4 used only these).
 SMALL_SIZES = ((768, 768),)
+SCAN_SIZE = (40_000, 1_500)  # (height, width) of the large scan
 
 
 def photo_tiles(model: Any, photos: list[bytes]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -101,17 +105,10 @@ def full_tile_share(sizes: tuple[tuple[int, int], ...]) -> float:
     tile smaller than 512² and costs less than the bare model's full tiles, so tiles per second
     alone flatter the service; this share turns them into full-tile equivalents."""
     from pipelines.model import read_config
-    from pipelines.resolution import segmentation_sizes
-    from pipelines.tiling import plan_tiles
 
-    config = read_config(DEFAULT_MODEL)
-    shapes = [
-        tile.shape
-        for size in sizes
-        for height, width in segmentation_sizes(*size, config.max_short_side, config.scales)
-        for tile in plan_tiles(height, width, config.tile_size, config.tile_overlap, config.output_stride).tiles
-    ]
-    return sum(h * w for h, w in shapes) / (len(shapes) * config.tile_size**2)
+    tile_size = read_config(DEFAULT_MODEL).tile_size
+    shapes = [shape for image in tiles_per_image(sizes, DEFAULT_MODEL) for shape in image]
+    return sum(h * w for h, w in shapes) / (len(shapes) * tile_size**2)
 
 
 def bench_images(count: int, sizes: tuple[tuple[int, int], ...]) -> list[bytes]:
@@ -245,17 +242,16 @@ BURST_SUBMITTERS = 8  # a burst: on 2 cores the HTTP path itself then queues (Li
 LONG_POLL_S = 30.0  # GET /job/{id}?wait=30: one request answers as soon as the job ends
 
 
-def images_for(concurrency: int, pool: list[bytes]) -> list[bytes]:
-    count = max(8, 2 * concurrency)
+def images_for(count: int, pool: list[bytes]) -> list[bytes]:
     return [pool[i % len(pool)] for i in range(count)]
 
 
 # -- 2. naive server and service ---------------------------------------------------------------
 
 
-def bench_naive(photos: list[bytes], small: list[bytes]) -> dict[str, Any]:
+def bench_naive(photos: list[bytes], small: list[bytes], workload: Workload) -> dict[str, Any]:
     """Images per second of the naive server: the photos at each concurrency, the small pictures
-    at the highest."""
+    at the highest (None when the workload leaves them out)."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen(
@@ -280,13 +276,15 @@ def bench_naive(photos: list[bytes], small: list[bytes]) -> dict[str, Any]:
         naive_call(base)(photos[0])  # warm-up
         rates = {}
         for concurrency in CONCURRENCY:
-            work = images_for(concurrency, photos)
+            work = images_for(workload.photos[concurrency], photos)
             seconds, _ = run_clients(work, concurrency, naive_call(base))
             rates[str(concurrency)] = len(work) / seconds
-            print(f"  naive   c={concurrency:<3} {rates[str(concurrency)]:.3f} images/s", flush=True)
-        work = images_for(CONCURRENCY[-1], small)
+            print(f"  naive   c={concurrency:<3} {rates[str(concurrency)]:.3f} images/s ({len(work)} photos)", flush=True)
+        if not workload.small:
+            return {"photos": rates, "small": None}
+        work = images_for(workload.small, small)
         seconds, _ = run_clients(work, CONCURRENCY[-1], naive_call(base))
-        print(f"  naive   c={CONCURRENCY[-1]:<3} {len(work) / seconds:.3f} images/s (small pictures)", flush=True)
+        print(f"  naive   c={CONCURRENCY[-1]:<3} {len(work) / seconds:.3f} images/s ({len(work)} small pictures)", flush=True)
         return {"photos": rates, "small": len(work) / seconds}
     finally:
         process.terminate()
@@ -329,9 +327,9 @@ def submit_latency(base: str, count: int, submitters: int) -> tuple[float, float
 
 
 def large_scan(base: str, root_pid: int) -> dict[str, Any]:
-    path = OUT / "scan-1500x40000.jpg"
+    path = OUT / f"scan-{SCAN_SIZE[1]}x{SCAN_SIZE[0]}.jpg"
     if not path.exists():
-        path.write_bytes(encode(generate_sample(80_000_000, height=40_000, width=1_500).image, "JPEG", quality=90))
+        path.write_bytes(encode(generate_sample(80_000_000, height=SCAN_SIZE[0], width=SCAN_SIZE[1]).image, "JPEG", quality=90))
     data = path.read_bytes()
     headers = {"api-key": KEY}
     with MemorySampler(root_pid) as memory:
@@ -356,7 +354,7 @@ def large_scan(base: str, root_pid: int) -> dict[str, Any]:
     }
 
 
-def bench_service(photos: list[bytes], small: list[bytes], submit_count: int) -> dict[str, Any]:
+def bench_service(photos: list[bytes], small: list[bytes], submit_count: int, workload: Workload) -> dict[str, Any]:
     store = OUT / "store"
     service = ServiceProcess(free_port(), KEY, store, rate_limit_per_minute="0", max_queued_jobs="2000")
     figures: dict[str, Any] = {}
@@ -366,21 +364,26 @@ def bench_service(photos: list[bytes], small: list[bytes], submit_count: int) ->
         service_call(service.base, LONG_POLL_S)(photos[0])  # warm-up
         rates, tiles_rate = {}, 0.0
         for concurrency in CONCURRENCY:
-            work = images_for(concurrency, photos)
+            work = images_for(workload.photos[concurrency], photos)
             seconds, results = run_clients(work, concurrency, service_call(service.base, LONG_POLL_S))
             rates[str(concurrency)] = len(work) / seconds
             tiles_rate = sum(r["tiles"] for r in results) / seconds
             print(f"  service c={concurrency:<3} {rates[str(concurrency)]:.3f} images/s, {tiles_rate:.2f} tiles/s", flush=True)
         figures["service_images_per_s"] = rates
         figures["service_tiles_per_s"] = tiles_rate  # at the highest concurrency
-        work = images_for(CONCURRENCY[-1], small)
-        seconds, results = run_clients(work, CONCURRENCY[-1], service_call(service.base, LONG_POLL_S))
-        figures["small"] = {"service_images_per_s": len(work) / seconds, "service_tiles_per_s": sum(r["tiles"] for r in results) / seconds}
-        print(
-            f"  service c={CONCURRENCY[-1]:<3} {figures['small']['service_images_per_s']:.3f} "
-            f"images/s, {figures['small']['service_tiles_per_s']:.2f} tiles/s (small pictures)",
-            flush=True,
-        )
+        figures["small"] = None
+        if workload.small:
+            work = images_for(workload.small, small)
+            seconds, results = run_clients(work, CONCURRENCY[-1], service_call(service.base, LONG_POLL_S))
+            figures["small"] = {
+                "service_images_per_s": len(work) / seconds,
+                "service_tiles_per_s": sum(r["tiles"] for r in results) / seconds,
+            }
+            print(
+                f"  service c={CONCURRENCY[-1]:<3} {figures['small']['service_images_per_s']:.3f} "
+                f"images/s, {figures['small']['service_tiles_per_s']:.2f} tiles/s (small pictures)",
+                flush=True,
+            )
         p50, p99, queued = submit_latency(service.base, submit_count, SUBMITTERS)
         figures.update(submit_p50_ms=p50, submit_p99_ms=p99, submit_queue_depth=queued, submit_clients=SUBMITTERS)
         print(f"  submit latency ({SUBMITTERS} clients) p50 {p50:.1f} ms, p99 {p99:.1f} ms with {queued} jobs queued", flush=True)
@@ -404,6 +407,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-seconds", type=float, default=10.0, help="time per batch size for the bare model, and per engine")
     parser.add_argument("--submits", type=int, default=320, help="POST /predict calls timed under saturation")
+    parser.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=SUITE_BUDGET_S / 60,
+        help="the suite's time: the servers get fewer images where the full workload would not fit (bench/workload.py)",
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -423,10 +432,19 @@ def main() -> None:
         f"(every pass, two concurrent passes): {workload_rate:.2f} tiles/s",
         flush=True,
     )
+    workload = plan_workload(
+        workload_rate,
+        args.budget_minutes * 60 - (time.time() - started),
+        mean_tiles(PHOTO_SIZES, DEFAULT_MODEL),
+        mean_tiles(SMALL_SIZES, DEFAULT_MODEL),
+        len(tiles_per_image((SCAN_SIZE,), DEFAULT_MODEL)[0]),
+    )
+    report["workload"] = workload.report()
+    print(f"  workload: {workload.describe()}", flush=True)
     photos, small = bench_images(8, PHOTO_SIZES), bench_images(8, SMALL_SIZES)
-    naive = bench_naive(photos, small)
+    naive = bench_naive(photos, small, workload)
     report["naive_images_per_s"] = naive["photos"]
-    report.update(bench_service(photos, small, args.submits))
+    report.update(bench_service(photos, small, args.submits, workload))
     report["service_over_model"] = report["service_tiles_per_s"] / report["model_tiles_per_s"]
     report["photo_full_tile_share"] = full_tile_share(PHOTO_SIZES)  # photos cycle through the sizes evenly
     report["service_over_model_by_area"] = report["service_over_model"] * report["photo_full_tile_share"]
@@ -440,13 +458,14 @@ def main() -> None:
     report["service_over_model_workload"] = report["service_tiles_per_s"] / report["model_workload_tiles_per_s"]
     report["service_over_naive"] = {c: report["service_images_per_s"][c] / naive["photos"][c] for c in naive["photos"]}
     small_figures = report["small"]
-    small_figures.update(
-        sizes=[list(size) for size in SMALL_SIZES],
-        naive_images_per_s=naive["small"],
-        service_over_model=small_figures["service_tiles_per_s"] / report["model_tiles_per_s"],
-        service_over_model_by_area=small_figures["service_tiles_per_s"] / report["model_tiles_per_s"] * full_tile_share(SMALL_SIZES),
-        service_over_naive=small_figures["service_images_per_s"] / naive["small"],
-    )
+    if small_figures is not None:
+        small_figures.update(
+            sizes=[list(size) for size in SMALL_SIZES],
+            naive_images_per_s=naive["small"],
+            service_over_model=small_figures["service_tiles_per_s"] / report["model_tiles_per_s"],
+            service_over_model_by_area=small_figures["service_tiles_per_s"] / report["model_tiles_per_s"] * full_tile_share(SMALL_SIZES),
+            service_over_naive=small_figures["service_images_per_s"] / naive["small"],
+        )
     report["photo_sizes"] = [list(size) for size in PHOTO_SIZES]
     report["suite_seconds"] = time.time() - started
     (OUT / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -489,7 +508,9 @@ def print_table(r: dict[str, Any]) -> None:
         (
             "small pictures, c=32",
             f"service {r['small']['service_tiles_per_s']:.2f} tiles/s, over model {r['small']['service_over_model']:.2f} "
-            f"(by area {r['small']['service_over_model_by_area']:.2f}), over naive {r['small']['service_over_naive']:.2f}",
+            f"(by area {r['small']['service_over_model_by_area']:.2f}), over naive {r['small']['service_over_naive']:.2f}"
+            if r["small"]
+            else "left out (the time budget)",
         ),
         (
             "submit_p50_ms / p99",
@@ -506,6 +527,7 @@ def print_table(r: dict[str, Any]) -> None:
             f"idle RSS {r['idle_rss_mb']:.0f}, PSS {r['idle_pss_mb']:.0f})",
         ),
         ("cold_start_s", f"{r['cold_start_s']:.1f}"),
+        ("workload", Workload.from_report(r["workload"]).describe()),
         ("suite", f"{r['suite_seconds'] / 60:.1f} min"),
     ]
     width = max(len(k) for k, _ in rows)
