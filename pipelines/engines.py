@@ -221,6 +221,20 @@ def parity_tiles(tile_size: int, count: int = PARITY_TILES) -> list[np.ndarray]:
     return [generate_sample(TRAINING_SEEDS_BELOW + 500 + i, height=tile_size, width=tile_size).image for i in range(count)]
 
 
+def first_inference(engine: Engine, normalise: Callable[[np.ndarray], torch.Tensor], tile_size: int) -> None:
+    """Run one tile through a newly built engine, so that one that compiled but cannot run on this
+    machine is refused at load (and `auto` tries the next) instead of failing every tile. Seen:
+    OpenVINO compiles bf16 for a CPU whose bf16 units oneDNN is barred from using
+    (ONEDNN_MAX_CPU_ISA=AVX2), then raises at the first inference. It also pays an engine's
+    lazy first-call set-up here rather than on the first user's tile."""
+    tile = parity_tiles(tile_size, 1)[0]
+    try:
+        engine(normalise(tile[None]))
+    except Exception as exc:  # whatever the runtime raises: the engine is not usable here
+        last_line = (str(exc).strip().splitlines() or [""])[-1][:200]  # OpenVINO's messages run over several lines
+        raise EngineUnavailable(f"its first inference failed ({type(exc).__name__}: {last_line})") from exc
+
+
 def argmax_agreement(reference: torch.Tensor, candidate: torch.Tensor) -> float:
     """The share of pixels where two engines' logits pick the same class."""
     return float((reference.argmax(1) == candidate.argmax(1)).float().mean())
@@ -486,6 +500,7 @@ def _build(
         engine = openvino_engine(name, path, tile_size, device, "bf16" if name.endswith("bf16") else "f32", threads)
     else:
         engine = ort_engine(name, path, tile_size, threads, device)
+    first_inference(engine, normalise, tile_size)
     if name in REDUCED_PRECISION:  # judged by its held-out checks, not by pixel agreement
         return engine
     key = f"{path.name}:{name}:{device.type}"

@@ -127,6 +127,30 @@ def test_engines_that_cannot_run_here_fall_back_to_pytorch_and_say_why(tmp_path,
         load_checkpoint(checkpoint, "cpu", engine="tensorflow")
 
 
+def test_an_engine_that_builds_but_cannot_run_here_is_refused_at_load(tmp_path, monkeypatch):
+    """OpenVINO compiles bf16 where oneDNN may not use the bf16 units, then fails at the first
+    inference: the replica must refuse it at load (auto going on to the next engine), not fail
+    every tile."""
+    pytest.importorskip("openvino")
+    config = ModelConfig(**SMALL_MODEL)
+    checkpoint = save_checkpoint(tmp_path / "ckpt", config, build_network(config))
+    built = engines.openvino_engine
+
+    def broken(*args, **kwargs):
+        engine = built(*args, **kwargs)
+
+        def run(batch):
+            raise RuntimeError("Exception from src/plugins/intel_cpu/src/node.cpp:823:\n[CPU] Convolution node is not initialized\n")
+
+        return engines.Engine(engine.name, run)
+
+    monkeypatch.setattr(engines, "openvino_engine", broken)
+    model = load_checkpoint(checkpoint, "cpu", engine="openvino", threads=1)
+    assert model.engine.name == "torch"
+    assert "first inference failed (RuntimeError: [CPU] Convolution node is not initialized)" in model.engine.fallback_reason
+    assert load_checkpoint(checkpoint, "cpu", engine="auto", threads=1).engine.name == "onnxruntime"  # the next in line
+
+
 def test_an_export_that_disagrees_is_refused(tmp_path, monkeypatch):
     config = ModelConfig(**SMALL_MODEL)
     network = build_network(config)
