@@ -69,6 +69,21 @@ def test_openvino_runs_tiles_of_every_size_as_pytorch_does():
         assert np.abs(expected.astype(np.float32) - got.astype(np.float32)).max() < 0.01
 
 
+def test_openvino_streams_are_not_pinned_to_cores(monkeypatch):
+    """The replica shares the cores with the rest of the service; pinned streams cannot move off a busy core."""
+    ov = pytest.importorskip("openvino")
+    seen = []
+    compile_model = ov.Core.compile_model
+
+    def recording(self, model, device, properties):
+        seen.append(properties)
+        return compile_model(self, model, device, properties)
+
+    monkeypatch.setattr(ov.Core, "compile_model", recording)
+    load_checkpoint(DEFAULT_MODEL, "cpu", engine="openvino", threads=1)
+    assert seen and seen[-1]["ENABLE_CPU_PINNING"] is False and seen[-1]["NUM_STREAMS"] >= 1
+
+
 def test_the_export_is_built_once_and_its_parity_recorded(shipped_models):
     directory = engines.artefact_dir(DEFAULT_MODEL)
     export = directory / engines.FP32_FILE
