@@ -180,8 +180,7 @@ def measure(checkpoint: Path, seconds: float, engines: list[str] | None = None) 
             }
             best = max(row["tiles_per_s"].values())
         else:
-            single = torch.from_numpy(tiles["synthetic"][0][None])
-            batch = prepare(single.numpy())
+            batch = prepare(tiles["synthetic"][0][None])
             if name.startswith(("onnxruntime", "openvino")):  # built per stream count: their threads are set when built
                 two = build_engine(name, model.network, device, checkpoint, tile, max(1, threads // 2), lambda t: prepare(t))
                 one = build_engine(name, model.network, device, checkpoint, tile, threads, lambda t: prepare(t))

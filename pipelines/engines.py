@@ -216,9 +216,18 @@ def export_onnx(network: torch.nn.Module, tile_size: int, path: Path) -> Path:
 
 def parity_tiles(tile_size: int, count: int = PARITY_TILES) -> list[np.ndarray]:
     """Synthetic core tiles (seeds training never draws) for the build-time parity check."""
+    return [_parity_tile(tile_size, i) for i in range(count)]
+
+
+@functools.lru_cache(maxsize=2 * PARITY_TILES)
+def _parity_tile(tile_size: int, index: int) -> np.ndarray:
+    """One parity tile, generated once: the first-inference check and the parity check share it.
+    Read-only, since every caller gets the same array."""
     from training.synthetic import TRAINING_SEEDS_BELOW, generate_sample
 
-    return [generate_sample(TRAINING_SEEDS_BELOW + 500 + i, height=tile_size, width=tile_size).image for i in range(count)]
+    image = generate_sample(TRAINING_SEEDS_BELOW + 500 + index, height=tile_size, width=tile_size).image
+    image.setflags(write=False)
+    return image
 
 
 def first_inference(engine: Engine, normalise: Callable[[np.ndarray], torch.Tensor], tile_size: int) -> None:
