@@ -2,7 +2,9 @@
 
     python -m training.calibration --model models/lithoseg-default --data ../shared/data/real_cores \
         --only cc05,cc26,dji0045,dji0049,dji0059 [--write] [--doc docs/calibration]
-    python -m training.calibration --folds var/cv/r1 --data ../shared/data/real_cores [--doc ...]
+    python -m training.calibration --folds var/cv/r4 --data ../shared/data/real_cores \
+        --settings-from models/lithoseg-default [--recorded docs/calibration-levels-r4.json] \
+        [--record docs/calibration-levels-r4.json] [--doc ...]
 
 Each photo is segmented as the service does (`pipelines.segment.segment_image`, with the
 checkpoint's calibration switched off), and every labelled pixel gives a pair (raw confidence,
@@ -14,7 +16,10 @@ for them), measured leave-one-photo-out
 the photos it was fitted on. `--folds` pools the cross-validation's folds instead: each photo is
 segmented by the fold model that never saw it, so every labelled photo counts (the fit is then for
 a model trained with that recipe; `--settings-from` segments with the inference settings that model
-ships with). `--write` stores the fit on all the photos in the checkpoint's
+ships with). Every fit and figure works on each photo's 256 confidence levels (pixels and right
+answers per level, exact for uint8 confidences): `--record` keeps them per photo in a small JSON,
+and `--recorded` pools an earlier record with the folds run now, so that folds trained in
+different sessions (whose models did not survive) still count. `--write` stores the fit on all the photos in the checkpoint's
 config.json (`confidence_calibration`); `--doc` writes the report `<doc>.json` and the
 reliability diagram `<doc>.svg`.
 """
@@ -29,10 +34,20 @@ from typing import Any
 import numpy as np
 
 BINS = 15
+LEVELS = 256  # confidence travels as uint8: every fit and every figure here works on its 256 levels
 
 
-def pairs(model: Any, items: list[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(raw confidence uint8, correct bool) over each photo's labelled pixels."""
+def levels(confidence: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """(2, 256) int64: the pixels at each raw confidence level, and how many of them are right.
+    Everything calibration needs from a photo, exactly (confidences are uint8), in 4 KB: kept per
+    photo so that fits can pool photos measured in other sessions (`--record`, `--recorded`)."""
+    confidence = np.asarray(confidence, np.uint8).ravel()
+    correct = np.asarray(correct, bool).ravel()
+    return np.stack([np.bincount(confidence, minlength=LEVELS), np.bincount(confidence[correct], minlength=LEVELS)]).astype(np.int64)
+
+
+def photo_levels(model: Any, items: list[Any]) -> list[np.ndarray]:
+    """`levels` of each photo's labelled pixels, segmented as the service does without the table."""
     from pipelines.segment import segment_image
     from training.metrics import IGNORE_ID
 
@@ -41,36 +56,46 @@ def pairs(model: Any, items: list[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
     for item in items:
         segmentation = segment_image(raw, item.image)
         labelled = item.mask != IGNORE_ID
-        found.append((segmentation.confidence[labelled], segmentation.class_ids[labelled] == item.mask[labelled]))
+        found.append(levels(segmentation.confidence[labelled], segmentation.class_ids[labelled] == item.mask[labelled]))
     return found
 
 
-def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> tuple[float, list[dict[str, float]]]:
-    """(ECE, per bin: its range, mean confidence, accuracy, share of pixels) for uint8 confidences."""
-    p = confidence.astype(np.float64) / 255.0
+def remap(histogram: np.ndarray, table: list[int] | np.ndarray) -> np.ndarray:
+    """The levels after a calibration table: each raw level's pixels moved to the level it maps to."""
+    mapped = np.zeros_like(histogram)
+    target = np.asarray(table, np.int64)
+    for row in (0, 1):
+        np.add.at(mapped[row], target, histogram[row])
+    return mapped
+
+
+def reliability(histogram: np.ndarray, bins: int = BINS) -> tuple[float, list[dict[str, float]]]:
+    """(ECE, per bin: its range, mean confidence, accuracy, share of pixels) for a `levels` histogram."""
+    counts, hits = histogram.astype(np.float64)
+    p = np.arange(LEVELS) / (LEVELS - 1.0)
     edges = np.linspace(0.0, 1.0, bins + 1)
     index = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    total = counts.sum()
     table, ece = [], 0.0
     for b in range(bins):
         inside = index == b
-        count = int(inside.sum())
+        count = counts[inside].sum()
         if not count:
             continue
-        mean_p, accuracy = float(p[inside].mean()), float(correct[inside].mean())
-        ece += count / p.size * abs(mean_p - accuracy)
+        mean_p, accuracy = float((p[inside] * counts[inside]).sum() / count), float(hits[inside].sum() / count)
+        ece += count / total * abs(mean_p - accuracy)
         table.append(
-            {"low": float(edges[b]), "high": float(edges[b + 1]), "confidence": mean_p, "accuracy": accuracy, "share": count / p.size}
+            {"low": float(edges[b]), "high": float(edges[b + 1]), "confidence": mean_p, "accuracy": accuracy, "share": float(count / total)}
         )
-    return ece, table
+    return float(ece), table
 
 
-def fit_isotonic(confidence: np.ndarray, correct: np.ndarray) -> list[int]:
+def fit_isotonic(histogram: np.ndarray) -> list[int]:
     """The monotone map raw confidence (0-255) -> calibrated confidence × 255 that best fits the
     accuracy (pool adjacent violators, weighted by pixel counts)."""
-    counts = np.bincount(confidence, minlength=256).astype(np.float64)
-    hits = np.bincount(confidence, weights=correct.astype(np.float64), minlength=256)
+    counts, hits = histogram.astype(np.float64)
     blocks: list[list[float]] = []  # [sum of hits, sum of counts, first value, last value]
-    for value in range(256):
+    for value in range(LEVELS):
         if counts[value] == 0:
             continue
         blocks.append([hits[value], counts[value], value, value])
@@ -78,20 +103,19 @@ def fit_isotonic(confidence: np.ndarray, correct: np.ndarray) -> list[int]:
             last = blocks.pop()
             blocks[-1] = [blocks[-1][0] + last[0], blocks[-1][1] + last[1], blocks[-1][2], last[3]]
     if not blocks:
-        return list(range(256))
+        return list(range(LEVELS))
     # each raw value takes its block's accuracy; values never seen, the nearest block's
     centres = np.array([(b[2] + b[3]) / 2 for b in blocks])
-    levels = np.array([b[0] / b[1] for b in blocks])
-    mapped = np.interp(np.arange(256), centres, levels)
+    accuracy = np.array([b[0] / b[1] for b in blocks])
+    mapped = np.interp(np.arange(LEVELS), centres, accuracy)
     return [int(v) for v in np.clip(np.round(mapped * 255), 0, 255)]
 
 
-def fit_power(confidence: np.ndarray, correct: np.ndarray) -> list[int]:
+def fit_power(histogram: np.ndarray) -> list[int]:
     """The map p -> p**a (one parameter, like a temperature: monotone, 1 stays 1) whose
     calibrated confidences have the least log-loss on these pixels, as a 256-entry table."""
-    p = np.clip(np.arange(256) / 255.0, 1e-4, 1.0)
-    counts = np.bincount(confidence, minlength=256).astype(np.float64)
-    hits = np.bincount(confidence, weights=correct.astype(np.float64), minlength=256)
+    p = np.clip(np.arange(LEVELS) / 255.0, 1e-4, 1.0)
+    counts, hits = histogram.astype(np.float64)
 
     def loss(a: float) -> float:
         q = np.clip(p**a, 1e-4, 1 - 1e-4)
@@ -105,33 +129,30 @@ FITS = {"isotonic": fit_isotonic, "power": fit_power}
 
 
 def evaluate(
-    per_photo: list[tuple[np.ndarray, np.ndarray]],
+    per_photo: list[np.ndarray],
     method: str = "isotonic",
-    groups: list[int] | None = None,
+    groups: list[Any] | None = None,
     table: list[int] | None = None,
 ) -> dict[str, Any]:
     """ECE before, ECE after fits each scored on photos it was not fitted on, and the fit on every
-    photo. `groups`: one per photo (e.g. the fold whose model segmented it); a whole group is
-    left out at a time. Default: one photo at a time. `table`: a fit made elsewhere (on other
-    photos), scored as it is instead."""
+    photo. `per_photo`: each photo's `levels`. `groups`: one per photo (e.g. the fold whose model
+    segmented it); a whole group is left out at a time. Default: one photo at a time. `table`: a
+    fit made elsewhere (on other photos), scored as it is instead."""
     fit = FITS[method]
     groups = list(range(len(per_photo))) if groups is None else groups
-    confidence = np.concatenate([c for c, _ in per_photo])
-    correct = np.concatenate([k for _, k in per_photo])
-    before, table_before = reliability(confidence, correct)
-    report: dict[str, Any] = {"pixels": int(confidence.size), "photos": len(per_photo), "ece_before": before, "bins_before": table_before}
+    pooled = np.sum(per_photo, axis=0)
+    before, table_before = reliability(pooled)
+    report: dict[str, Any] = {"pixels": int(pooled[0].sum()), "photos": len(per_photo), "ece_before": before, "bins_before": table_before}
     if table is not None:
-        after, report["bins_after"] = reliability(np.asarray(table, np.uint8)[confidence], correct)
+        after, report["bins_after"] = reliability(remap(pooled, table))
         return {**report, "groups": 0, "ece_after": after, "method": "the checkpoint's table"}
-    held_out_conf, held_out_correct = [], []
-    for left_out in sorted(set(groups)):
-        fitted_on = [p for p, group in zip(per_photo, groups, strict=True) if group != left_out]
-        scored = [p for p, group in zip(per_photo, groups, strict=True) if group == left_out]
-        lut = np.asarray(fit(np.concatenate([c for c, _ in fitted_on]), np.concatenate([k for _, k in fitted_on])), np.uint8)
-        held_out_conf += [lut[c] for c, _ in scored]
-        held_out_correct += [k for _, k in scored]
-    after, report["bins_after"] = reliability(np.concatenate(held_out_conf), np.concatenate(held_out_correct))
-    return {**report, "groups": len(set(groups)), "ece_after": after, "method": method, "fit": fit(confidence, correct)}
+    scored_after = np.zeros_like(pooled)
+    for left_out in sorted(set(groups), key=str):
+        fitted_on = [h for h, group in zip(per_photo, groups, strict=True) if group != left_out]
+        scored = np.sum([h for h, group in zip(per_photo, groups, strict=True) if group == left_out], axis=0)
+        scored_after += remap(scored, fit(np.sum(fitted_on, axis=0)) if fitted_on else list(range(LEVELS)))
+    after, report["bins_after"] = reliability(scored_after)
+    return {**report, "groups": len(set(groups)), "ece_after": after, "method": method, "fit": fit(pooled)}
 
 
 def after_label(report: dict[str, Any]) -> str:
@@ -166,10 +187,41 @@ def svg(report: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def recorded_photos(
+    measured: dict[str, tuple[str, np.ndarray]], recipe: str | None, settings: dict[str, Any] | None, recorded: dict[str, Any] | None
+) -> dict[str, tuple[str, np.ndarray]]:
+    """The photos measured here (photo id → (fold, `levels`)) with those of an earlier `--record`
+    added where this run did not measure them, so the folds of sessions on different machines
+    pool. Refused when the record is of another recipe or was segmented with other settings: its
+    confidences would not be this model's."""
+    from training.crossval import same_recipe
+
+    if not recorded:
+        return measured
+    if recipe is not None and same_recipe(json.dumps(recorded["recipe"])) != same_recipe(recipe):
+        raise ValueError("The recorded levels are of another recipe than the folds here; keep them apart.")
+    if recorded["settings"] != settings:
+        raise ValueError("The recorded levels were segmented with other inference settings than --settings-from gives.")
+    earlier = {photo: (row["fold"], np.array([row["pixels"], row["right"]], np.int64)) for photo, row in recorded["photos"].items()}
+    return {**earlier, **measured}
+
+
+def record(photos: dict[str, tuple[str, np.ndarray]], recipe: str | None, settings: dict[str, Any] | None) -> dict[str, Any]:
+    """What `--record` writes: per photo its fold and `levels`, with the recipe and settings they hold for."""
+    return {
+        "recipe": json.loads(recipe) if recipe else None,
+        "settings": settings,
+        "photos": {
+            photo: {"fold": fold, "pixels": histogram[0].tolist(), "right": histogram[1].tolist()}
+            for photo, (fold, histogram) in sorted(photos.items())
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m training.calibration`: measure, fit and (with --write) store the calibration."""
     from pipelines.model import load_checkpoint, read_config, update_config
-    from training.crossval import finished_folds
+    from training.crossval import finished_folds, fold_recipe
     from training.datasets import load_folder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -179,6 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folds", help="a cross-validation run (training.crossval --out): each fold's model on its held-out photos")
     parser.add_argument("--settings-from", help="with --folds: segment with this checkpoint's inference settings (the fit's model)")
     parser.add_argument("--exclude", default="", help="with --folds: photo ids kept out of the fit (those a checkpoint is scored on)")
+    parser.add_argument("--record", help="with --folds: write each photo's confidence levels to this JSON")
+    parser.add_argument("--recorded", help="with --folds: an earlier --record (same recipe, settings): fills in folds not run here")
     parser.add_argument("--method", choices=sorted(FITS), default="isotonic", help="isotonic (256 free levels) or power (p**a)")
     parser.add_argument("--write", action="store_true", help="store the fit in --model's config.json")
     parser.add_argument("--doc", help="write <doc>.svg and <doc>.json")
@@ -187,28 +241,44 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("Give either --model with --only (photos it never saw) or --folds.")
     if (args.only or args.write) and not args.model:
         parser.error("--only and --write need --model.")
+    if (args.record or args.recorded) and not args.folds:
+        parser.error("--record and --recorded go with --folds.")
     table = None
     if args.folds:
         folds = finished_folds(args.folds)
-        if not folds:
+        if not folds and not args.recorded:
             parser.error(f"No fold under {args.folds} has run all its steps.")
         excluded = set(filter(None, args.exclude.split(",")))
         kept = [(checkpoint, set(ids) - excluded) for checkpoint, ids in folds if set(ids) - excluded]
         settings = read_config(args.settings_from) if args.settings_from else None
+        recipes = {fold_recipe(checkpoint.parent) for checkpoint, _ in kept}
+        recipe = recipes.pop() if len(recipes) == 1 else None
 
         def fold_model(checkpoint: Path) -> Any:  # one fold's model at a time, run as the fit's model runs
             model = load_checkpoint(checkpoint)
             return model.with_settings_of(settings) if settings else model
 
-        per_fold = [pairs(fold_model(checkpoint), load_folder(args.data, ids)) for checkpoint, ids in kept]
-        per_photo = [p for photos in per_fold for p in photos]
-        groups = [fold for fold, photos in enumerate(per_fold) for _ in photos]  # a fold's photos left out together
+        measured: dict[str, tuple[str, np.ndarray]] = {}
+        for checkpoint, ids in kept:
+            items = load_folder(args.data, ids)
+            found = photo_levels(fold_model(checkpoint), items)
+            measured |= {item.name: (checkpoint.parent.name, h) for item, h in zip(items, found, strict=True)}
+        inference = settings.inference_settings() if settings else None
+        try:
+            photos = recorded_photos(measured, recipe, inference, json.loads(Path(args.recorded).read_text()) if args.recorded else None)
+        except ValueError as exc:
+            parser.error(str(exc))
+        photos = {photo: row for photo, row in photos.items() if photo not in excluded}
+        if args.record:
+            Path(args.record).write_text(json.dumps(record(photos, recipe, inference)) + "\n")
+        per_photo = [histogram for _, histogram in photos.values()]
+        groups: list[Any] | None = [fold for fold, _ in photos.values()]  # a fold's photos left out together
     else:
         model = load_checkpoint(args.model)
         table = model.config.confidence_calibration
         if args.write and table is not None:
             parser.error("The checkpoint has a table already: it is scored on --only, not refitted there (fit with --folds).")
-        per_photo, groups = pairs(model, load_folder(args.data, set(args.only.split(",")))), None
+        per_photo, groups = photo_levels(model, load_folder(args.data, set(args.only.split(",")))), None
     report = evaluate(per_photo, args.method, groups, table)
     print(f"{report['pixels']:,} labelled pixels on {report['photos']} photos: ECE {report['ece_before']:.4f} before, "
           f"{report['ece_after']:.4f} after ({after_label(report)})")  # fmt: skip
