@@ -282,6 +282,10 @@ def main(argv: list[str] | None = None) -> None:
     report = evaluate(per_photo, args.method, groups, table)
     print(f"{report['pixels']:,} labelled pixels on {report['photos']} photos: ECE {report['ece_before']:.4f} before, "
           f"{report['ece_after']:.4f} after ({after_label(report)})")  # fmt: skip
+    shipped = settings.confidence_calibration if args.folds and settings else None
+    if shipped is not None:  # the table --settings-from ships, on these photos (out of sample where it was fitted on others)
+        report["ece_with_shipped_table"] = reliability(remap(np.sum(per_photo, axis=0), shipped))[0]
+        print(f"with the table {args.settings_from} ships: ECE {report['ece_with_shipped_table']:.4f}")
     if args.write:
         update_config(args.model, {"confidence_calibration": report["fit"]})
     if args.doc:

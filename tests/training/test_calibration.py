@@ -142,6 +142,7 @@ def test_levels_recorded_in_one_session_pool_with_the_folds_run_in_the_next(tmp_
     import shutil
 
     import training.calibration as calibration
+    from pipelines.model import update_config
 
     right = {"p0": 6, "p1": 8}
     data, out, model = fold_run(tmp_path, monkeypatch, ("p0", "p1"), right)
@@ -162,6 +163,12 @@ def test_levels_recorded_in_one_session_pool_with_the_folds_run_in_the_next(tmp_
     assert pooled["p0"]["right"][230] == 700  # measured now wins
     assert pooled["p1"] == first["photos"]["p1"]  # filled in from the record
     assert "on 2 photos" in capsys.readouterr().out
+
+    # the table the model ships with, scored on the pooled photos: p0 and p1 right 70 % and 80 % of the time at 230
+    update_config(model, {"confidence_calibration": [min(v, 191) for v in range(256)]})  # 230 -> 191 (0.75)
+    calibration.main(["--folds", str(out), "--data", str(data), "--settings-from", model, "--recorded", str(levels_file)])
+    printed = capsys.readouterr().out
+    assert "ECE 0.1520 before" in printed and "ships: ECE 0.0010" in printed
 
 
 def test_levels_segmented_with_other_settings_are_not_pooled(tmp_path, monkeypatch):
