@@ -198,7 +198,8 @@ def recorded_photos(
 
     if not recorded:
         return measured
-    if recipe is not None and same_recipe(json.dumps(recorded["recipe"])) != same_recipe(recipe):
+    earlier = recorded.get("recipe")
+    if recipe is not None and earlier is not None and same_recipe(json.dumps(earlier)) != same_recipe(recipe):
         raise ValueError("The recorded levels are of another recipe than the folds here; keep them apart.")
     if recorded["settings"] != settings:
         raise ValueError("The recorded levels were segmented with other inference settings than --settings-from gives.")
@@ -221,7 +222,7 @@ def record(photos: dict[str, tuple[str, np.ndarray]], recipe: str | None, settin
 def main(argv: list[str] | None = None) -> None:
     """`python -m training.calibration`: measure, fit and (with --write) store the calibration."""
     from pipelines.model import load_checkpoint, read_config, update_config
-    from training.crossval import finished_folds, fold_recipe
+    from training.crossval import finished_folds, fold_recipe, same_recipe
     from training.datasets import load_folder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -251,8 +252,13 @@ def main(argv: list[str] | None = None) -> None:
         excluded = set(filter(None, args.exclude.split(",")))
         kept = [(checkpoint, set(ids) - excluded) for checkpoint, ids in folds if set(ids) - excluded]
         settings = read_config(args.settings_from) if args.settings_from else None
-        recipes = {fold_recipe(checkpoint.parent) for checkpoint, _ in kept}
-        recipe = recipes.pop() if len(recipes) == 1 else None
+        recipes = {r for r in (fold_recipe(checkpoint.parent) for checkpoint, _ in kept) if r is not None}
+        if len({same_recipe(r) for r in recipes}) > 1:
+            parser.error(f"The folds under {args.folds} differ in recipe: calibrate one recipe at a time.")
+        recorded = json.loads(Path(args.recorded).read_text()) if args.recorded else None
+        recipe = min(recipes, key=len) if recipes else None  # folds differing only in options added since: the oldest
+        if recipe is None and recorded and recorded.get("recipe") is not None:  # nothing run here: the record's
+            recipe = json.dumps(recorded["recipe"], sort_keys=True)
 
         def fold_model(checkpoint: Path) -> Any:  # one fold's model at a time, run as the fit's model runs
             model = load_checkpoint(checkpoint)
@@ -265,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
             measured |= {item.name: (checkpoint.parent.name, h) for item, h in zip(items, found, strict=True)}
         inference = settings.inference_settings() if settings else None
         try:
-            photos = recorded_photos(measured, recipe, inference, json.loads(Path(args.recorded).read_text()) if args.recorded else None)
+            photos = recorded_photos(measured, recipe, inference, recorded)
         except ValueError as exc:
             parser.error(str(exc))
         photos = {photo: row for photo, row in photos.items() if photo not in excluded}

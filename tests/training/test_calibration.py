@@ -164,6 +164,14 @@ def test_levels_recorded_in_one_session_pool_with_the_folds_run_in_the_next(tmp_
     assert pooled["p1"] == first["photos"]["p1"]  # filled in from the record
     assert "on 2 photos" in capsys.readouterr().out
 
+    shutil.rmtree(out / "fold0")  # a session with no fold model at all: the record alone, rewritten as it was
+    calibration.main(
+        ["--folds", str(out), "--data", str(data), "--settings-from", model, "--recorded", str(levels_file), "--record", str(levels_file)]
+    )
+    assert json.loads(levels_file.read_text()) == {**first, "photos": pooled}
+    assert first["recipe"] is not None
+    capsys.readouterr()
+
     # the table the model ships with, scored on the pooled photos: p0 and p1 right 70 % and 80 % of the time at 230
     update_config(model, {"confidence_calibration": [min(v, 191) for v in range(256)]})  # 230 -> 191 (0.75)
     calibration.main(["--folds", str(out), "--data", str(data), "--settings-from", model, "--recorded", str(levels_file)])
