@@ -62,11 +62,8 @@ def photo_levels(model: Any, items: list[Any]) -> list[np.ndarray]:
 
 def remap(histogram: np.ndarray, table: list[int] | np.ndarray) -> np.ndarray:
     """The levels after a calibration table: each raw level's pixels moved to the level it maps to."""
-    mapped = np.zeros_like(histogram)
     target = np.asarray(table, np.int64)
-    for row in (0, 1):
-        np.add.at(mapped[row], target, histogram[row])
-    return mapped
+    return np.stack([np.bincount(target, weights=row, minlength=LEVELS) for row in histogram]).round().astype(np.int64)
 
 
 def reliability(histogram: np.ndarray, bins: int = BINS) -> tuple[float, list[dict[str, float]]]:
@@ -198,8 +195,8 @@ def recorded_photos(
 
     if not recorded:
         return measured
-    earlier = recorded.get("recipe")
-    if recipe is not None and earlier is not None and same_recipe(json.dumps(earlier)) != same_recipe(recipe):
+    their_recipe = recorded.get("recipe")
+    if recipe is not None and their_recipe is not None and same_recipe(json.dumps(their_recipe)) != same_recipe(recipe):
         raise ValueError("The recorded levels are of another recipe than the folds here; keep them apart.")
     if recorded["settings"] != settings:
         raise ValueError("The recorded levels were segmented with other inference settings than --settings-from gives.")
@@ -222,7 +219,7 @@ def record(photos: dict[str, tuple[str, np.ndarray]], recipe: str | None, settin
 def main(argv: list[str] | None = None) -> None:
     """`python -m training.calibration`: measure, fit and (with --write) store the calibration."""
     from pipelines.model import load_checkpoint, read_config, update_config
-    from training.crossval import finished_folds, fold_recipe, same_recipe
+    from training.crossval import finished_folds, fold_recipe, one_recipe
     from training.datasets import load_folder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -253,10 +250,10 @@ def main(argv: list[str] | None = None) -> None:
         kept = [(checkpoint, set(ids) - excluded) for checkpoint, ids in folds if set(ids) - excluded]
         settings = read_config(args.settings_from) if args.settings_from else None
         recipes = {r for r in (fold_recipe(checkpoint.parent) for checkpoint, _ in kept) if r is not None}
-        if len({same_recipe(r) for r in recipes}) > 1:
+        recipe = one_recipe(recipes) if recipes else None
+        if recipes and recipe is None:
             parser.error(f"The folds under {args.folds} differ in recipe: calibrate one recipe at a time.")
         recorded = json.loads(Path(args.recorded).read_text()) if args.recorded else None
-        recipe = min(recipes, key=len) if recipes else None  # folds differing only in options added since: the oldest
         if recipe is None and recorded and recorded.get("recipe") is not None:  # nothing run here: the record's
             recipe = json.dumps(recorded["recipe"], sort_keys=True)
 

@@ -236,6 +236,14 @@ def same_recipe(recipe_json: str) -> str:
     return json.dumps({k: v for k, v in recipe.items() if k not in HOW_IT_RUNS}, sort_keys=True, default=str)
 
 
+def one_recipe(recipes: set[str]) -> str | None:
+    """The recipe a set of folds shares (as `fold_recipe` gives it), in its oldest spelling when they
+    differ only in options added to train.py since (at their defaults); None when they differ."""
+    if len({same_recipe(r) for r in recipes}) != 1:
+        return None
+    return sorted(recipes, key=len)[0]
+
+
 def report(out: str | Path, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
     """Per-fold figures with their mean, spread and worst fold, over the folds that ran all their
     steps. `recorded`: an earlier report of the same recipe (a committed docs/crossval-*.json): its
@@ -243,9 +251,9 @@ def report(out: str | Path, recorded: dict[str, Any] | None = None) -> dict[str,
     folds = sorted((p for p in Path(out).glob("fold*") if p.is_dir() and p.name[4:].isdigit()), key=lambda p: int(p.name[4:]))
     rows: dict[str, Any] = {p.name: fold_metrics(p) for p in folds}
     recipes = {r for r in (fold_recipe(p) for p in folds) if r is not None}
-    # folds that differ only in options added to train.py since one of them ran (at their defaults) are one recipe
-    if len({same_recipe(r) for r in recipes}) == 1:
-        recipes = {sorted(recipes, key=len)[0]}
+    shared = one_recipe(recipes)
+    if shared is not None:
+        recipes = {shared}
     if recorded:
         earlier = json.dumps(recorded.get("recipe"), sort_keys=True)
         if recipes and {same_recipe(r) for r in recipes} != {same_recipe(earlier)}:
