@@ -14,25 +14,10 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-from pathlib import Path
 
 from bench.helpers import free_port
 from bench.run import KEY, LONG_POLL_S, OUT, PHOTO_SIZES, SMALL_SIZES, bench_images, run_clients, service_call
-from bench.service_process import ServiceProcess, descendants, process_name
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_times(root: int) -> dict[int, tuple[str, float]]:
-    """pid -> (name, user + system CPU seconds) for the tree under `root`."""
-    times = {}
-    for pid in descendants(root):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        times[pid] = (process_name(pid), (int(fields[11]) + int(fields[12])) / TICKS)
-    return times
+from bench.service_process import ServiceProcess, cpu_spent, process_times
 
 
 def main() -> None:
@@ -57,7 +42,7 @@ def main() -> None:
     for cpu, name, pid in spent:
         if cpu > 0:
             print(f"  {name[:48]:<48} {pid:>7}  {cpu:7.2f} s  {1000 * cpu / tiles:6.1f} ms/tile")
-    total = sum(cpu for cpu, _, _ in spent)
+    total = cpu_spent(before, after)
     client = client_after.ru_utime + client_after.ru_stime - client_before.ru_utime - client_before.ru_stime
     print(
         f"service {1000 * total / tiles:.1f} ms/tile in all; the clients "

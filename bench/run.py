@@ -12,7 +12,10 @@ side by side in one run on this machine, printed as a table and written to var/b
    The images are synthetic core photos at the sizes of the real ones (PHOTO_SIZES, 25-45 tiles
    each with every pass of the scale search), as many as fit the suite's time on this machine
    (`bench/workload.py`: the full workload where the model is fast, fewer images where it is slow);
-   `service_tiles_per_s` counts the tiles of finished jobs per second at concurrency 32. Then
+   `service_tiles_per_s` counts the tiles of finished jobs per second at concurrency 32, and
+   `service_over_model_cpu` compares CPU per tile, the service's whole process tree (read from
+   /proc) against the bare model on the same tiles before and after it: the machine's drift moves
+   wall-clock rates by 10-25 % within minutes, CPU per tile far less. Then
    small pictures (768², 4 tiles, where per-job costs weigh most) at concurrency 32: `small`.
 3. `submit_p50_ms` / `submit_p99_ms`: POST /predict latency from 2 concurrent clients while big
    jobs keep the model busy and hundreds of jobs wait in the queue; `submit_burst_*` the same
@@ -45,7 +48,7 @@ import requests
 
 from bench import engines as engines_bench
 from bench.helpers import encode, free_port
-from bench.service_process import MemorySampler, ServiceProcess, tree_memory_mb
+from bench.service_process import MemorySampler, ServiceProcess, cpu_spent, process_times, tree_memory_mb
 from bench.workload import SUITE_BUDGET_S, Workload, mean_tiles, plan_workload, tiles_per_image
 from deployments.settings import DEFAULT_MODEL, REPO_ROOT
 from training.synthetic import generate_sample
@@ -122,12 +125,15 @@ def bench_images(count: int, sizes: tuple[tuple[int, int], ...]) -> list[bytes]:
 # -- 1. the bare model -------------------------------------------------------------------------
 
 
-def model_throughput(seconds: float, workload_only: bool = False) -> tuple[dict[str, float], str]:
+def model_throughput(seconds: float, workload_only: bool = False) -> tuple[dict[str, float], str, float]:
     """The shipped model as the service runs it (its default engine, softmax, refinement and
     blend weighting included), per batch size: (tiles per second, the engine's name). Under
     `"workload"`, two concurrent passes at batch 1 over the very tiles the service segments for
     the bench's photos (`photo_tiles`: every pass of the scale search, the small ones included),
-    the bare model's rate on the service's own work."""
+    the bare model's rate on the service's own work. Third: the CPU milliseconds that workload
+    took per tile (this process's user + system time over the timed loop: every engine thread)."""
+    import resource
+
     import torch
 
     from pipelines.model import load_checkpoint, predict_weighted
@@ -145,16 +151,22 @@ def model_throughput(seconds: float, workload_only: bool = False) -> tuple[dict[
     workload = photo_tiles(model, bench_images(len(PHOTO_SIZES), PHOTO_SIZES))
     sizes = (1, 2, 4, 8, 16, 32, 64) if model.device.type == "cuda" else (1, 2)
 
+    def cpu_seconds() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    cpu_ms_per_tile: dict[int, float] = {}
+
     def measure(size: int, streams: int, work: list[tuple[np.ndarray, np.ndarray]]) -> float:
         """Tiles per second with `streams` threads each running batches of `size` tiles of
-        `work` (in turn) back to back."""
+        `work` (in turn) back to back (and its CPU per tile in `cpu_ms_per_tile[id(work)]`)."""
         torch.set_num_threads(max(1, cores // streams) if model.device.type == "cpu" else cores)
         served = models.get(streams, model)
         batches = [work[i : i + size] for i in range(0, len(work), size)]
         for batch in batches[:4]:  # warm-up (OpenVINO compiles a shape once)
             predict_weighted(served, [t for t, _ in batch], [w for _, w in batch])
         counts = [0] * streams
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), cpu_seconds()
 
         def loop(index: int) -> None:
             turn = index
@@ -169,6 +181,7 @@ def model_throughput(seconds: float, workload_only: bool = False) -> tuple[dict[
             thread.start()
         for thread in threads:
             thread.join()
+        cpu_ms_per_tile[id(work)] = 1000 * (cpu_seconds() - cpu_began) / max(1, sum(counts))
         return sum(counts) / (time.perf_counter() - began)
 
     rates = {}
@@ -180,7 +193,7 @@ def model_throughput(seconds: float, workload_only: bool = False) -> tuple[dict[
     model = None  # type: ignore[assignment]  # let the caller free them
     models.clear()
     gc.collect()
-    return rates, engine
+    return rates, engine, cpu_ms_per_tile[id(workload)]
 
 
 # -- clients -----------------------------------------------------------------------------------
@@ -365,9 +378,13 @@ def bench_service(photos: list[bytes], small: list[bytes], submit_count: int, wo
         rates, tiles_rate = {}, 0.0
         for concurrency in CONCURRENCY:
             work = images_for(workload.photos[concurrency], photos)
+            before = process_times(service.pid)
             seconds, results = run_clients(work, concurrency, service_call(service.base, LONG_POLL_S))
+            tiles = sum(r["tiles"] for r in results)
             rates[str(concurrency)] = len(work) / seconds
-            tiles_rate = sum(r["tiles"] for r in results) / seconds
+            tiles_rate = tiles / seconds
+            # CPU of the whole process tree per finished tile (the figure kept is the last: 32 clients)
+            figures["service_cpu_ms_per_tile"] = 1000 * cpu_spent(before, process_times(service.pid)) / max(1, tiles)
             print(f"  service c={concurrency:<3} {rates[str(concurrency)]:.3f} images/s, {tiles_rate:.2f} tiles/s", flush=True)
         figures["service_images_per_s"] = rates
         figures["service_tiles_per_s"] = tiles_rate  # at the highest concurrency
@@ -420,7 +437,7 @@ def main() -> None:
     print(f"lithoseg benchmark on {report['device']}", flush=True)
     report["engines"] = engines_bench.measure(DEFAULT_MODEL, args.model_seconds)  # every engine, bare network
     gc.collect()
-    rates, engine = model_throughput(args.model_seconds)
+    rates, engine, workload_cpu = model_throughput(args.model_seconds)
     workload_rate = rates.pop("workload")
     best = max(rates, key=lambda k: rates[k])
     report.update(model_tiles_per_s=rates[best], model_best_batch=best, model_tiles_per_s_by_batch=rates, default_engine=engine)
@@ -451,11 +468,16 @@ def main() -> None:
     # the bare model again on the same tiles once the service is gone: this machine drifts by 10 %
     # within minutes, so the service is judged against the mean of the two, and both are kept
     gc.collect()
-    after = model_throughput(args.model_seconds, workload_only=True)[0]["workload"]
+    after_rates, _, after_cpu = model_throughput(args.model_seconds, workload_only=True)
+    after = after_rates["workload"]
     print(f"  the model on the photos' own tiles again, after the service: {after:.2f} tiles/s", flush=True)
     report["model_workload_tiles_per_s_before_after"] = [workload_rate, after]
     report["model_workload_tiles_per_s"] = (workload_rate + after) / 2
     report["service_over_model_workload"] = report["service_tiles_per_s"] / report["model_workload_tiles_per_s"]
+    # the same comparison in CPU time per tile, which the machine's drift moves far less than
+    # wall-clock rates: with every core busy, throughput is cores over CPU per tile
+    report["model_workload_cpu_ms_per_tile_before_after"] = [workload_cpu, after_cpu]
+    report["service_over_model_cpu"] = (workload_cpu + after_cpu) / 2 / report["service_cpu_ms_per_tile"]
     report["service_over_naive"] = {c: report["service_images_per_s"][c] / naive["photos"][c] for c in naive["photos"]}
     small_figures = report["small"]
     if small_figures is not None:
@@ -496,6 +518,12 @@ def print_table(r: dict[str, Any]) -> None:
             f"tiles hold {r['photo_full_tile_share']:.2f} of a full one; over the model on the "
             f"photos' own tiles, {r['model_workload_tiles_per_s']:.2f} tiles/s (mean of before and after the service: "
             f"{' and '.join(f'{v:.2f}' for v in r['model_workload_tiles_per_s_before_after'])}): {r['service_over_model_workload']:.2f})",
+        ),
+        (
+            "service_over_model_cpu",
+            f"{r['service_over_model_cpu']:.2f} (CPU ms a tile on the photos' own tiles: model "
+            f"{' and '.join(f'{v:.1f}' for v in r['model_workload_cpu_ms_per_tile_before_after'])} before and after, "
+            f"service's processes {r['service_cpu_ms_per_tile']:.1f})",
         ),
         *(
             (

@@ -53,6 +53,27 @@ def _kb(path: Path, key: str) -> int:
     return 0
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_times(root: int) -> dict[int, tuple[str, float]]:
+    """pid -> (name, user + system CPU seconds) for the tree under `root`."""
+    times = {}
+    for pid in descendants(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        times[pid] = (process_name(pid), (int(fields[11]) + int(fields[12])) / TICKS)
+    return times
+
+
+def cpu_spent(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> float:
+    """CPU seconds the tree spent between two `process_times` readings (a process started in
+    between counts from zero)."""
+    return sum(cpu - before.get(pid, (name, 0.0))[1] for pid, (name, cpu) in after.items())
+
+
 def process_name(pid: int) -> str:
     """The process's title (Ray workers set theirs, e.g. `ray::ServeReplica:lithoseg:Tiler`)."""
     try:

@@ -219,6 +219,7 @@ class Segmenter:
             "scales": config.scales,
             "guided_filter": model.refinement,
             "auto_exposure": model.auto_exposure,
+            "background_logit_bias": config.background_logit_bias,
             "num_classes": len(config.classes),
             "classes": config.classes,
             "gate_threshold": served.gate_bank.threshold if served.gate_bank else None,

@@ -18,14 +18,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pipelines.checkpoint_files import CONFIG_FILE, IMAGENET_MEAN, IMAGENET_STD, WEIGHTS_FILE
-from pipelines.classes import ClassTable, default_class_table
+from pipelines.classes import BACKGROUND_ID, ClassTable, default_class_table
 from pipelines.engines import Engine, build_engine, torch_engine
 from pipelines.errors import CheckpointError
 from pipelines.exposure import AutoExposure
 from pipelines.refine import GuidedFilter
 
 # how a network is run on a photo, not what it learned: one checkpoint's may be tried on another's weights
-INFERENCE_SETTINGS = ("max_short_side", "scales", "guided_filter", "auto_exposure")
+INFERENCE_SETTINGS = ("max_short_side", "scales", "guided_filter", "auto_exposure", "background_logit_bias")
 
 
 @dataclass
@@ -45,6 +45,7 @@ class ModelConfig:
     scales: list[float] | None = None  # factors of that size also tried; the most confident wins
     guided_filter: dict[str, Any] | None = None  # edge-aware refinement of the probabilities (pipelines/refine.py)
     auto_exposure: dict[str, Any] | None = None  # under-exposed photos brightened before tiling (pipelines/exposure.py)
+    background_logit_bias: float = 0.0  # added to the background logit before the softmax: > 0 calls rock only when surer
     confidence_calibration: list[int] | None = None  # raw confidence -> calibrated, 256 entries (pipelines/calibration.py)
     engine: str = "torch"  # what runs the network (pipelines/engines.py); "auto": the fastest that passed parity here
     mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -72,6 +73,16 @@ class ModelConfig:
     def inference_settings(self) -> dict[str, Any]:
         """How this checkpoint runs its network on a photo (`INFERENCE_SETTINGS`), a copy."""
         return json.loads(json.dumps({key: getattr(self, key) for key in INFERENCE_SETTINGS}))
+
+
+def same_settings(first: dict[str, Any] | None, second: dict[str, Any] | None) -> bool:
+    """Whether two recorded `inference_settings()` run a network alike: a setting a record
+    predates (missing from it) counts as its default, so records written before a setting existed
+    still compare equal to today's with that setting off."""
+    if first is None or second is None:
+        return first is second
+    defaults = ModelConfig().inference_settings()
+    return all(first.get(key, defaults[key]) == second.get(key, defaults[key]) for key in INFERENCE_SETTINGS)
 
 
 @dataclass
@@ -208,6 +219,16 @@ def normalise(images: torch.Tensor, config: ModelConfig, device: torch.device) -
     return (batch - mean) / std
 
 
+def background_bias(bias: float, num_classes: int, device: torch.device) -> torch.Tensor:
+    """(1, C, 1, 1): `bias` on the background class, 0 on the others, to add to logits. A shift of
+    the background's log-odds, so a pixel is called rock only where the network is surer of it
+    (P(background) is multiplied by e^bias before renormalising): the decision threshold the
+    cross-validated folds chose (docs/crossval.md, "Background bias")."""
+    shift = torch.zeros(1, num_classes, 1, 1, device=device)
+    shift[0, BACKGROUND_ID] = bias
+    return shift
+
+
 def _forward(model: LoadedModel, tiles: list[np.ndarray]) -> Iterator[tuple[list[int], torch.Tensor]]:
     """(indices, softmax probabilities (N, C, H, W) float32 on the model's device, refined when the
     checkpoint says so) for the tiles, grouped by shape: tiles of one shape run as one batch. H and
@@ -217,8 +238,10 @@ def _forward(model: LoadedModel, tiles: list[np.ndarray]) -> Iterator[tuple[list
         by_shape.setdefault(tile.shape, []).append(index)
     for indices in by_shape.values():
         stacked = torch.from_numpy(np.stack([tiles[i] for i in indices])).to(model.device)  # uint8: the guide of `refine` too
-        logits = model.run_network(normalise(stacked, model.config, model.device))
-        probabilities = torch.softmax(logits.float(), dim=1)
+        logits = model.run_network(normalise(stacked, model.config, model.device)).float()
+        if model.config.background_logit_bias:  # out of place: an engine may hand back its own buffer
+            logits = logits + background_bias(model.config.background_logit_bias, logits.shape[1], model.device)
+        probabilities = torch.softmax(logits, dim=1)
         yield indices, probabilities if model.refine is None else model.refine(probabilities, stacked)
 
 

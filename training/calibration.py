@@ -191,6 +191,7 @@ def recorded_photos(
     added where this run did not measure them, so the folds of sessions on different machines
     pool. Refused when the record is of another recipe or was segmented with other settings: its
     confidences would not be this model's."""
+    from pipelines.model import same_settings
     from training.crossval import same_recipe
 
     if not recorded:
@@ -198,7 +199,7 @@ def recorded_photos(
     their_recipe = recorded.get("recipe")
     if recipe is not None and their_recipe is not None and same_recipe(json.dumps(their_recipe)) != same_recipe(recipe):
         raise ValueError("The recorded levels are of another recipe than the folds here; keep them apart.")
-    if recorded["settings"] != settings:
+    if not same_settings(recorded["settings"], settings):
         raise ValueError("The recorded levels were segmented with other inference settings than --settings-from gives.")
     earlier = {photo: (row["fold"], np.array([row["pixels"], row["right"]], np.int64)) for photo, row in recorded["photos"].items()}
     return {**earlier, **measured}

@@ -248,6 +248,8 @@ def report(out: str | Path, recorded: dict[str, Any] | None = None) -> dict[str,
     """Per-fold figures with their mean, spread and worst fold, over the folds that ran all their
     steps. `recorded`: an earlier report of the same recipe (a committed docs/crossval-*.json): its
     folds fill in those not run here, so the folds of several sessions on fresh machines add up."""
+    from pipelines.model import same_settings
+
     folds = sorted((p for p in Path(out).glob("fold*") if p.is_dir() and p.name[4:].isdigit()), key=lambda p: int(p.name[4:]))
     rows: dict[str, Any] = {p.name: fold_metrics(p) for p in folds}
     recipes = {r for r in (fold_recipe(p) for p in folds) if r is not None}
@@ -276,7 +278,8 @@ def report(out: str | Path, recorded: dict[str, Any] | None = None) -> dict[str,
     summary: dict[str, Any] = {"folds": rows, "complete": len(done), "of": len(rows), **spread(list(done.values()))}
     others = [row["with_settings"] for row in done.values() if row.get("with_settings")]
     if others:
-        if len({json.dumps([other["settings"], other["judging"]], sort_keys=True) for other in others}) > 1:
+        first = others[0]
+        if any(not same_settings(other["settings"], first["settings"]) or other["judging"] != first["judging"] for other in others):
             raise ValueError(
                 "The folds were scored with different inference settings or judging rules: rescore them all with one --settings-from."
             )
@@ -340,7 +343,7 @@ def attach(summary: dict[str, Any], model: str | Path, settings_from: str | Path
     inference settings (`rescore --settings-from`), and those settings written into the checkpoint
     too. The service then reports a class as validated on real photos with its cross-validated IoU.
     Returns the figures written."""
-    from pipelines.model import read_config, update_config
+    from pipelines.model import read_config, same_settings, update_config
 
     config = checkpoint_config(Path(model))
     recipe = (config or {}).get("training", {}).get("recipe")
@@ -358,7 +361,7 @@ def attach(summary: dict[str, Any], model: str | Path, settings_from: str | Path
     if settings_from is not None:
         settings = read_config(settings_from).inference_settings()
         scored = [(name, row.get("with_settings")) for name, row in done]
-        if not done or any(other is None or other["settings"] != settings for _, other in scored):
+        if not done or any(other is None or not same_settings(other["settings"], settings) for _, other in scored):
             raise ValueError(f"Not every finished fold was scored with {settings_from}'s settings: run `rescore --settings-from` first.")
         done = scored
     if not done:

@@ -7,7 +7,7 @@ from PIL import Image
 
 from deployments.settings import DEFAULT_MODEL
 from pipelines.errors import CheckpointError
-from pipelines.model import ModelConfig, build_network, load_checkpoint, predict_probabilities, save_checkpoint
+from pipelines.model import ModelConfig, build_network, load_checkpoint, predict_probabilities, same_settings, save_checkpoint
 from pipelines.pretrained import efficientnet_lite_state_dict, load_imagenet_encoder
 from pipelines.resolution import MostConfident, resample_image, resample_labels, scale_back
 from pipelines.segment import segment_image
@@ -32,6 +32,30 @@ def test_probabilities_have_the_tile_shape_and_sum_to_one(tmp_path):
     out = predict_probabilities(model, tiles)
     assert out[0].shape == (12, 64, 96) and out[1].shape == (12, 128, 128)
     assert np.allclose(out[1].astype(np.float32).sum(0), 1.0, atol=1e-2)
+
+
+def test_a_background_bias_multiplies_the_background_probability_by_its_exponential(tmp_path):
+    config = ModelConfig(**SMALL_MODEL)
+    network = build_network(config)
+    save_checkpoint(tmp_path / "plain", config, network)
+    save_checkpoint(tmp_path / "biased", ModelConfig(**SMALL_MODEL, background_logit_bias=1.5), network)
+    tiles = [np.random.default_rng(3).integers(0, 256, (64, 64, 3), np.uint8)]
+    plain = predict_probabilities(load_checkpoint(tmp_path / "plain", "cpu"), tiles)[0].astype(np.float64)
+    biased = predict_probabilities(load_checkpoint(tmp_path / "biased", "cpu"), tiles)[0].astype(np.float64)
+    expected = plain.copy()
+    expected[0] *= np.exp(1.5)
+    expected /= expected.sum(0, keepdims=True)
+    assert np.allclose(biased, expected, atol=2e-3)  # float16 outputs
+    assert (biased[0] > plain[0] + 1e-3).mean() > 0.99 and np.allclose(biased.sum(0), 1.0, atol=1e-2)
+
+
+def test_settings_recorded_before_a_setting_existed_count_it_at_its_default():
+    today = ModelConfig().inference_settings()
+    older = {key: value for key, value in today.items() if key != "background_logit_bias"}
+    assert same_settings(older, today) and same_settings(today, older)
+    assert not same_settings(older, ModelConfig(background_logit_bias=1.0).inference_settings())
+    assert not same_settings(older, today | {"scales": [1.0, 0.5]})
+    assert same_settings(None, None) and not same_settings(None, today)
 
 
 def test_segment_image_returns_full_resolution(tmp_path):
