@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -146,6 +146,8 @@ class Segmenter:
             model.refine = None
         if not self.settings.auto_exposure:
             model.exposure = None
+        if self.settings.background_logit_bias is not None:
+            model.config = replace(model.config, background_logit_bias=self.settings.background_logit_bias)
         gate_bank = GateBank.load(directory)
         if gate_bank is not None and self.gate_encoder is None:
             self.gate_encoder = GateEncoder(model.device)

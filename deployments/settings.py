@@ -106,6 +106,16 @@ class Settings(BaseSettings):
             "says (the overlay keeps the photo as sent); false: the photo as it comes."
         ),
     )
+    background_logit_bias: float | None = Field(
+        None,
+        ge=-10,
+        le=10,
+        description=(
+            "Added to the background class's logit before the softmax: higher calls a pixel rock only where the network is surer "
+            "(fewer floors and box walls taken for rock, more rock edges missed), lower the reverse; unset: the checkpoint's own "
+            "(`background_logit_bias` in config.json, chosen on the cross-validation folds)."
+        ),
+    )
     segment_max_pixels: int = Field(
         16_000_000, gt=0, description="Largest image POST /segment (synchronous) accepts; larger ones go through POST /predict."
     )
@@ -125,8 +135,8 @@ class Settings(BaseSettings):
         """The Segmenter's description of its checkpoint (`info()`) with these settings applied:
         the one place where a setting wins over the checkpoint's own value. The JobRunner resolves
         it once per job and every deployment after it reads the result; the job tracker estimates
-        tiles from it. (The Segmenter switches the guided filter and the auto-exposure off where it
-        loads a checkpoint, so its `info()` already says so.)"""
+        tiles from it. (The Segmenter switches the guided filter and the auto-exposure off, and
+        sets the background bias, where it loads a checkpoint, so its `info()` already says so.)"""
         resolved = dict(model)
         if self.gate_threshold is not None:
             resolved["gate_threshold"] = self.gate_threshold

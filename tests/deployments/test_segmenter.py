@@ -31,6 +31,17 @@ def test_the_checkpoints_section_is_used_unless_its_setting_turns_it_off(tmp_pat
     assert off.info()[section] is None
 
 
+def test_the_background_bias_is_the_checkpoints_unless_a_setting_gives_another(tmp_path):
+    config = ModelConfig(**SMALL_MODEL, background_logit_bias=1.0)
+    save_checkpoint(tmp_path / "ckpt", config, build_network(config))
+    assert loaded_segmenter(Settings(), str(tmp_path / "ckpt")).info()["background_logit_bias"] == 1.0
+    overridden = loaded_segmenter(Settings(background_logit_bias=-0.5), str(tmp_path / "ckpt"))
+    assert overridden.model is not None and overridden.model.config.background_logit_bias == -0.5
+    assert overridden.info()["background_logit_bias"] == -0.5
+    with pytest.raises(ValueError, match="less than or equal to 10"):
+        Settings(background_logit_bias=50)
+
+
 def segmenter_with_requests(tmp_path, max_batch_size: int):
     """A loaded Segmenter (the small model, batches of `max_batch_size`) and two requests of
     several tiles each, as the Tiler sends them."""
