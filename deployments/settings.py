@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         description=(
             "Added to the background class's logit before the softmax: higher calls a pixel rock only where the network is surer "
             "(fewer floors and box walls taken for rock, more rock edges missed), lower the reverse; unset: the checkpoint's own "
-            "(`background_logit_bias` in config.json, chosen on the cross-validation folds)."
+            "(`background_logit_bias` in config.json; 0 for the shipped model)."
         ),
     )
     segment_max_pixels: int = Field(

@@ -222,8 +222,8 @@ def normalise(images: torch.Tensor, config: ModelConfig, device: torch.device) -
 def background_bias(bias: float, num_classes: int, device: torch.device) -> torch.Tensor:
     """(1, C, 1, 1): `bias` on the background class, 0 on the others, to add to logits. A shift of
     the background's log-odds, so a pixel is called rock only where the network is surer of it
-    (P(background) is multiplied by e^bias before renormalising): the decision threshold the
-    cross-validated folds chose (docs/crossval.md, "Background bias")."""
+    (P(background) is multiplied by e^bias before renormalising); docs/crossval.md, "Background
+    bias", measures it on the folds."""
     shift = torch.zeros(1, num_classes, 1, 1, device=device)
     shift[0, BACKGROUND_ID] = bias
     return shift

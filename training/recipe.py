@@ -4,13 +4,13 @@
     python -m training.recipe --out var/recipe-smoke --smoke                         # 2 steps on synthetic photos
     python -m training.recipe --out var/recipe --dry-run                             # print the run
 
-The shipped weights (version 14, models/lithoseg-default/MODEL_CARD.md; version 13's weights with
-the background bias chosen on the folds) are cross-validated recipe r4 (docs/crossval.md) trained
-once on every labelled photo: one `training.train` run from ImageNet (resumable: a finished run is
-skipped, an interrupted one resumes). Then what does not come from these weights is carried over
-from the shipped checkpoint into `<out>/model`: the inference settings the folds were scored with
-(the background bias among them), the content gate (`gate.npz`, embeddings of the fixed ImageNet
-encoder), the confidence calibration (none since the five folds: docs/calibration.md) and r4's
+The shipped weights (version 13, models/lithoseg-default/MODEL_CARD.md) are cross-validated recipe
+r4 (docs/crossval.md) trained once on every labelled photo: one `training.train` run from ImageNet
+(resumable: a finished run is skipped, an interrupted one resumes). Then what does not come from
+these weights is carried over from the shipped checkpoint into `<out>/model`: the inference
+settings the folds were scored with
+(a background bias among them, if one is set), the content gate (`gate.npz`,
+embeddings of the fixed ImageNet encoder), the confidence calibration (none since the five folds: docs/calibration.md) and r4's
 cross-validated figures (`metrics.real_holdout`, which the service's per-class validation reads).
 To measure those again rather than carry them: `crossval run` the five folds with `R4`'s options,
 then `crossval rescore --settings-from`, `crossval attach` and `calibration --folds
@@ -33,7 +33,7 @@ from pipelines.model import INFERENCE_SETTINGS, read_config, update_config
 from training.train import TrainConfig
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "lithoseg-default"
-VERSION = "14"
+VERSION = "13"
 # recipe r4: what every fold of the cross-validation and the shipped run train with
 R4: dict[str, Any] = {
     "steps": 2400,
