@@ -15,7 +15,7 @@ side by side in one run on this machine, printed as a table and written to var/b
    `service_tiles_per_s` counts the tiles of finished jobs per second at concurrency 32, and
    `service_over_model_cpu` compares CPU per tile, the service's whole process tree (read from
    /proc) against the bare model on the same tiles before and after it: the machine's drift moves
-   wall-clock rates by 10-25 % within minutes, CPU per tile far less. Then
+   wall-clock rates by 10-25 % within minutes, CPU per tile less (run 22: 16 %). Then
    small pictures (768², 4 tiles, where per-job costs weigh most) at concurrency 32: `small`.
 3. `submit_p50_ms` / `submit_p99_ms`: POST /predict latency from 2 concurrent clients while big
    jobs keep the model busy and hundreds of jobs wait in the queue; `submit_burst_*` the same
@@ -155,11 +155,9 @@ def model_throughput(seconds: float, workload_only: bool = False) -> tuple[dict[
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return usage.ru_utime + usage.ru_stime
 
-    cpu_ms_per_tile: dict[int, float] = {}
-
-    def measure(size: int, streams: int, work: list[tuple[np.ndarray, np.ndarray]]) -> float:
-        """Tiles per second with `streams` threads each running batches of `size` tiles of
-        `work` (in turn) back to back (and its CPU per tile in `cpu_ms_per_tile[id(work)]`)."""
+    def measure(size: int, streams: int, work: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+        """(tiles per second, CPU ms a tile) with `streams` threads each running batches of
+        `size` tiles of `work` (in turn) back to back."""
         torch.set_num_threads(max(1, cores // streams) if model.device.type == "cpu" else cores)
         served = models.get(streams, model)
         batches = [work[i : i + size] for i in range(0, len(work), size)]
@@ -181,19 +179,19 @@ def model_throughput(seconds: float, workload_only: bool = False) -> tuple[dict[
             thread.start()
         for thread in threads:
             thread.join()
-        cpu_ms_per_tile[id(work)] = 1000 * (cpu_seconds() - cpu_began) / max(1, sum(counts))
-        return sum(counts) / (time.perf_counter() - began)
+        done = max(1, sum(counts))
+        return done / (time.perf_counter() - began), 1000 * (cpu_seconds() - cpu_began) / done
 
     rates = {}
     for size in () if workload_only else sizes:  # one pass at a time on every core, and two concurrent passes (as the service runs them)
-        rates[str(size)] = measure(size, 1, full)
-        rates[f"{size}x2"] = measure(size, 2, full)
-    rates["workload"] = measure(1, 2 if model.device.type == "cpu" else 1, workload)
+        rates[str(size)] = measure(size, 1, full)[0]
+        rates[f"{size}x2"] = measure(size, 2, full)[0]
+    rates["workload"], workload_cpu_ms = measure(1, 2 if model.device.type == "cpu" else 1, workload)
     engine = model.engine.name if model.engine else "torch"
     model = None  # type: ignore[assignment]  # let the caller free them
     models.clear()
     gc.collect()
-    return rates, engine, cpu_ms_per_tile[id(workload)]
+    return rates, engine, workload_cpu_ms
 
 
 # -- clients -----------------------------------------------------------------------------------
@@ -474,7 +472,7 @@ def main() -> None:
     report["model_workload_tiles_per_s_before_after"] = [workload_rate, after]
     report["model_workload_tiles_per_s"] = (workload_rate + after) / 2
     report["service_over_model_workload"] = report["service_tiles_per_s"] / report["model_workload_tiles_per_s"]
-    # the same comparison in CPU time per tile, which the machine's drift moves far less than
+    # the same comparison in CPU time per tile, which the machine's drift moves less than
     # wall-clock rates: with every core busy, throughput is cores over CPU per tile
     report["model_workload_cpu_ms_per_tile_before_after"] = [workload_cpu, after_cpu]
     report["service_over_model_cpu"] = (workload_cpu + after_cpu) / 2 / report["service_cpu_ms_per_tile"]
