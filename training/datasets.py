@@ -348,7 +348,15 @@ def color_jitter(rng: np.random.Generator, image: np.ndarray, hue: float = 0.0, 
     return out
 
 
-def synthetic_item(seed: int, floor_fraction: float = 0.0, scene_fraction: float = 0.0, packing_fraction: float = 0.0) -> LabelledImage:
+def synthetic_item(
+    seed: int, floor_fraction: float = 0.0, scene_fraction: float = 0.0, packing_fraction: float = 0.0, cardboard_fraction: float = 0.0
+) -> LabelledImage:
     """One synthetic core photo with its mask, as a LabelledImage (the fractions: see generate_sample)."""
-    sample = generate_sample(seed, floor_fraction=floor_fraction, scene_fraction=scene_fraction, packing_fraction=packing_fraction)
+    sample = generate_sample(
+        seed,
+        floor_fraction=floor_fraction,
+        scene_fraction=scene_fraction,
+        packing_fraction=packing_fraction,
+        cardboard_fraction=cardboard_fraction,
+    )
     return LabelledImage(f"synthetic{seed}", sample.image, sample.mask)

@@ -119,6 +119,87 @@ def _packing(rng: Rng, image: np.ndarray, mask: np.ndarray) -> None:
         region[free] = paint[free]
 
 
+def add_cardboard(rng: Rng, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`image` with the cardboard of a worn core box around its core, mask unchanged; new arrays.
+
+    What a drone photo of a cardboard box shows that the plain synthetic box lacks, and what
+    held-out photos lost their outline to (docs/crossval.md, fold 0: a box's flap and stained
+    walls called rock): water and dirt stains on the walls and dividers between the columns, and
+    the box's flaps lying open beside it, buff like the sandstone inside, creased and shaded. Both
+    are painted on background only."""
+    image, mask = image.copy(), mask.copy()
+    rows, columns = np.nonzero(mask)
+    if not len(rows):
+        return image, mask
+    top, bottom, left, right = int(rows.min()), int(rows.max()) + 1, int(columns.min()), int(columns.max()) + 1
+    if rng.random() < 0.8:
+        _stains(rng, image, mask, (top, bottom, left, right))
+    for _ in range(int(rng.integers(1, 3))):
+        _flap(rng, image, mask, (top, bottom, left, right))
+    return image, mask
+
+
+def _smooth_noise(rng: Rng, h: int, w: int, cell: float) -> np.ndarray:
+    """(h, w) float32 noise in 0-1, smooth over about `cell` pixels (a coarse grid, bicubic)."""
+    coarse = rng.random((max(2, int(h / cell) + 2), max(2, int(w / cell) + 2))).astype(np.float32)
+    return np.clip(np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC), np.float32), 0, 1)
+
+
+def _stains(rng: Rng, image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> None:
+    """Blotches of water and dirt, darker and browner, on the background inside the core's box
+    (walls, dividers, empty slots) and a little around it, in place."""
+    top, bottom, left, right = box
+    height, width = mask.shape
+    grow = int(0.05 * max(bottom - top, right - left))
+    y0, y1, x0, x1 = max(0, top - grow), min(height, bottom + grow), max(0, left - grow), min(width, right + grow)
+    h, w = y1 - y0, x1 - x0
+    blotches = _smooth_noise(rng, h, w, rng.uniform(0.06, 0.2) * max(h, w))
+    edge = _smooth_noise(rng, h, w, rng.uniform(3, 10))  # a ragged rim, as a dried stain has
+    stained = np.clip((blotches + 0.1 * edge - rng.uniform(0.5, 0.7)) * rng.uniform(2, 5), 0, 1)
+    darker = rng.uniform(0.6, 0.85)
+    factor = 1 - stained[..., None] * (1 - darker * np.array([1.0, 0.95, 0.85], np.float32))  # browner as it darkens
+    region = image[y0:y1, x0:x1]
+    free = mask[y0:y1, x0:x1] == 0
+    region[free] = np.clip(region.astype(np.float32) * factor, 0, 255).astype(np.uint8)[free]
+
+
+def _flap(rng: Rng, image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> None:
+    """One of the box's flaps lying open beside it: a buff panel along one side of the core's box,
+    shaded across (it lies at an angle), creased along its fold, stained, in place."""
+    top, bottom, left, right = box
+    height, width = mask.shape
+    side = str(rng.choice(["top", "bottom", "left", "right"]))
+    across = rng.uniform(0.1, 0.45)
+    if side in ("top", "bottom"):
+        depth = max(4, int(across * (bottom - top)))
+        y0, h = (top - depth if side == "top" else bottom), depth
+        x0, w = left + int(rng.integers(-depth, depth + 1)), right - left
+    else:
+        depth = max(4, int(across * (right - left)))
+        x0, w = (left - depth if side == "left" else right), depth
+        y0, h = top + int(rng.integers(-depth, depth + 1)), bottom - top
+    ya, yb, xa, xb = max(0, y0), min(height, y0 + h), max(0, x0), min(width, x0 + w)
+    if yb - ya < 2 or xb - xa < 2:
+        return
+    h, w = yb - ya, xb - xa
+    base = np.clip(np.array([178, 146, 104], np.float32) * rng.uniform(0.7, 1.15) + rng.normal(0, 5, 3), 40, 235)
+    ramp = np.linspace(*rng.uniform(0.75, 1.05, 2), w if side in ("left", "right") else h, dtype=np.float32)
+    shade = ramp[None, :] if side in ("left", "right") else ramp[:, None]
+    texture = 0.9 + 0.1 * _smooth_noise(rng, h, w, rng.uniform(20, 60)) + rng.normal(0, 0.015, (h, w)).astype(np.float32)
+    rgb = base * (shade * texture)[..., None]
+    crease = int(rng.integers(0, w if side in ("left", "right") else h))  # the fold, along the box's side
+    thick = max(1, min(h, w) // 60)
+    if side in ("left", "right"):
+        rgb[:, crease : crease + thick] *= rng.uniform(0.6, 0.85)
+    else:
+        rgb[crease : crease + thick] *= rng.uniform(0.6, 0.85)
+    stains = np.clip((_smooth_noise(rng, h, w, rng.uniform(0.1, 0.4) * max(h, w)) - rng.uniform(0.6, 0.8)) * 8, 0, 1)
+    rgb *= 1 - stains[..., None] * rng.uniform(0.15, 0.35)
+    region = image[ya:yb, xa:xb]
+    free = mask[ya:yb, xa:xb] == 0
+    region[free] = np.clip(rgb, 0, 255).astype(np.uint8)[free]
+
+
 def _sleeve(rng: Rng, image: np.ndarray, mask: np.ndarray) -> None:
     """A clear plastic sleeve over the core: a faint milky film and bright streaks along the
     columns, over rock and box alike; the rock under it keeps its class."""

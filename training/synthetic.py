@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from pipelines.classes import colour_triple, default_class_table
-from training.scene_extras import add_scene_extras
+from training.scene_extras import add_cardboard, add_scene_extras
 
 Rng = np.random.Generator
 ROCK_IDS = tuple(c.id for c in default_class_table().rock_classes)
@@ -409,12 +409,15 @@ def generate_sample(
     floor_fraction: float = 0.0,
     scene_fraction: float = 0.0,
     packing_fraction: float = 0.0,
+    cardboard_fraction: float = 0.0,
 ) -> Sample:
     """One synthetic core photo and its exact mask. Same seed, same sample. `floor_fraction`: the
     share of boxes photographed on a textured floor (hard negatives, `FLOORS`) rather than a table;
     `scene_fraction`: the share of photos with `training.scene_extras` (colour checker, header,
     scale bar, sleeve, dark/white/wet/dry core); `packing_fraction`: the share of boxes whose
-    columns' ends are packed with white foam blocks across the slot (`_pack_slots`). Each from a
+    columns' ends are packed with white foam blocks across the slot (`_pack_slots`);
+    `cardboard_fraction`: the share of photos whose box is worn cardboard, stained, with its flaps
+    open beside it (`training.scene_extras.add_cardboard`). Each from a
     random stream of its own: at 0 every sample is exactly as before they existed."""
     rng = np.random.default_rng(seed)
     style = rng.choice(["box", "box", "box", "scan", "tray"])
@@ -454,6 +457,9 @@ def generate_sample(
             image, mask = _place_on_floor(floor_rng, image, mask)
         else:
             image, mask = _place_on_table(rng, image, mask)
+    cardboard_rng = np.random.default_rng([seed, 0xCA4D])
+    if cardboard_fraction and style != "scan" and cardboard_rng.random() < cardboard_fraction:
+        image, mask = add_cardboard(cardboard_rng, image, mask)
     scene_rng = np.random.default_rng([seed, 0x5CE5])
     if scene_fraction and scene_rng.random() < scene_fraction:
         image, mask = add_scene_extras(scene_rng, image, mask)

@@ -122,6 +122,32 @@ def test_foam_packing_is_opt_in_and_fills_slot_ends_as_background():
                 assert covered[slot_rows, x0:x1].all()  # across the slot's whole width
 
 
+def test_cardboard_is_opt_in_and_paints_background_only():
+    from training.scene_extras import add_cardboard
+    from training.synthetic import generate_sample
+
+    changed = 0
+    for seed in range(20):
+        plain, worn = generate_sample(seed), generate_sample(seed, cardboard_fraction=1.0)
+        assert np.array_equal(plain.image, generate_sample(seed, cardboard_fraction=0.0).image)  # off: the samples of before
+        assert np.array_equal(worn.image, generate_sample(seed, cardboard_fraction=1.0).image)  # seeded
+        assert np.array_equal(plain.mask, worn.mask)  # stains and flaps are background; no pixel changes class
+        changed += not np.array_equal(plain.image, worn.image)
+    assert changed >= 10  # every box and tray, not the scans
+
+    # a box of rock on a grey table: the rock is never painted, the background around it is
+    image = np.full((300, 300, 3), 128, np.uint8)
+    mask = np.zeros((300, 300), np.uint8)
+    mask[60:240, 80:220] = 1
+    image[mask == 1] = (200, 60, 60)
+    for seed in range(10):
+        painted, same_mask = add_cardboard(np.random.default_rng(seed), image, mask)
+        assert np.array_equal(same_mask, mask) and same_mask is not mask
+        assert np.array_equal(painted[mask == 1], image[mask == 1])
+        assert not np.array_equal(painted[mask == 0], image[mask == 0])
+    assert np.array_equal(add_cardboard(np.random.default_rng(0), image, np.zeros_like(mask))[0], image)  # no rock, no box
+
+
 def test_each_scene_extra_draws_what_it_is_named_for():
     from training.scene_extras import CHECKER, _colour_checker, _header, _scale_bar, _tone
 
