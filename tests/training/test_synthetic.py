@@ -57,13 +57,20 @@ def test_requested_size_and_dataset_layout(tmp_path):
     assert sorted(p.name for p in (out / "masks").iterdir()) == ["synth000005.png", "synth000006.png"]
 
 
-def test_boxes_on_a_textured_floor_are_opt_in_and_the_floor_is_background():
-    from training.synthetic import generate_sample
+def opt_in_pairs(option: str, seeds: range):
+    """(plain, with the option at 1) samples for each seed, having checked that the option at 0
+    gives the samples of before it existed and that at 1 it is seeded."""
+    for seed in seeds:
+        plain, extra = generate_sample(seed), generate_sample(seed, **{option: 1.0})
+        off = generate_sample(seed, **{option: 0.0})
+        assert np.array_equal(plain.image, off.image) and np.array_equal(plain.mask, off.mask)  # off: the samples of before
+        assert np.array_equal(extra.image, generate_sample(seed, **{option: 1.0}).image)  # seeded
+        yield plain, extra
 
+
+def test_boxes_on_a_textured_floor_are_opt_in_and_the_floor_is_background():
     on_floor = 0
-    for seed in range(40):
-        plain, floored = generate_sample(seed), generate_sample(seed, floor_fraction=1.0)
-        assert np.array_equal(plain.image, generate_sample(seed, floor_fraction=0.0).image)  # off: the samples of before
+    for plain, floored in opt_in_pairs("floor_fraction", range(40)):
         if not np.array_equal(plain.image, floored.image):
             on_floor += 1
             assert (floored.mask != 0).any() and (floored.mask == 0).mean() > (plain.mask == 0).mean() - 0.5
@@ -72,14 +79,8 @@ def test_boxes_on_a_textured_floor_are_opt_in_and_the_floor_is_background():
 
 
 def test_scene_extras_are_opt_in_and_change_only_what_they_say():
-    from training.synthetic import generate_sample
-
     changed = 0
-    for seed in range(30):
-        plain, extra = generate_sample(seed), generate_sample(seed, scene_fraction=1.0)
-        assert np.array_equal(plain.image, generate_sample(seed, scene_fraction=0.0).image)  # off: the samples of before
-        assert np.array_equal(plain.mask, generate_sample(seed, scene_fraction=0.0).mask)
-        assert np.array_equal(extra.image, generate_sample(seed, scene_fraction=1.0).image)  # seeded
+    for plain, extra in opt_in_pairs("scene_fraction", range(30)):
         if not np.array_equal(plain.image, extra.image):
             changed += 1
         # things laid on the photo only ever turn rock into background; no pixel changes class
@@ -89,13 +90,10 @@ def test_scene_extras_are_opt_in_and_change_only_what_they_say():
 
 
 def test_foam_packing_is_opt_in_and_fills_slot_ends_as_background():
-    from training.synthetic import _pack_slots, generate_sample
+    from training.synthetic import _pack_slots
 
     changed = 0
-    for seed in range(30):
-        plain, packed = generate_sample(seed), generate_sample(seed, packing_fraction=1.0)
-        assert np.array_equal(plain.image, generate_sample(seed, packing_fraction=0.0).image)  # off: the samples of before
-        assert np.array_equal(packed.image, generate_sample(seed, packing_fraction=1.0).image)  # seeded
+    for plain, packed in opt_in_pairs("packing_fraction", range(30)):
         moved = plain.mask != packed.mask
         assert (packed.mask[moved] == 0).all()  # foam only ever covers rock as background
         changed += not np.array_equal(plain.image, packed.image)
@@ -124,13 +122,9 @@ def test_foam_packing_is_opt_in_and_fills_slot_ends_as_background():
 
 def test_cardboard_is_opt_in_and_paints_background_only():
     from training.scene_extras import add_cardboard
-    from training.synthetic import generate_sample
 
     changed = 0
-    for seed in range(20):
-        plain, worn = generate_sample(seed), generate_sample(seed, cardboard_fraction=1.0)
-        assert np.array_equal(plain.image, generate_sample(seed, cardboard_fraction=0.0).image)  # off: the samples of before
-        assert np.array_equal(worn.image, generate_sample(seed, cardboard_fraction=1.0).image)  # seeded
+    for plain, worn in opt_in_pairs("cardboard_fraction", range(20)):
         assert np.array_equal(plain.mask, worn.mask)  # stains and flaps are background; no pixel changes class
         changed += not np.array_equal(plain.image, worn.image)
     assert changed >= 10  # every box and tray, not the scans
