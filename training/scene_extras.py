@@ -183,7 +183,8 @@ def _flap(rng: Rng, image: np.ndarray, mask: np.ndarray, box: tuple[int, int, in
         return
     h, w = yb - ya, xb - xa
     base = np.clip(np.array([178, 146, 104], np.float32) * rng.uniform(0.7, 1.15) + rng.normal(0, 5, 3), 40, 235)
-    ramp = np.linspace(*rng.uniform(0.75, 1.05, 2), w if side in ("left", "right") else h, dtype=np.float32)
+    start, stop = rng.uniform(0.75, 1.05, 2)
+    ramp = np.linspace(float(start), float(stop), w if side in ("left", "right") else h, dtype=np.float32)
     shade = ramp[None, :] if side in ("left", "right") else ramp[:, None]
     texture = 0.9 + 0.1 * _smooth_noise(rng, h, w, rng.uniform(20, 60)) + rng.normal(0, 0.015, (h, w)).astype(np.float32)
     rgb = base * (shade * texture)[..., None]
