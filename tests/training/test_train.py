@@ -114,6 +114,17 @@ def test_the_rock_loss_trains(tmp_path):
     assert training["steps_done"] == 2 and training["recipe"]["rock_loss"] == 1
 
 
+def test_bf16_autocast_and_worn_cardboard_train_on_a_cpu(tmp_path):
+    import torch
+
+    train_briefly(tmp_path / "run", "--bf16", "--cardboard-fraction", "1", *SMALL_FROM_SCRATCH, steps=2)
+    model = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu")
+    recipe = model.config.training["recipe"]
+    assert recipe["bf16"] is True and recipe["cardboard_fraction"] == 1
+    # the weights stay float32 (autocast lowers the forward pass's arithmetic, not the parameters) and finite
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.network.parameters())
+
+
 def test_the_time_left_reads_in_seconds_minutes_or_hours():
     from training.train import _duration
 
