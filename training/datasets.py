@@ -348,6 +348,30 @@ def color_jitter(rng: np.random.Generator, image: np.ndarray, hue: float = 0.0, 
     return out
 
 
+PASTE_CLOSING = 7  # px: gaps narrower than about twice this between a source's labelled pieces go with them
+
+
+def paste_rock(target: tuple[np.ndarray, np.ndarray], source: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Copy-paste augmentation (Ghiasi et al., "Simple Copy-Paste", CVPR 2021) for one crop: the
+    labelled rock of `source` (image, mask), with the cracks and narrow gaps between its pieces (a
+    closing of its rock by PASTE_CLOSING px), pasted onto `target` at the same place, the source's
+    labels with it. Rock from one photo then lies on another photo's floor, box or paper, so the
+    outline has to be told from the rock's own look, not from which scene it is in. Crops of the
+    same size; returns new arrays."""
+    image, mask = target
+    source_image, source_mask = source
+    if image.shape != source_image.shape or mask.shape != source_mask.shape:
+        raise ValueError(f"Crops of different sizes: {mask.shape} and {source_mask.shape}.")
+    rock = (source_mask != 0) & (source_mask != IGNORE_ID)
+    margin = 2 * PASTE_CLOSING + 1  # beyond the crop is background: the closing does not fill the way to its border
+    padded = np.pad(rock, margin)
+    region = ~dilate(~dilate(padded, PASTE_CLOSING), PASTE_CLOSING)[margin:-margin, margin:-margin] | rock
+    pasted_image, pasted_mask = image.copy(), mask.copy()
+    pasted_image[region] = source_image[region]
+    pasted_mask[region] = source_mask[region]
+    return pasted_image, pasted_mask
+
+
 def synthetic_item(
     seed: int, floor_fraction: float = 0.0, scene_fraction: float = 0.0, packing_fraction: float = 0.0, cardboard_fraction: float = 0.0
 ) -> LabelledImage:

@@ -44,6 +44,7 @@ from training.datasets import (
     judged_labels,
     load_folder,
     partially_labelled,
+    paste_rock,
     random_crop,
     synthetic_item,
 )
@@ -84,6 +85,7 @@ class TrainConfig:
     scene_fraction: float = 0.0  # share of synthetic photos with training.scene_extras (checker, header, scale bar, sleeve, tones)
     packing_fraction: float = 0.0  # share of synthetic boxes whose columns' ends are packed with white foam blocks
     cardboard_fraction: float = 0.0  # share of synthetic boxes of worn cardboard: stained walls, flaps open beside them
+    copy_paste_fraction: float = 0.0  # share of real crops given another photo's labelled rock (datasets.paste_rock)
     bf16: bool = False  # on a CPU too, the forward pass under bf16 autocast (a CUDA device always uses it)
     partial_background: str = "box"  # on partially labelled photos, background ignored: "box" (near the labels) or "all"
     grey_fraction: float = 0.0  # share of crops turned to grey levels (0: none)
@@ -122,7 +124,8 @@ class CropStream(IterableDataset):
         cached: LabelledImage | None = None
         uses = 0
         while True:
-            if self.real and rng.random() < self.config.real_fraction:
+            real = bool(self.real) and rng.random() < self.config.real_fraction
+            if real:
                 item = self.real[int(rng.integers(len(self.real)))]
             else:
                 if cached is None or uses >= self.config.crops_per_synthetic:
@@ -136,6 +139,9 @@ class CropStream(IterableDataset):
                     synthetic_seed = (synthetic_seed + 1) % SYNTHETIC_VALIDATION_SEED
                 item, uses = cached, uses + 1
             image, mask = random_crop(rng, item, self.config.crop)
+            if real and self.config.copy_paste_fraction and rng.random() < self.config.copy_paste_fraction:
+                source = self.real[int(rng.integers(len(self.real)))]  # no draws without the option: older recipes replay
+                image, mask = paste_rock((image, mask), random_crop(rng, source, self.config.crop))
             image = color_jitter(rng, image, self.config.hue_jitter, self.config.grey_fraction)
             yield torch.from_numpy(image), torch.from_numpy(mask.astype(np.int64))
 
@@ -452,6 +458,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         help="share of the synthetic boxes of worn cardboard: walls and dividers stained, flaps open beside the box",
     )
     parser.add_argument(
+        "--copy-paste-fraction",
+        type=float,
+        default=DEFAULTS.copy_paste_fraction,
+        help="share of the real crops onto which the labelled rock of another real crop is pasted (copy-paste augmentation)",
+    )
+    parser.add_argument(
         "--bf16",
         action="store_true",
         help="run the forward pass under bf16 autocast on a CPU too (1.5x faster a step where the CPU has AMX; CUDA always does)",
@@ -512,6 +524,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         scene_fraction=args.scene_fraction,
         packing_fraction=args.packing_fraction,
         cardboard_fraction=args.cardboard_fraction,
+        copy_paste_fraction=args.copy_paste_fraction,
         bf16=args.bf16,
         fragmented=args.fragmented,
         grey_fraction=args.grey_fraction,

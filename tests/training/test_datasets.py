@@ -21,6 +21,7 @@ from training.datasets import (
     ignore_regions,
     judged_labels,
     load_folder,
+    paste_rock,
     read_mask,
     rescale_item,
 )
@@ -348,3 +349,25 @@ def test_a_photo_over_the_working_size_is_scaled_down_with_its_labels_on_its_pix
     assert (small.mask[:, 52:] == 5).all() and (small.mask[:, :48] == 0).all()
     assert (small.image[:, 56:] == 200).all()  # (Lanczos rings a few pixels from the step)
     assert at_working_size(item, 200) is item and at_working_size(item, None) is item  # at or under the size: as it is
+
+
+def test_pasted_rock_brings_its_labels_and_the_cracks_between_its_pieces_and_nothing_else():
+    target_image, target_mask = np.full((40, 40, 3), 10, np.uint8), np.zeros((40, 40), np.uint8)
+    target_mask[30:, :] = 5  # the target's own rock, left where nothing is pasted
+    target_mask[:4, :4] = IGNORE_ID
+    source_image, source_mask = np.full((40, 40, 3), 200, np.uint8), np.zeros((40, 40), np.uint8)
+    source_mask[5:15, 5:12] = 1
+    source_mask[5:15, 14:20] = 1  # a 2 px crack between two pieces goes with them, as background
+    source_mask[0:3, 30:33] = IGNORE_ID  # not rock: not pasted
+    image, mask = paste_rock((target_image, target_mask), (source_image, source_mask))
+    assert (mask[5:15, 5:20] == source_mask[5:15, 5:20]).all() and (mask[5:15, 12:14] == 0).all()
+    assert (image[5:15, 5:20] == 200).all()  # the crack's pixels are the source's too
+    untouched = np.ones((40, 40), bool)
+    untouched[5:15, 5:20] = False
+    assert (mask[untouched] == target_mask[untouched]).all() and (image[untouched] == 10).all()
+    assert (target_mask[5:15, 5:20] == 0).all() and (target_image == 10).all()  # the inputs are left as they were
+    # a source without rock pastes nothing
+    empty = paste_rock((target_image, target_mask), (source_image, np.zeros_like(source_mask)))
+    assert (empty[0] == target_image).all() and (empty[1] == target_mask).all()
+    with pytest.raises(ValueError, match="different sizes"):
+        paste_rock((target_image, target_mask), (source_image[:20], source_mask[:20]))

@@ -125,6 +125,33 @@ def test_bf16_autocast_and_worn_cardboard_train_on_a_cpu(tmp_path):
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.network.parameters())
 
 
+def test_copy_paste_puts_one_real_photo_s_rock_on_another_and_only_when_asked(tmp_path):
+    import numpy as np
+
+    from training.datasets import LabelledImage
+    from training.train import CropStream, TrainConfig
+
+    dark, light = np.full((64, 64, 3), 20, np.uint8), np.full((64, 64, 3), 230, np.uint8)
+    rock = np.zeros((64, 64), np.uint8)
+    rock[16:48, 16:48] = 1
+    photos = [LabelledImage("dark", dark, np.zeros((64, 64), np.uint8)), LabelledImage("light", light, rock)]
+
+    def crops(fraction: float) -> list:
+        config = TrainConfig(out="", crop=64, real_fraction=1.0, copy_paste_fraction=fraction, seed=3)
+        stream = iter(CropStream(photos, config, start_step=0))
+        return [next(stream) for _ in range(40)]
+
+    def mixed(crop) -> bool:  # both photos' pixels in one crop (the jitter keeps the two far apart)
+        image = crop[0].numpy().mean(axis=2)
+        return bool((image < 100).any() and (image > 150).any())
+
+    without, every = crops(0.0), crops(1.0)
+    assert not any(mixed(c) for c in without)
+    # with every real crop pasted onto, the dark photo's crops that drew the light one carry its rock and label
+    pasted = [c for c in every if mixed(c)]
+    assert pasted and all(((c[0].numpy().mean(axis=2) > 150) == (c[1].numpy() == 1)).all() for c in pasted)
+
+
 def test_the_time_left_reads_in_seconds_minutes_or_hours():
     from training.train import _duration
 
