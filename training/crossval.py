@@ -9,6 +9,8 @@
         --settings-from models/lithoseg-default          # ... also with the shipped model's inference settings
     python -m training.crossval attach --out var/cv/r1 --model var/runs/r1-all/checkpoint \
         --settings-from models/lithoseg-default          # the folds' figures into the recipe's all-photo model
+    python -m training.crossval seen --data ../shared/data/real_cores --model models/lithoseg-default
+                                                         # the folds scored by a model that saw them: what the recipe fits
 
 Folds are balanced across the photo sources (the handheld `cc*` and the drone `dji*` photos of
 the data's manifest `subset`): each source's photos, in id order, are dealt round-robin, the
@@ -194,6 +196,30 @@ def rescore(out: str | Path, data: str | Path, settings_from: str | Path | None 
         update_config(checkpoint, {"metrics": metrics})
         rescored.append(checkpoint.parent.name)
     return rescored
+
+
+def seen(model: str | Path, data: str | Path, k: int = 5) -> dict[str, Any]:
+    """Each fold's photos scored, as validation judges them (the service's path, the model's own
+    inference settings), by a model that trained on every photo (the recipe's shipped checkpoint):
+    what the recipe fits on photos it has seen, per fold. Cross-validated figures measure the same
+    folds unseen; the difference is what generalising costs, and these figures are the ceiling the
+    recipe's labels and capacity allow it (docs/crossval.md, "What the recipe fits")."""
+    from pipelines.model import load_checkpoint
+    from training.datasets import judged_labels, load_folder, partially_labelled
+    from training.train import validate_model
+
+    network = load_checkpoint(model, engine="torch")
+    partial = partially_labelled(data)
+    folds: dict[str, Any] = {}
+    for index, photos in enumerate(make_folds(photo_sources(data), k)):
+        items = [judged_labels(item, item.name in partial) for item in load_folder(data, names=set(photos))]
+        figures = validate_model(network, items, [])["real_holdout"]
+        folds[f"fold{index}"] = {"photos": photos, **{figure: figures[figure] for figure in FIGURES}}
+    summary: dict[str, Any] = {"model": str(model), "folds": folds}
+    for figure in FIGURES:
+        values = [row[figure] for row in folds.values()]
+        summary[figure] = {"mean": statistics.fmean(values), "min": min(values)}
+    return summary
 
 
 def fold_finished(directory: Path) -> bool:
@@ -393,7 +419,7 @@ def attach(summary: dict[str, Any], model: str | Path, settings_from: str | Path
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m training.crossval folds|run|report|rescore|attach`."""
+    """`python -m training.crossval folds|run|report|rescore|attach|seen`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     train_args: list[str] = []
     if "--" in argv:
@@ -424,7 +450,21 @@ def main(argv: list[str] | None = None) -> None:
     give.add_argument("--settings-from", help="take the figures measured with this checkpoint's inference settings, and the settings too")
     give.add_argument("--recorded", help="an earlier report of this recipe (docs/crossval-*.json): its folds fill in those not run here")
     give.add_argument("--k", type=int, default=5)
+    fit = sub.add_parser("seen", help="each fold's photos scored by a model that trained on every photo: what the recipe fits")
+    fit.add_argument("--data", required=True)
+    fit.add_argument("--model", required=True, help="a checkpoint directory trained on every photo (the shipped one, say)")
+    fit.add_argument("--k", type=int, default=5)
+    fit.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
+    if args.command == "seen":
+        fitted = seen(args.model, args.data, args.k)
+        for name, row in fitted["folds"].items():
+            print(f"{name} ({', '.join(row['photos'])}): rock-vs-background IoU {row['rock_vs_background_iou']:.3f}, "
+                  f"mIoU {row['miou_rock_present']:.3f}")  # fmt: skip
+        print(" ".join(f"{figure}: mean {fitted[figure]['mean']:.3f}, worst {fitted[figure]['min']:.3f};" for figure in FIGURES))
+        if args.json:
+            Path(args.json).write_text(json.dumps(fitted, indent=1) + "\n")
+        return
     if args.command == "attach":
         try:
             folds_run = report(args.out, json.loads(Path(args.recorded).read_text()) if args.recorded else None)

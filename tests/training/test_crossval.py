@@ -307,3 +307,36 @@ def test_attach_gives_a_model_trained_on_every_photo_the_folds_figures_and_setti
     with pytest.raises(SystemExit):  # the command says so in a sentence
         crossval_main(["attach", "--out", str(out), "--model", str(model), "--settings-from", str(shipped)])
     assert attach(report(out), model, None, str(out), 5)["rock_vs_background_iou"] == pytest.approx(0.85)  # the folds' own settings
+
+
+def test_seen_scores_each_fold_s_photos_with_one_model_as_validation_judges_them(tmp_path):
+    from pipelines.model import ModelConfig, build_network, load_checkpoint, save_checkpoint
+    from tests.conftest import SMALL_MODEL, labelled_folder
+    from training.crossval import main as crossval_main
+    from training.crossval import seen
+    from training.datasets import judged_labels, load_folder
+    from training.train import validate_model
+
+    torch.manual_seed(0)
+    network = build_network(ModelConfig(**SMALL_MODEL))
+    with torch.no_grad():  # sharpened, an untrained network's answer follows the pixels
+        network.segmentation_head[0].weight *= 100
+    save_checkpoint(tmp_path / "model", ModelConfig(**SMALL_MODEL), network)
+    data = labelled_folder(tmp_path / "data", ("a0", "a1", "b0", "b1"))
+    photos = [{"id": i, "subset": i[0], "label_quality": "partial" if i == "b1" else "complete"} for i in ("a0", "a1", "b0", "b1")]
+    (data / "manifest.json").write_text(json.dumps({"photos": photos}))
+
+    fitted = seen(tmp_path / "model", data, k=2)
+    assert [row["photos"] for row in fitted["folds"].values()] == make_folds(photo_sources(data), 2)
+    # fold by fold, the figures of validation on those photos, the partial one judged as validation judges it
+    model = load_checkpoint(tmp_path / "model", engine="torch")
+    for row in fitted["folds"].values():
+        items = [judged_labels(item, item.name == "b1") for item in load_folder(data, names=set(row["photos"]))]
+        expected = validate_model(model, items, [])["real_holdout"]["rock_vs_background_iou"]
+        assert row["rock_vs_background_iou"] == pytest.approx(expected)
+    values = [row["rock_vs_background_iou"] for row in fitted["folds"].values()]
+    assert values[0] != values[1]  # the same photo, judged whole in one fold and partially in the other
+    assert fitted["rock_vs_background_iou"] == {"mean": pytest.approx(sum(values) / 2), "min": min(values)}
+
+    crossval_main(["seen", "--data", str(data), "--model", str(tmp_path / "model"), "--k", "2", "--json", str(tmp_path / "seen.json")])
+    assert json.loads((tmp_path / "seen.json").read_text())["folds"]["fold0"]["photos"] == fitted["folds"]["fold0"]["photos"]
