@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.checkpoint_files import CONFIG_FILE
-from training.datasets import EVERY_PIXEL
+from training.datasets import EVERY_PIXEL, LabelledImage, judged_labels, load_folder, partially_labelled
 
 FIGURES = ("rock_vs_background_iou", "miou_rock_present")
 WITH_SETTINGS = "real_holdout_with_settings"  # the held-out figures with another checkpoint's inference settings
@@ -171,6 +171,12 @@ def present_classes(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+def judged_photos(data: str | Path, names: list[str], partial: set[str]) -> list[LabelledImage]:
+    """The photos `names` of `data` with their labels as validation judges them (`partial`: the
+    folder's partially labelled photos)."""
+    return [judged_labels(item, item.name in partial) for item in load_folder(data, names=set(names))]
+
+
 def rescore(out: str | Path, data: str | Path, settings_from: str | Path | None = None) -> list[str]:
     """Judge every finished fold's checkpoint again on its held-out photos as validation judges
     them now (`training.datasets.judged_labels`), writing the figures into the checkpoint's
@@ -178,7 +184,6 @@ def rescore(out: str | Path, data: str | Path, settings_from: str | Path | None 
     directory), also with that checkpoint's inference settings (`pipelines.model.INFERENCE_SETTINGS`),
     written beside as `real_holdout_with_settings`. Returns the folds rescored."""
     from pipelines.model import load_checkpoint, read_config, update_config
-    from training.datasets import judged_labels, load_folder, partially_labelled
     from training.evaluate import stored_figures
     from training.train import validate_model
 
@@ -187,7 +192,7 @@ def rescore(out: str | Path, data: str | Path, settings_from: str | Path | None 
     rescored = []
     for checkpoint, holdout in finished_folds(out):
         model = load_checkpoint(checkpoint, engine="torch")
-        items = [judged_labels(item, item.name in partial) for item in load_folder(data, names=set(holdout))]
+        items = judged_photos(data, holdout, partial)
         metrics = (checkpoint_config(checkpoint) or {}).get("metrics", {})
         metrics["real_holdout"] = stored_figures(validate_model(model, items, [])["real_holdout"])
         if source is not None:
@@ -205,15 +210,13 @@ def seen(model: str | Path, data: str | Path, k: int = 5) -> dict[str, Any]:
     folds unseen; the difference is what generalising costs, and these figures are the ceiling the
     recipe's labels and capacity allow it (docs/crossval.md, "What the recipe fits")."""
     from pipelines.model import load_checkpoint
-    from training.datasets import judged_labels, load_folder, partially_labelled
     from training.train import validate_model
 
-    network = load_checkpoint(model, engine="torch")
+    loaded = load_checkpoint(model, engine="torch")
     partial = partially_labelled(data)
     folds: dict[str, Any] = {}
     for index, photos in enumerate(make_folds(photo_sources(data), k)):
-        items = [judged_labels(item, item.name in partial) for item in load_folder(data, names=set(photos))]
-        figures = validate_model(network, items, [])["real_holdout"]
+        figures = validate_model(loaded, judged_photos(data, photos, partial), [])["real_holdout"]
         folds[f"fold{index}"] = {"photos": photos, **{figure: figures[figure] for figure in FIGURES}}
     summary: dict[str, Any] = {"model": str(model), "folds": folds}
     for figure in FIGURES:
