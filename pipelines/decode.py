@@ -9,6 +9,7 @@ bombs), and, for JPEG, a reduced-size decode of the whole stream so a truncated 
 from __future__ import annotations
 
 import io
+import math
 import struct
 import warnings
 from dataclasses import dataclass
@@ -119,15 +120,29 @@ def probe_image(data: bytes, max_pixels: int) -> ImageInfo:
     return ImageInfo(image.format or "", width, height, image.mode)
 
 
+def full_scale(peak: float, floating: bool = False) -> float:
+    """The white level of single-channel data whose brightest value is `peak`: 1 for float data
+    in 0-1, else 255 or 65535 when the values fit 8 or 16 bits, else the largest value of the
+    fewest bits that hold them (12-20-bit sensor data kept in a 32-bit container is common), so
+    that deep data is rescaled, never clipped to white."""
+    if floating and peak <= 1.0:
+        return 1.0
+    if peak <= 255:
+        return 255.0
+    if peak <= 65535:
+        return 65535.0
+    return float(2 ** math.ceil(math.log2(peak + 1)) - 1)
+
+
 def to_rgb8(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode → (H, W, 3) uint8 RGB. 16-bit and 32-bit integer data are rescaled, not clipped."""
+    """Any Pillow mode → (H, W, 3) uint8 RGB. 16-bit, 32-bit integer and float data are rescaled
+    by `full_scale`, not clipped."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        big = float(np.finfo(np.float32).max)  # a float TIFF may hold NaN or infinities
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=big, neginf=-big)
-        top = 65535.0 if mode.startswith("I;16") or (mode == "I" and values.max(initial=0) > 255) else 255.0
-        if mode == "F":
-            top = 1.0 if values.max(initial=0) <= 1.0 else 255.0
+        raw = np.asarray(image, dtype=np.float64)
+        peak = float(raw[np.isfinite(raw)].max(initial=0))  # a float TIFF may hold NaN or infinities
+        values = np.nan_to_num(raw, nan=0.0, posinf=peak, neginf=0.0)
+        top = 65535.0 if mode.startswith("I;16") else full_scale(peak, floating=mode == "F")
         grey = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     if mode == "P" and "transparency" in image.info:

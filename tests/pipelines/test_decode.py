@@ -90,6 +90,25 @@ def test_decode_greyscale_and_16_bit():
     assert np.array_equal(out16[..., 1], grey)
 
 
+@pytest.mark.parametrize(
+    "mode,peak,white",
+    [("I", 4095, 65535), ("I", 1_000_000, 2**20 - 1), ("F", 1.0, 1.0), ("F", 200.0, 255), ("F", 60_000.0, 65535), ("F", 3.0e6, 2**22 - 1)],
+)
+def test_deep_single_channel_data_is_rescaled_by_the_bits_it_uses_never_clipped_to_white(mode, peak, white):
+    ramp = np.linspace(0, peak, 64).reshape(8, 8)
+    data = _save(Image.fromarray(ramp.astype(np.int32 if mode == "I" else np.float32), mode=mode), "TIFF")
+    out = decode_image(data, LIMIT)
+    expected = np.clip(np.round(ramp / white * 255), 0, 255)
+    assert np.abs(out[..., 0].astype(int) - expected).max() <= 1
+    assert out[..., 0].max() < 255 or peak == white  # the brightest value is white only at the scale's top
+
+
+def test_float_data_with_nan_and_infinities_decodes_around_its_finite_values():
+    values = np.array([[0.0, 0.5, np.nan, np.inf], [-np.inf, 0.25, 1.0, 0.75]], np.float32)
+    out = decode_image(_save(Image.fromarray(values, mode="F"), "TIFF"), LIMIT)[..., 0]
+    assert out.tolist() == [[0, 128, 0, 255], [0, 64, 255, 191]]
+
+
 def test_decode_alpha_composites_over_white():
     rgba = np.zeros((4, 4, 4), np.uint8)
     rgba[..., 0] = 200
