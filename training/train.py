@@ -91,6 +91,7 @@ class TrainConfig:
     grey_fraction: float = 0.0  # share of crops turned to grey levels (0: none)
     fragmented: float = 0.0  # ignore labels where the rock outline's density passes this (0: off); see datasets.ignore_fragmented
     rock_loss: float = 0.0  # weight of a Lovasz hinge on rock vs background (0: off)
+    hard_pixels: float = 0.0  # cross-entropy over only this hardest share of each batch's labelled pixels (0: all)
     minutes: float = 0.0  # train for about this long: the step count is set from the rate of the first steps (0: --steps)
     keep_checkpoints: bool = False
     model: dict[str, Any] = field(default_factory=dict)
@@ -108,6 +109,21 @@ def rock_logit(logits: torch.Tensor) -> torch.Tensor:
 def rock_target(masks: torch.Tensor) -> torch.Tensor:
     """(N, H, W) class ids -> 1 for rock, 0 for background, IGNORE_ID kept."""
     return torch.where(masks == IGNORE_ID, masks, (masks != BACKGROUND_ID).to(masks.dtype))
+
+
+def hard_pixel_cross_entropy(logits: torch.Tensor, masks: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Cross-entropy averaged over the `fraction` of the labelled pixels (IGNORE_ID left out) with
+    the largest loss, the bootstrapped cross-entropy of Wu et al. (2016) that Panoptic-DeepLab
+    trains with (`top_k_percent_pixels`): pixels the network already gets right stop pulling the
+    gradient, so the hard ones (outlines, cracks, floors taken for rock) weigh more. `fraction`
+    0 or 1: every labelled pixel, as `torch.nn.CrossEntropyLoss`."""
+    losses = torch.nn.functional.cross_entropy(logits, masks, ignore_index=IGNORE_ID, reduction="none")
+    labelled = losses[masks != IGNORE_ID]
+    if labelled.numel() == 0:
+        return logits.sum() * 0.0  # nothing labelled: no gradient, and no NaN
+    if 0 < fraction < 1:
+        labelled = labelled.topk(max(1, int(labelled.numel() * fraction)), sorted=False).values
+    return labelled.mean()
 
 
 class CropStream(IterableDataset):
@@ -276,7 +292,6 @@ def train(config: TrainConfig) -> Path:
     import segmentation_models_pytorch as smp
 
     dice = smp.losses.DiceLoss("multiclass", ignore_index=IGNORE_ID)
-    cross_entropy = torch.nn.CrossEntropyLoss(ignore_index=IGNORE_ID)
     rock_lovasz = smp.losses.LovaszLoss("binary", ignore_index=IGNORE_ID) if config.rock_loss else None
 
     step, history = 0, []
@@ -309,7 +324,7 @@ def train(config: TrainConfig) -> Path:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" or config.bf16):
             logits = network(x)
         logits = logits.float()
-        loss = cross_entropy(logits, y) + dice(logits, y)
+        loss = hard_pixel_cross_entropy(logits, y, config.hard_pixels) + dice(logits, y)
         if rock_lovasz is not None:  # the rock-vs-background IoU itself, through its Lovasz extension
             loss = loss + config.rock_loss * rock_lovasz(rock_logit(logits), rock_target(y))
         optimizer.zero_grad(set_to_none=True)
@@ -487,6 +502,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         help="add this weight times a binary Lovasz hinge on rock vs background, the IoU the service is judged on (0: off)",
     )
     parser.add_argument(
+        "--hard-pixels",
+        type=float,
+        default=DEFAULTS.hard_pixels,
+        help="cross-entropy over only this hardest share of a batch's labelled pixels, e.g. 0.25 (bootstrapped; 0: every pixel)",
+    )
+    parser.add_argument(
         "--keep-checkpoints",
         action="store_true",
         help="also keep every validation's checkpoint as checkpoints/step-NNNNNN/ (checkpoint/ is always the latest)",
@@ -529,6 +550,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         fragmented=args.fragmented,
         grey_fraction=args.grey_fraction,
         rock_loss=args.rock_loss,
+        hard_pixels=args.hard_pixels,
         keep_checkpoints=args.keep_checkpoints,
         model=json.loads(args.model_json),
         minutes=args.minutes,

@@ -114,6 +114,36 @@ def test_the_rock_loss_trains(tmp_path):
     assert training["steps_done"] == 2 and training["recipe"]["rock_loss"] == 1
 
 
+def test_hard_pixel_cross_entropy_averages_the_hardest_labelled_pixels_only():
+    import torch
+
+    from training.metrics import IGNORE_ID
+    from training.train import hard_pixel_cross_entropy
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 12, 6, 5)
+    masks = torch.randint(0, 12, (2, 6, 5))
+    masks[0, :2] = IGNORE_ID  # 10 of 60 pixels unlabelled
+    every = torch.nn.CrossEntropyLoss(ignore_index=IGNORE_ID)(logits, masks)
+    assert torch.allclose(hard_pixel_cross_entropy(logits, masks, 0.0), every)
+    assert torch.allclose(hard_pixel_cross_entropy(logits, masks, 1.0), every)
+    per_pixel = torch.nn.functional.cross_entropy(logits, masks, ignore_index=IGNORE_ID, reduction="none")[masks != IGNORE_ID]
+    hardest = per_pixel.sort(descending=True).values[:12]  # a quarter of the 50 labelled pixels, rounded down
+    assert torch.allclose(hard_pixel_cross_entropy(logits, masks, 0.25), hardest.mean())
+    assert hard_pixel_cross_entropy(logits, masks, 0.25) > every
+    nothing = torch.full_like(masks, IGNORE_ID)
+    empty = hard_pixel_cross_entropy(logits.requires_grad_(), nothing, 0.25)
+    assert empty.item() == 0.0
+    empty.backward()
+    assert logits.grad is not None and not logits.grad.any()
+
+
+def test_the_hard_pixel_loss_trains(tmp_path):
+    train_briefly(tmp_path / "run", "--hard-pixels", "0.25", *SMALL_FROM_SCRATCH, steps=2)
+    training = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.training
+    assert training["steps_done"] == 2 and training["recipe"]["hard_pixels"] == 0.25
+
+
 def test_bf16_autocast_and_worn_cardboard_train_on_a_cpu(tmp_path):
     import torch
 
