@@ -92,6 +92,7 @@ class TrainConfig:
     fragmented: float = 0.0  # ignore labels where the rock outline's density passes this (0: off); see datasets.ignore_fragmented
     rock_loss: float = 0.0  # weight of a Lovasz hinge on rock vs background (0: off)
     hard_pixels: float = 0.0  # cross-entropy over only this hardest share of each batch's labelled pixels (0: all)
+    hard_pixel_threshold: float = 0.0  # with hard_pixels, also every pixel whose labelled class is less likely than this
     minutes: float = 0.0  # train for about this long: the step count is set from the rate of the first steps (0: --steps)
     keep_checkpoints: bool = False
     model: dict[str, Any] = field(default_factory=dict)
@@ -111,18 +112,24 @@ def rock_target(masks: torch.Tensor) -> torch.Tensor:
     return torch.where(masks == IGNORE_ID, masks, (masks != BACKGROUND_ID).to(masks.dtype))
 
 
-def hard_pixel_cross_entropy(logits: torch.Tensor, masks: torch.Tensor, fraction: float) -> torch.Tensor:
+def hard_pixel_cross_entropy(logits: torch.Tensor, masks: torch.Tensor, fraction: float, threshold: float = 0.0) -> torch.Tensor:
     """Cross-entropy averaged over the `fraction` of the labelled pixels (IGNORE_ID left out) with
     the largest loss, the bootstrapped cross-entropy of Wu et al. (2016) that Panoptic-DeepLab
     trains with (`top_k_percent_pixels`): pixels the network already gets right stop pulling the
-    gradient, so the hard ones (outlines, cracks, floors taken for rock) weigh more. `fraction`
-    0 or 1: every labelled pixel, as `torch.nn.CrossEntropyLoss`."""
+    gradient, so the hard ones (outlines, cracks, floors taken for rock) weigh more. With a
+    `threshold`, every pixel whose labelled class has a probability under it is kept as well, as
+    in mmsegmentation's `OHEMPixelSampler` (`fraction` is then its `min_kept`): early in training,
+    when nearly every pixel is unsure, that is the whole batch. `fraction` 0 or 1: every labelled
+    pixel, as `torch.nn.CrossEntropyLoss`."""
     losses = torch.nn.functional.cross_entropy(logits, masks, ignore_index=IGNORE_ID, reduction="none")
     labelled = losses[masks != IGNORE_ID]
     if labelled.numel() == 0:
         return logits.sum() * 0.0  # nothing labelled: no gradient, and no NaN
     if 0 < fraction < 1:
-        labelled = labelled.topk(max(1, int(labelled.numel() * fraction)), sorted=False).values
+        kept = max(1, int(labelled.numel() * fraction))
+        if threshold > 0:  # P(labelled class) < threshold  <=>  loss > -log(threshold)
+            kept = max(kept, int(torch.count_nonzero(labelled > -math.log(threshold))))
+        labelled = labelled.topk(kept, sorted=False).values
     return labelled.mean()
 
 
@@ -324,7 +331,7 @@ def train(config: TrainConfig) -> Path:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" or config.bf16):
             logits = network(x)
         logits = logits.float()
-        loss = hard_pixel_cross_entropy(logits, y, config.hard_pixels) + dice(logits, y)
+        loss = hard_pixel_cross_entropy(logits, y, config.hard_pixels, config.hard_pixel_threshold) + dice(logits, y)
         if rock_lovasz is not None:  # the rock-vs-background IoU itself, through its Lovasz extension
             loss = loss + config.rock_loss * rock_lovasz(rock_logit(logits), rock_target(y))
         optimizer.zero_grad(set_to_none=True)
@@ -508,6 +515,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         help="cross-entropy over only this hardest share of a batch's labelled pixels, e.g. 0.25 (bootstrapped; 0: every pixel)",
     )
     parser.add_argument(
+        "--hard-pixel-threshold",
+        type=float,
+        default=DEFAULTS.hard_pixel_threshold,
+        help="with --hard-pixels, also keep every pixel whose labelled class has a probability under this, e.g. 0.7 (OHEM)",
+    )
+    parser.add_argument(
         "--keep-checkpoints",
         action="store_true",
         help="also keep every validation's checkpoint as checkpoints/step-NNNNNN/ (checkpoint/ is always the latest)",
@@ -551,6 +564,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         grey_fraction=args.grey_fraction,
         rock_loss=args.rock_loss,
         hard_pixels=args.hard_pixels,
+        hard_pixel_threshold=args.hard_pixel_threshold,
         keep_checkpoints=args.keep_checkpoints,
         model=json.loads(args.model_json),
         minutes=args.minutes,

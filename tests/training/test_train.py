@@ -131,6 +131,12 @@ def test_hard_pixel_cross_entropy_averages_the_hardest_labelled_pixels_only():
     hardest = per_pixel.sort(descending=True).values[:12]  # a quarter of the 50 labelled pixels, rounded down
     assert torch.allclose(hard_pixel_cross_entropy(logits, masks, 0.25), hardest.mean())
     assert hard_pixel_cross_entropy(logits, masks, 0.25) > every
+    # with a threshold, every pixel whose labelled class is less likely than it counts too (at least the quarter)
+    probability = torch.exp(-per_pixel)
+    unsure = per_pixel[probability < 0.5]
+    assert len(unsure) > 12
+    assert torch.allclose(hard_pixel_cross_entropy(logits, masks, 0.25, threshold=0.5), unsure.mean())
+    assert torch.allclose(hard_pixel_cross_entropy(logits, masks, 0.25, threshold=1e-9), hardest.mean())
     nothing = torch.full_like(masks, IGNORE_ID)
     empty = hard_pixel_cross_entropy(logits.requires_grad_(), nothing, 0.25)
     assert empty.item() == 0.0
@@ -139,9 +145,10 @@ def test_hard_pixel_cross_entropy_averages_the_hardest_labelled_pixels_only():
 
 
 def test_the_hard_pixel_loss_trains(tmp_path):
-    train_briefly(tmp_path / "run", "--hard-pixels", "0.25", *SMALL_FROM_SCRATCH, steps=2)
+    train_briefly(tmp_path / "run", "--hard-pixels", "0.25", "--hard-pixel-threshold", "0.7", *SMALL_FROM_SCRATCH, steps=2)
     training = load_checkpoint(tmp_path / "run" / "checkpoint", "cpu").config.training
     assert training["steps_done"] == 2 and training["recipe"]["hard_pixels"] == 0.25
+    assert training["recipe"]["hard_pixel_threshold"] == 0.7
 
 
 def test_bf16_autocast_and_worn_cardboard_train_on_a_cpu(tmp_path):
