@@ -140,7 +140,7 @@ def to_rgb8(image: Image.Image) -> np.ndarray:
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         raw = np.asarray(image, dtype=np.float64)
-        peak = float(raw[np.isfinite(raw)].max(initial=0))  # a float TIFF may hold NaN or infinities
+        peak = float(raw.max(initial=0, where=np.isfinite(raw)))  # a float TIFF may hold NaN or infinities; no copy of the pixels
         values = np.nan_to_num(raw, nan=0.0, posinf=peak, neginf=0.0)
         top = 65535.0 if mode.startswith("I;16") else full_scale(peak, floating=mode == "F")
         grey = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
