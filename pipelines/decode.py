@@ -57,17 +57,46 @@ ORIENTATION_TRANSPOSE = {
 }
 
 
+SEND = "send JPEG, PNG, TIFF, BMP or WebP"
+# the first bytes of the formats lithoseg reads, to tell a damaged photo from something else
+SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
+# ISO base media brands of HEIF images: what phones (iPhones by default) save photos as
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The format the first bytes announce, for the messages of uploads Pillow cannot open: a
+    supported format's name, "HEIF", or None."""
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        return "HEIF"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((name for signature, name in SIGNATURES if data.startswith(signature)), None)
+
+
+def _unidentified(data: bytes) -> UnsupportedImageError:
+    """Why Pillow could not identify an upload, in words that tell the sender what to do."""
+    announced = sniff_format(data)
+    if announced == "HEIF":
+        return UnsupportedImageError(f"HEIC/HEIF images (what phones save photos as by default) are not supported; {SEND}.")
+    if announced is not None:
+        return UnsupportedImageError(
+            f"The upload starts like a {announced} file but cannot be read: it is damaged; send the whole, undamaged file."
+        )
+    return UnsupportedImageError(f"The upload is not an image lithoseg can read; {SEND}.")
+
+
 def _open(data: bytes) -> Image.Image:
     if not data:
         raise EmptyUploadError("The uploaded file is empty.")
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
-        raise UnsupportedImageError("The upload is not an image lithoseg can read; send JPEG, PNG, TIFF, BMP or WebP.") from exc
+        raise _unidentified(data) from exc
     except (OSError, SyntaxError, ValueError, struct.error) as exc:  # a known format, its header cut short or damaged
         raise UnsupportedImageError("The image's header is damaged or cut short, so it cannot be decoded; send the whole file.") from exc
     if image.format not in SUPPORTED_FORMATS:
-        raise UnsupportedImageError(f"{image.format} images are not supported; send JPEG, PNG, TIFF, BMP or WebP.")
+        raise UnsupportedImageError(f"{image.format} images are not supported; {SEND}.")
     return image
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.decode import RawSpec, check_raw, decode_image, decode_raw, demosaic_rggb, probe_image
+from pipelines.decode import RawSpec, check_raw, decode_image, decode_raw, demosaic_rggb, probe_image, sniff_format
 from pipelines.errors import EmptyUploadError, ImageTooLargeError, InputError, InvalidParameterError, UnsupportedImageError
 from tests.conftest import encode
 
@@ -35,6 +35,26 @@ def test_probe_reads_format_and_size(core_jpeg):
 def test_probe_refuses_non_images(data):
     with pytest.raises(UnsupportedImageError):
         probe_image(data, LIMIT)
+
+
+def test_an_unreadable_upload_is_told_what_it_is_a_damaged_photo_a_phone_heic_or_no_image(core_jpeg):
+    """The 415's sentence says what to do: a file that starts like a supported format is damaged,
+    an iPhone's HEIC is a format to export from, anything else is no image."""
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, "PNG")
+    damaged_png = png.getvalue()[:12] + b"XXXX" + png.getvalue()[16:]  # the IHDR chunk's type overwritten
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+    cases = {
+        damaged_png: "starts like a PNG file but cannot be read: it is damaged",
+        core_jpeg[:2] + b"\xff" + bytes(40): "starts like a JPEG file",
+        heic: "HEIC/HEIF images",
+        b"hello, world": "is not an image lithoseg can read",
+    }
+    for data, expected in cases.items():
+        for read in (probe_image, decode_image):
+            with pytest.raises(UnsupportedImageError, match=expected):
+                read(data, LIMIT)
+    assert sniff_format(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "WEBP" and sniff_format(b"GIF89a") is None
 
 
 def test_probe_refuses_empty():
