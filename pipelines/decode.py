@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pipelines.errors import EmptyUploadError, ImageTooLargeError, InputError, InvalidParameterError, UnsupportedImageError
+from pipelines.png import SIGNATURE as PNG_SIGNATURE
 from pipelines.strips import strip_rows
 
 SUPPORTED_FORMATS = ("JPEG", "MPO", "PNG", "TIFF", "BMP", "WEBP")
@@ -59,7 +60,7 @@ ORIENTATION_TRANSPOSE = {
 
 SEND = "send JPEG, PNG, TIFF, BMP or WebP"
 # the first bytes of the formats lithoseg reads, to tell a damaged photo from something else
-SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
+SIGNATURES = ((PNG_SIGNATURE, "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
 # ISO base media brands of HEIF images: what phones (iPhones by default) save photos as
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
 
