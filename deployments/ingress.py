@@ -79,7 +79,7 @@ def request_body(
 
 PREDICT_BODY = request_body(
     "file",
-    "JPEG, PNG, TIFF, BMP or WebP image.",
+    "JPEG, PNG, TIFF, BMP, WebP, HEIC/HEIF or AVIF image.",
     other={
         "application/octet-stream": {
             "schema": {**BINARY, "description": "Raw pixels (query width, height, format=rgb8|l8|bayer_rg8) or an image file's bytes."}

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from lithoseg_client.client import Client
 from lithoseg_client.types import ApiError, Job, JobState
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".heic", ".heif", ".avif"}
 
 
 def photos_in(source: Path) -> list[tuple[str, bytes]]:

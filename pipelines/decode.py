@@ -16,20 +16,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pi_heif
 from PIL import Image, UnidentifiedImageError
 
 from pipelines.errors import EmptyUploadError, ImageTooLargeError, InputError, InvalidParameterError, UnsupportedImageError
 from pipelines.png import SIGNATURE as PNG_SIGNATURE
 from pipelines.strips import strip_rows
 
-SUPPORTED_FORMATS = ("JPEG", "MPO", "PNG", "TIFF", "BMP", "WEBP")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")  # of photos read from folders
+SUPPORTED_FORMATS = ("JPEG", "MPO", "PNG", "TIFF", "BMP", "WEBP", "HEIF", "AVIF")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".heic", ".heif", ".avif")  # of photos read from folders
 FILE_MAX_PIXELS = 200_000_000  # a photo read from disk to train, evaluate or build a gate bank
 _TRANSPARENT_FILL = (255, 255, 255)  # where an image has alpha, it is shown over white
 
 # lithoseg enforces its own pixel limit before decoding; Pillow's global one would only warn at
 # a different threshold.
 Image.MAX_IMAGE_PIXELS = None
+
+# HEIC/HEIF, what phones save photos as by default, read through Pillow by libheif (pi-heif: the
+# decode-only build of pillow-heif). libheif shows the primary image upright from the file's own
+# rotation and mirror boxes, as HEIF requires, and pi-heif sets the EXIF orientation it passes on to
+# 1 so that it is not applied twice. Thumbnails, depth maps and other auxiliary images are not read.
+pi_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 
 @dataclass(frozen=True)
@@ -58,18 +65,21 @@ ORIENTATION_TRANSPOSE = {
 }
 
 
-SEND = "send JPEG, PNG, TIFF, BMP or WebP"
+SEND = "send JPEG, PNG, TIFF, BMP, WebP, HEIC or AVIF"
 # the first bytes of the formats lithoseg reads, to tell a damaged photo from something else
 SIGNATURES = ((PNG_SIGNATURE, "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
-# ISO base media brands of HEIF images: what phones (iPhones by default) save photos as
-HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+# major brands of ISO base-media files: HEIF images (what iPhones save photos as) and AVIF
+ISOBMFF_BRANDS = {
+    **dict.fromkeys((b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"), "HEIF"),
+    **dict.fromkeys((b"avif", b"avis"), "AVIF"),
+}
 
 
 def sniff_format(data: bytes) -> str | None:
-    """The format the first bytes announce, for the messages of uploads Pillow cannot open: a
-    supported format's name, "HEIF", or None."""
-    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
-        return "HEIF"
+    """The supported format the first bytes announce, or None: for the message of an upload
+    Pillow cannot open."""
+    if data[4:8] == b"ftyp":
+        return ISOBMFF_BRANDS.get(data[8:12])
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
     return next((name for signature, name in SIGNATURES if data.startswith(signature)), None)
@@ -78,11 +88,10 @@ def sniff_format(data: bytes) -> str | None:
 def _unidentified(data: bytes) -> UnsupportedImageError:
     """Why Pillow could not identify an upload, in words that tell the sender what to do."""
     announced = sniff_format(data)
-    if announced == "HEIF":
-        return UnsupportedImageError(f"HEIC/HEIF images (what phones save photos as by default) are not supported; {SEND}.")
     if announced is not None:
+        article = "an" if announced == "AVIF" else "a"
         return UnsupportedImageError(
-            f"The upload starts like a {announced} file but cannot be read: it is damaged; send the whole, undamaged file."
+            f"The upload starts like {article} {announced} file but cannot be read: it is damaged; send the whole, undamaged file."
         )
     return UnsupportedImageError(f"The upload is not an image lithoseg can read; {SEND}.")
 
@@ -94,7 +103,8 @@ def _open(data: bytes) -> Image.Image:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         raise _unidentified(data) from exc
-    except (OSError, SyntaxError, ValueError, struct.error) as exc:  # a known format, its header cut short or damaged
+    # a known format, its header cut short or damaged (Pillow's AVIF decoder raises RuntimeError)
+    except (OSError, SyntaxError, ValueError, RuntimeError, struct.error) as exc:
         raise UnsupportedImageError("The image's header is damaged or cut short, so it cannot be decoded; send the whole file.") from exc
     if image.format not in SUPPORTED_FORMATS:
         raise UnsupportedImageError(f"{image.format} images are not supported; {SEND}.")
@@ -145,7 +155,15 @@ def probe_image(data: bytes, max_pixels: int) -> ImageInfo:
                 Image.open(io.BytesIO(data)).verify()
             else:
                 image.load()
-    except (OSError, SyntaxError, ValueError, struct.error, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        RuntimeError,
+        struct.error,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
         raise UnsupportedImageError(f"The {image.format} file is damaged or truncated and cannot be decoded.") from exc
     return ImageInfo(image.format or "", width, height, image.mode)
 
@@ -208,7 +226,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         if method is not None:  # only then: a transpose is a full copy
             image = image.transpose(method)
         return np.ascontiguousarray(to_rgb8(image))
-    except (OSError, SyntaxError, ValueError, struct.error, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError, RuntimeError, struct.error, Image.DecompressionBombError) as exc:
         raise UnsupportedImageError(f"The {image.format} file is damaged or truncated and cannot be decoded.") from exc
 
 

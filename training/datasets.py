@@ -78,7 +78,9 @@ def list_pairs(directory: str | Path) -> list[tuple[str, Path, Path]]:
     if orphans:
         log.warning("%s: %d mask(s) without a photo in images/ left out: %s", root, len(orphans), ", ".join(orphans[:10]))
     if not pairs:
-        raise DatasetError(f"No photo/mask pairs under {root}: expected images/<id>.jpg (or .png, .tif, .webp, .bmp) and masks/<id>.png.")
+        raise DatasetError(
+            f"No photo/mask pairs under {root}: expected images/<id>.jpg (or .png, .tif, .webp, .bmp, .heic, .avif) and masks/<id>.png."
+        )
     return pairs
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import strategies as st
 from PIL import Image
 
-FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "WEBP", "GIF")
+FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "WEBP", "AVIF", "GIF")  # HEIC: Pillow cannot write it
 MODES = ("1", "L", "P", "RGB", "RGBA", "LA", "I;16", "I", "F", "CMYK")
 # modes each format can write (Pillow); others are converted first
 WRITABLE = {
@@ -21,6 +21,7 @@ WRITABLE = {
     "TIFF": {"1", "L", "P", "RGB", "RGBA", "LA", "I;16", "I", "F", "CMYK"},
     "BMP": {"1", "L", "P", "RGB"},
     "WEBP": {"RGB", "RGBA"},
+    "AVIF": {"RGB", "RGBA"},
     "GIF": {"L", "P"},
 }
 
@@ -47,7 +48,7 @@ def encode(image: Image.Image, fmt: str, exif_bytes: int, frames: int) -> bytes:
     image = image if image.mode == mode else image.convert(mode)
     out = io.BytesIO()
     params: dict[str, object] = {}
-    if exif_bytes and fmt in ("JPEG", "PNG", "TIFF", "WEBP"):
+    if exif_bytes and fmt in ("JPEG", "PNG", "TIFF", "WEBP", "AVIF"):
         exif = Image.Exif()
         exif[0x010E] = "x" * exif_bytes  # ImageDescription: a large EXIF block
         exif[0x0112] = 6  # orientation: rotated

@@ -20,6 +20,7 @@ from deployments.jobs import JOBS_PREFIX, overlay_key
 from deployments.settings import DEFAULT_MODEL
 from deployments.tracker import TRACKER_NAMESPACE
 from pipelines.classes import default_class_table
+from pipelines.decode import decode_image
 from storage import open_store
 from tests.conftest import encode
 from tests.pipelines.test_decode import bomb_png
@@ -320,6 +321,20 @@ def test_real_core_photo_is_mostly_segmented_as_rock(service: Service, core_jpeg
     truth_rock, predicted_rock = core_mask != 0, ids != 0
     iou = (truth_rock & predicted_rock).sum() / (truth_rock | predicted_rock).sum()
     assert iou > 0.5, f"rock-vs-background IoU {iou:.2f} on the shipped sample"
+
+
+def test_a_phone_heic_is_segmented_as_the_same_pixels_sent_as_png(service: Service):
+    """An iPhone's HEIC goes through the whole service and gives the mask that the pixels it
+    decodes to give when sent as PNG."""
+    heic = (DATA / "corepy_3978_crop.heic").read_bytes()
+    masks = []
+    for data, name in ((heic, "IMG_0001.HEIC"), (encode(decode_image(heic, 10**8)), "same-pixels.png")):
+        job_id = service.submit(data, filename=name, gate="false").json()["job_id"]
+        info = service.wait(job_id)
+        assert info["status"] == "finished", info
+        masks.append(png_array(service.job(job_id, form="mask").content))
+    assert masks[0].shape == (240, 320)
+    assert (masks[0] == masks[1]).mean() >= 0.999
 
 
 def test_the_interactive_docs_need_no_internet(service: Service):

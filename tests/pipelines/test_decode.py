@@ -8,7 +8,7 @@ from PIL import Image
 
 from pipelines.decode import RawSpec, check_raw, decode_image, decode_raw, demosaic_rggb, probe_image, sniff_format
 from pipelines.errors import EmptyUploadError, ImageTooLargeError, InputError, InvalidParameterError, UnsupportedImageError
-from tests.conftest import encode
+from tests.conftest import DATA, encode
 
 LIMIT = 50_000_000
 
@@ -37,17 +37,18 @@ def test_probe_refuses_non_images(data):
         probe_image(data, LIMIT)
 
 
-def test_an_unreadable_upload_is_told_what_it_is_a_damaged_photo_a_phone_heic_or_no_image(core_jpeg):
+def test_an_unreadable_upload_is_told_what_it_is_a_damaged_photo_or_no_image(core_jpeg):
     """The 415's sentence says what to do: a file that starts like a supported format is damaged,
-    an iPhone's HEIC is a format to export from, anything else is no image."""
+    anything else is no image."""
     png = io.BytesIO()
     Image.new("RGB", (8, 8)).save(png, "PNG")
     damaged_png = png.getvalue()[:12] + b"XXXX" + png.getvalue()[16:]  # the IHDR chunk's type overwritten
-    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+    heic_header = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)  # an ftyp box and nothing after it
     cases = {
         damaged_png: "starts like a PNG file but cannot be read: it is damaged",
         core_jpeg[:2] + b"\xff" + bytes(40): "starts like a JPEG file",
-        heic: "HEIC/HEIF images",
+        heic_header: "starts like a HEIF file",
+        b"\x00\x00\x00\x1cftypavif" + bytes(64): "starts like an AVIF file",
         b"hello, world": "is not an image lithoseg can read",
     }
     for data, expected in cases.items():
@@ -55,6 +56,35 @@ def test_an_unreadable_upload_is_told_what_it_is_a_damaged_photo_a_phone_heic_or
             with pytest.raises(UnsupportedImageError, match=expected):
                 read(data, LIMIT)
     assert sniff_format(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "WEBP" and sniff_format(b"GIF89a") is None
+
+
+def test_a_phone_heic_is_decoded_like_the_photo_it_was_made_from():
+    """HEIC, what iPhones save by default, decodes to the pixels of the JPEG it was encoded from
+    (libheif's HEVC at quality 80); a 10-bit HEIC spans the full 8-bit range; a truncated one is
+    refused with a sentence."""
+    heic = (DATA / "corepy_3978_crop.heic").read_bytes()
+    info = probe_image(heic, LIMIT)
+    assert (info.format, info.width, info.height) == ("HEIF", 320, 240)
+    source = np.asarray(Image.open(DATA / "corepy_3978.jpg").convert("RGB").crop((0, 0, 320, 240)), dtype=np.int16)
+    decoded = decode_image(heic, LIMIT)
+    assert decoded.shape == (240, 320, 3) and decoded.dtype == np.uint8
+    assert np.abs(decoded.astype(np.int16) - source).mean() < 3.0
+    gradient = decode_image((DATA / "grey_gradient_10bit.heic").read_bytes(), LIMIT)[..., 0]
+    assert gradient[0, :8].max() <= 2 and gradient[-1, -8:].min() >= 253  # rescaled from 10 bits, not clipped or left dark
+    assert np.all(np.diff(gradient[:, 0].astype(int)) >= -2)  # it still rises row by row
+    for read in (probe_image, decode_image):
+        with pytest.raises(UnsupportedImageError, match="HEIF file is damaged or truncated"):
+            read(heic[: len(heic) // 2], LIMIT)
+    with pytest.raises(ImageTooLargeError):
+        probe_image(heic, 320 * 240 - 1)
+
+
+def test_an_avif_is_decoded():
+    rgb = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    smooth = np.asarray(Image.fromarray(rgb).resize((16, 12)).resize((64, 48), Image.Resampling.BILINEAR))
+    data = encode(smooth, "AVIF", quality=95)
+    assert sniff_format(data) == "AVIF" and probe_image(data, LIMIT).format == "AVIF"
+    assert np.abs(decode_image(data, LIMIT).astype(np.int16) - smooth).mean() < 4.0
 
 
 def test_probe_refuses_empty():
@@ -260,8 +290,8 @@ def test_raw_buffers_are_checked_against_their_byte_count(size, spec, error):
 
 def _formats() -> dict[str, bytes]:
     image = Image.fromarray(np.random.default_rng(3).integers(0, 255, (48, 64, 3), dtype=np.uint8))
-    options = {"JPEG": {}, "PNG": {}, "TIFF": {"compression": "tiff_lzw"}, "BMP": {}, "WEBP": {}}
-    files = {}
+    options = {"JPEG": {}, "PNG": {}, "TIFF": {"compression": "tiff_lzw"}, "BMP": {}, "WEBP": {}, "AVIF": {}}
+    files = {"HEIF": (DATA / "corepy_3978_crop.heic").read_bytes()}  # Pillow cannot write HEIC
     for fmt, kwargs in options.items():
         buffer = io.BytesIO()
         image.save(buffer, fmt, **kwargs)
@@ -270,7 +300,7 @@ def _formats() -> dict[str, bytes]:
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the damaged TIFF headers it reads
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF", "BMP", "WEBP"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF", "BMP", "WEBP", "HEIF", "AVIF"])
 def test_cut_or_damaged_files_are_input_errors_never_crashes(fmt):
     """Every cut point and a few hundred random byte changes: the file decodes, or the probe or
     the decode says why in an InputError (a 4xx); no other exception (a 500) gets out."""
