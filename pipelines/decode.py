@@ -27,6 +27,8 @@ SUPPORTED_FORMATS = ("JPEG", "MPO", "PNG", "TIFF", "BMP", "WEBP", "HEIF", "AVIF"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".heic", ".heif", ".avif")  # of photos read from folders
 FILE_MAX_PIXELS = 200_000_000  # a photo read from disk to train, evaluate or build a gate bank
 _TRANSPARENT_FILL = (255, 255, 255)  # where an image has alpha, it is shown over white
+# what Pillow raises on a damaged or cut-short file of a format it knows (its AVIF decoder: RuntimeError)
+DAMAGED_FILE_ERRORS = (OSError, SyntaxError, ValueError, RuntimeError, struct.error)
 
 # lithoseg enforces its own pixel limit before decoding; Pillow's global one would only warn at
 # a different threshold.
@@ -103,8 +105,7 @@ def _open(data: bytes) -> Image.Image:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         raise _unidentified(data) from exc
-    # a known format, its header cut short or damaged (Pillow's AVIF decoder raises RuntimeError)
-    except (OSError, SyntaxError, ValueError, RuntimeError, struct.error) as exc:
+    except DAMAGED_FILE_ERRORS as exc:  # a known format, its header cut short or damaged
         raise UnsupportedImageError("The image's header is damaged or cut short, so it cannot be decoded; send the whole file.") from exc
     if image.format not in SUPPORTED_FORMATS:
         raise UnsupportedImageError(f"{image.format} images are not supported; {SEND}.")
@@ -155,15 +156,7 @@ def probe_image(data: bytes, max_pixels: int) -> ImageInfo:
                 Image.open(io.BytesIO(data)).verify()
             else:
                 image.load()
-    except (
-        OSError,
-        SyntaxError,
-        ValueError,
-        RuntimeError,
-        struct.error,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as exc:
+    except (*DAMAGED_FILE_ERRORS, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UnsupportedImageError(f"The {image.format} file is damaged or truncated and cannot be decoded.") from exc
     return ImageInfo(image.format or "", width, height, image.mode)
 
@@ -226,7 +219,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         if method is not None:  # only then: a transpose is a full copy
             image = image.transpose(method)
         return np.ascontiguousarray(to_rgb8(image))
-    except (OSError, SyntaxError, ValueError, RuntimeError, struct.error, Image.DecompressionBombError) as exc:
+    except (*DAMAGED_FILE_ERRORS, Image.DecompressionBombError) as exc:
         raise UnsupportedImageError(f"The {image.format} file is damaged or truncated and cannot be decoded.") from exc
 
 
